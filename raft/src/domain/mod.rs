@@ -1,0 +1,238 @@
+//! The pure domain state machine: what every replica holds, and how a
+//! stamped [`Proposal`] changes it.
+//!
+//! Nothing in this module performs I/O, reads a clock or draws a random
+//! number. `State::apply` takes time only from the proposal, so two replicas
+//! applying the same log reach byte-identical state. Errors returned from
+//! `apply` are deterministic refusals (bad input, missing object, limit
+//! reached): the state is unchanged and every replica refuses alike.
+//!
+//! Ownership between accounts and what they own is a relation, not a copy:
+//! a lease or certificate names its account, and whether it is `suspended`
+//! is derived from the account whenever it is read or applied. Renewing an
+//! account therefore re-activates everything it owns in the same apply.
+
+pub mod account;
+pub mod cert;
+pub mod idempotency;
+pub mod lease;
+pub mod list;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::command::{Command, Outcome, Proposal, Response};
+use account::{AccountState, Accounts};
+use cert::{CertRecord, CertState, Pki};
+use idempotency::IdempotencyTable;
+use lease::Leases;
+
+/// A deterministic refusal: returned to the client, state unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DomainError {
+    /// The request is malformed or out of bounds.
+    #[error("{0}")]
+    Invalid(String),
+    /// No lease with this id.
+    #[error("lease {0} not found")]
+    LeaseNotFound(String),
+    /// No account with this name.
+    #[error("account `{0}` not found")]
+    AccountNotFound(String),
+    /// No certificate with this serial.
+    #[error("certificate {0} not found")]
+    CertificateNotFound(String),
+    /// The object already exists.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The owning account is expired or disabled.
+    #[error("account `{0}` is not active")]
+    AccountInactive(String),
+    /// The lease belongs to an inactive account and cannot be renewed.
+    #[error("lease {0} is suspended: its account is not active")]
+    LeaseSuspended(String),
+    /// An account limit would be exceeded.
+    #[error("account `{account}` is at its limit of {limit} {resource}")]
+    LimitExceeded {
+        /// The account.
+        account: String,
+        /// Which resource.
+        resource: String,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The `Idempotency-Key` was first used with a different request.
+    #[error("idempotency key was already used with a different request")]
+    IdempotencyConflict,
+}
+
+/// Cluster-wide metadata fixed at bootstrap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMeta {
+    /// Set once by the first `InitCluster`; never changes afterwards.
+    pub cluster_id: Option<String>,
+}
+
+/// A certificate together with its state at a given time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertView {
+    /// The record.
+    pub cert: CertRecord,
+    /// Its derived state.
+    pub state: CertState,
+}
+
+/// Everything a replica holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Cluster identity.
+    pub cluster: ClusterMeta,
+    /// Recent idempotency keys and their first results.
+    pub idempotency: IdempotencyTable,
+    /// Tenants.
+    pub accounts: Accounts,
+    /// TTL grants.
+    pub leases: Leases,
+    /// The cluster CA and the certificates it issued.
+    pub pki: Pki,
+}
+
+impl State {
+    /// Applies one stamped proposal. Deterministic: reads time only from
+    /// `proposal.now`.
+    pub fn apply(&mut self, proposal: &Proposal) -> Response {
+        let now = proposal.now;
+        if let Some(stamp) = &proposal.idempotency
+            && let Some(previous) = self.idempotency.lookup(stamp)
+        {
+            return previous;
+        }
+        let response = self.apply_command(now, &proposal.command);
+        if let Some(stamp) = &proposal.idempotency {
+            self.idempotency.record(stamp, now, &response);
+        }
+        self.idempotency.prune(now);
+        response
+    }
+
+    fn apply_command(&mut self, now: Millis, command: &Command) -> Response {
+        match command {
+            Command::InitCluster { cluster_id } => {
+                let id = self.cluster.cluster_id.get_or_insert_with(|| cluster_id.clone());
+                Ok(Outcome::ClusterId(id.clone()))
+            }
+            Command::GrantLease {
+                id,
+                ttl_ms,
+                max_ttl_ms,
+                name,
+                account,
+                metadata,
+            } => {
+                let grant = lease::Grant {
+                    id: *id,
+                    ttl_ms: *ttl_ms,
+                    max_ttl_ms: *max_ttl_ms,
+                    name: name.clone(),
+                    account: account.clone(),
+                    metadata: metadata.clone(),
+                };
+                self.leases
+                    .grant(now, grant, &mut self.accounts)
+                    .map(Outcome::Lease)
+            }
+            Command::RenewLease { id, increment_ms } => self
+                .leases
+                .renew(now, *id, *increment_ms, &self.accounts)
+                .map(Outcome::Lease),
+            Command::RevokeLease { id } => {
+                self.leases.revoke(*id, &mut self.accounts)?;
+                Ok(Outcome::Done)
+            }
+            Command::RevokeLeasePrefix { prefix } => self
+                .leases
+                .revoke_prefix(prefix, &mut self.accounts)
+                .map(Outcome::Count),
+            Command::ExpireLeases { ids } => Ok(Outcome::Count(self.leases.expire(now, ids, &mut self.accounts))),
+            Command::CreateAccount {
+                name,
+                expires_at,
+                limits,
+            } => {
+                let account = self.accounts.create(now, name, *expires_at, limits)?;
+                self.pki.account_changed(now, name, &self.accounts);
+                Ok(Outcome::Account(Box::new(account)))
+            }
+            Command::UpdateAccount {
+                name,
+                expires_at,
+                limits,
+            } => {
+                let account = self.accounts.update(now, name, *expires_at, limits)?;
+                self.pki.account_changed(now, name, &self.accounts);
+                Ok(Outcome::Account(Box::new(account)))
+            }
+            Command::SetAccountDisabled { name, disabled } => {
+                let account = self.accounts.set_disabled(now, name, *disabled)?;
+                self.pki.account_changed(now, name, &self.accounts);
+                Ok(Outcome::Account(Box::new(account)))
+            }
+            Command::ExpireAccount { name } => {
+                let account = self.accounts.expire(now, name)?;
+                self.pki.account_changed(now, name, &self.accounts);
+                Ok(Outcome::Account(Box::new(account)))
+            }
+            Command::DeleteAccount { name } => {
+                self.accounts.get(name)?;
+                let leases = self.leases.revoke_owned_by(name, &mut self.accounts);
+                let certs = self.pki.revoke_owned_by(now, name);
+                self.accounts.remove(name);
+                Ok(Outcome::Count(leases + certs))
+            }
+            Command::InitCa { ca } => {
+                self.pki.init_ca(now, ca.clone())?;
+                Ok(Outcome::Done)
+            }
+            Command::RecordCertificate { cert } => {
+                let view = self.pki.record(now, cert.clone(), &self.accounts)?;
+                Ok(Outcome::Certificate(Box::new(view)))
+            }
+            Command::ActivateCertificate { serial } => {
+                let view = self.pki.activate(now, serial, &self.accounts)?;
+                Ok(Outcome::Certificate(Box::new(view)))
+            }
+            Command::RevokeCertificate { serial, reason } => {
+                let view = self.pki.revoke(now, serial, *reason, &self.accounts)?;
+                Ok(Outcome::Certificate(Box::new(view)))
+            }
+            Command::RefreshCrl => {
+                self.pki.bump_crl(now);
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Rebuilds every index that is derived from the tables and therefore
+    /// not stored in snapshots. Called after a snapshot is decoded.
+    pub fn rebuild_indexes(&mut self) {
+        self.leases.rebuild_indexes();
+        self.pki.rebuild_indexes();
+    }
+
+    /// The standing of an optional owning account at `now`: `true` when the
+    /// owner is active (or there is no owner).
+    pub fn owner_active(&self, account: Option<&str>, now: Millis) -> bool {
+        self.accounts.owner_active(account, now)
+    }
+
+    /// An account's derived state at `now`, if it exists.
+    pub fn account_state(&self, name: &str, now: Millis) -> Option<AccountState> {
+        self.accounts.find(name).map(|a| a.state_at(now))
+    }
+}
+
+#[cfg(test)]
+mod tests;

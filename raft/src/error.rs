@@ -1,0 +1,76 @@
+//! Errors of the replicated core, as the web layer sees them.
+//!
+//! Each variant maps to one HTTP answer in `keel-web`: domain refusals to
+//! 4xx, the transient cluster conditions to 503 with `Retry-After`, and
+//! everything else to a generic 500 whose detail only reaches the log.
+
+use crate::domain::DomainError;
+use crate::types::NodeId;
+
+/// An error from the control plane handle.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A deterministic refusal from the domain.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// No leader is known right now (election in progress, no quorum).
+    #[error("no leader is available")]
+    NoLeader,
+    /// A read or write could not be confirmed by a quorum in time.
+    #[error("timed out waiting for the cluster: {0}")]
+    Timeout(String),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// A membership change was refused to keep the cluster safe.
+    #[error("{0}")]
+    MembershipRefused(String),
+    /// The named member does not exist.
+    #[error("member {0} not found")]
+    MemberNotFound(NodeId),
+    /// A membership request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A peer answered with something unexpected or could not be reached.
+    #[error("peer {peer}: {message}")]
+    Peer {
+        /// Which peer.
+        peer: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Storage failed: the node cannot go on safely.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Anything else; details stay in the log.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether the caller may retry the same request later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::NoLeader | Error::Timeout(_) | Error::ShuttingDown | Error::Peer { .. }
+        )
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<crate::codec::CodecError> for Error {
+    fn from(e: crate::codec::CodecError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}

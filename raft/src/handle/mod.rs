@@ -1,0 +1,208 @@
+//! The [`ControlPlane`]: the one handle the web layer and the node use to
+//! reach the replicated core. It hides openraft behind keel's vocabulary:
+//! writes of [`Request`]s, reads at a [`Consistency`], the cluster view,
+//! membership changes and the peer RPCs.
+//!
+//! Writes go to the leader: a follower forwards the unstamped request over
+//! the peer link, and the leader stamps and proposes it. Reads run against
+//! the local state after a read barrier that the consistency level asks for.
+
+mod membership;
+mod peer;
+mod read;
+mod view;
+mod write;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use openraft::rt::WatchReceiver;
+use openraft::{Config, SnapshotPolicy};
+use tokio::sync::watch;
+
+pub use membership::MembershipChange;
+pub use read::Consistency;
+pub use view::{ClusterView, MemberView, RaftStatus, Role};
+
+use crate::domain::State;
+use crate::error::Error;
+use crate::network::{NetworkFactory, PeerClient};
+use crate::settings::RaftSettings;
+use crate::store::{SharedMachine, Storage};
+use crate::types::{KeelRaft, Member, NodeId};
+
+/// The handle to a running Raft node and its state machine. Cheap to clone.
+#[derive(Clone)]
+pub struct ControlPlane {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    node_id: NodeId,
+    raft: KeelRaft,
+    machine: Arc<SharedMachine>,
+    peers: PeerClient,
+    settings: RaftSettings,
+    advertise: Member,
+    stopping: AtomicBool,
+}
+
+impl ControlPlane {
+    /// Starts Raft over `storage`. The caller guarantees the web/transport
+    /// layer already serves (Raft RPCs may arrive as soon as this returns).
+    pub async fn start(
+        settings: RaftSettings,
+        storage: &Storage,
+        peers: PeerClient,
+        advertise: Member,
+    ) -> Result<Self, Error> {
+        let config = Config {
+            cluster_name: "keel".into(),
+            heartbeat_interval: settings.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: settings.election_timeout_min.as_millis() as u64,
+            election_timeout_max: settings.election_timeout_max.as_millis() as u64,
+            install_snapshot_timeout: 120_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_threshold),
+            max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
+        let state_machine = storage.state_machine();
+        let machine = state_machine.shared();
+        let network = NetworkFactory::new(peers.clone());
+        let raft = KeelRaft::new(
+            settings.node_id,
+            Arc::new(config),
+            network,
+            storage.log_store(),
+            state_machine,
+        )
+        .await
+        .map_err(|e| Error::Storage(format!("raft start: {e}")))?;
+        Ok(ControlPlane {
+            inner: Arc::new(Inner {
+                node_id: settings.node_id,
+                raft,
+                machine,
+                peers,
+                settings,
+                advertise,
+                stopping: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// The settings the core runs with.
+    pub fn settings(&self) -> &RaftSettings {
+        &self.inner.settings
+    }
+
+    /// This node's advertised addresses.
+    pub fn advertise(&self) -> &Member {
+        &self.inner.advertise
+    }
+
+    /// The peer client (for bootstrap and join).
+    pub fn peers(&self) -> &PeerClient {
+        &self.inner.peers
+    }
+
+    /// A snapshot of Raft's view of the cluster.
+    pub fn status(&self) -> RaftStatus {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        RaftStatus::from_metrics(&m)
+    }
+
+    /// Whether this node is the leader right now.
+    pub fn is_leader(&self) -> bool {
+        self.status().role == Role::Leader
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.status().leader
+    }
+
+    /// Waits until `cond` holds for the Raft status, up to `timeout`.
+    pub async fn wait_for(&self, timeout: Duration, cond: impl Fn(&RaftStatus) -> bool) -> Result<RaftStatus, Error> {
+        let mut rx = self.inner.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let status = RaftStatus::from_metrics(&rx.borrow_watched());
+            if cond(&status) {
+                return Ok(status);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::ShuttingDown),
+                Err(_) => return Err(Error::Timeout("waiting for a cluster condition".into())),
+            }
+        }
+    }
+
+    /// Whether Raft holds any state (vote, log or membership).
+    pub async fn is_initialized(&self) -> Result<bool, Error> {
+        self.inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Initializes a pristine cluster with these voters.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, Member>) -> Result<(), Error> {
+        self.inner
+            .raft
+            .initialize(members)
+            .await
+            .map_err(|e| Error::Internal(format!("initialize: {e}")))
+    }
+
+    /// Reads the local state without any barrier.
+    pub fn local<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        let m = self.inner.machine.read();
+        f(&m.state)
+    }
+
+    /// The locally applied index, as a watch.
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.inner.machine.applied_index()
+    }
+
+    /// Asks Raft to build a snapshot now.
+    pub async fn trigger_snapshot(&self) -> Result<(), Error> {
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops Raft and waits for its tasks to finish. Idempotent.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        if self.inner.stopping.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| Error::Internal(format!("raft shutdown: {e}")))
+    }
+}

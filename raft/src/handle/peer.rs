@@ -1,0 +1,66 @@
+//! Serving the peer protocol: decode a body, hand it to Raft (or to the
+//! write/read/membership paths), encode the answer.
+
+use openraft::errors::RaftError;
+
+use super::ControlPlane;
+use crate::codec;
+use crate::error::Error;
+use crate::types::{Snapshot, SnapshotData, TypeConfig};
+use crate::wire::{Hello, PeerRpc, SnapshotHeader};
+
+fn fatal_to_raft<T>(r: Result<T, openraft::errors::Fatal<TypeConfig>>) -> Result<T, RaftError<TypeConfig>> {
+    r.map_err(RaftError::Fatal)
+}
+
+impl ControlPlane {
+    /// What this node says about itself to peers.
+    pub async fn hello(&self) -> Hello {
+        let status = self.status();
+        let initialized = self.is_initialized().await.unwrap_or(true);
+        Hello {
+            node_id: self.node_id(),
+            cluster_id: self.local(|s| s.cluster.cluster_id.clone()),
+            initialized,
+            api_addr: self.advertise().api_addr.clone(),
+            peer_addr: self.advertise().peer_addr.clone(),
+            leader: status.leader,
+        }
+    }
+
+    /// Serves one peer RPC: `body` is the encoded request, the result the
+    /// encoded answer.
+    pub async fn serve_peer(&self, rpc: PeerRpc, body: &[u8]) -> Result<Vec<u8>, Error> {
+        let raft = &self.inner.raft;
+        let out = match rpc {
+            PeerRpc::Append => codec::encode(&raft.append_entries(codec::decode(body)?).await)?,
+            PeerRpc::Vote => codec::encode(&raft.vote(codec::decode(body)?).await)?,
+            PeerRpc::PreVote => codec::encode(&raft.pre_vote(codec::decode(body)?).await)?,
+            PeerRpc::TransferLeader => {
+                codec::encode(&fatal_to_raft(raft.handle_transfer_leader(codec::decode(body)?).await))?
+            }
+            PeerRpc::Forward => codec::encode(&self.serve_forward(codec::decode(body)?).await)?,
+            PeerRpc::ReadIndex => codec::encode(&self.serve_read_index(codec::decode(body)?).await)?,
+            PeerRpc::Hello => codec::encode(&self.hello().await)?,
+            PeerRpc::Membership => codec::encode(&self.serve_membership(codec::decode(body)?).await)?,
+        };
+        Ok(out)
+    }
+
+    /// Installs a snapshot streamed by the leader: `header` is the encoded
+    /// [`SnapshotHeader`], `data` the snapshot bytes.
+    pub async fn serve_snapshot(&self, header: &[u8], data: SnapshotData) -> Result<Vec<u8>, Error> {
+        let header: SnapshotHeader = codec::decode(header)?;
+        tracing::info!(
+            bytes = data.len(),
+            last_log_index = header.meta.last_log_id.map(|l| l.index),
+            "installing snapshot from leader"
+        );
+        let snapshot = Snapshot {
+            meta: header.meta,
+            snapshot: data,
+        };
+        let reply = fatal_to_raft(self.inner.raft.install_full_snapshot(header.vote, snapshot).await);
+        Ok(codec::encode(&reply)?)
+    }
+}

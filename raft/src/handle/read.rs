@@ -1,0 +1,143 @@
+//! The read path: a barrier chosen by the consistency level, then a read of
+//! the local state.
+//!
+//! - `linearizable`: the leader confirms its leadership with a quorum
+//!   (ReadIndex); a follower asks the leader for that read index and waits
+//!   until it has applied up to it, then reads locally.
+//! - `leader`: the same, but the leader may rely on its lease instead of a
+//!   quorum round.
+//! - `local`: no barrier; the answer may be stale.
+
+use std::time::Duration;
+
+use openraft::ReadPolicy;
+use openraft::errors::{LinearizableReadError, RaftError};
+
+use super::ControlPlane;
+use crate::clock::{Millis, now_ms};
+use crate::domain::State;
+use crate::error::Error;
+use crate::network::PeerCallError;
+use crate::wire::{PeerRpc, ReadIndexReply, ReadIndexRequest, WireError};
+
+/// How long a read may wait for its barrier.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The consistency a read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Confirmed with a quorum: never stale.
+    #[default]
+    Linearizable,
+    /// Served under the leader's lease: not stale unless clocks misbehave.
+    Leader,
+    /// Whatever this node has applied.
+    Local,
+}
+
+impl Consistency {
+    /// Parses the API's `?consistency=` value.
+    pub fn parse(s: &str) -> Option<Consistency> {
+        match s {
+            "linearizable" => Some(Consistency::Linearizable),
+            "leader" => Some(Consistency::Leader),
+            "local" => Some(Consistency::Local),
+            _ => None,
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Reads the state at `consistency`; `f` gets the state and the time
+    /// to derive states at (the local wall clock after the barrier).
+    pub async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&State, Millis) -> T) -> Result<T, Error> {
+        match consistency {
+            Consistency::Local => {}
+            Consistency::Leader => self.read_barrier(true).await?,
+            Consistency::Linearizable => self.read_barrier(false).await?,
+        }
+        let now = now_ms();
+        Ok(self.local(|state| f(state, now)))
+    }
+
+    async fn read_barrier(&self, lease: bool) -> Result<(), Error> {
+        if self.is_stopping() {
+            return Err(Error::ShuttingDown);
+        }
+        let index = match self.leader() {
+            Some(leader) if leader == self.node_id() => match self.leader_read_index(lease).await {
+                Ok(index) => index,
+                Err(Error::NoLeader) => self.remote_read_index(lease).await?,
+                Err(e) => return Err(e),
+            },
+            Some(_) => self.remote_read_index(lease).await?,
+            None => {
+                self.wait_for(READ_TIMEOUT, |s| s.leader.is_some())
+                    .await
+                    .map_err(|_| Error::NoLeader)?;
+                return Box::pin(self.read_barrier(lease)).await;
+            }
+        };
+        self.wait_applied(index).await
+    }
+
+    /// On the leader: the index a linearizable read must observe.
+    async fn leader_read_index(&self, lease: bool) -> Result<u64, Error> {
+        let policy = if lease { ReadPolicy::LeaseRead } else { ReadPolicy::ReadIndex };
+        let fetch = self.inner.raft.get_read_log_id(policy);
+        match tokio::time::timeout(READ_TIMEOUT, fetch).await {
+            Err(_) => Err(Error::Timeout("leadership was not confirmed in time".into())),
+            Ok(Ok((read_log_id, _))) => Ok(read_log_id.index()),
+            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => Err(Error::NoLeader),
+            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(q)))) => {
+                Err(Error::Timeout(format!("no quorum to confirm leadership: {q}")))
+            }
+            Ok(Err(RaftError::Fatal(e))) => Err(if self.is_stopping() {
+                Error::ShuttingDown
+            } else {
+                Error::Internal(e.to_string())
+            }),
+        }
+    }
+
+    /// On a follower: asks the leader for the read index.
+    async fn remote_read_index(&self, lease: bool) -> Result<u64, Error> {
+        let status = self.status();
+        let leader = status.leader.ok_or(Error::NoLeader)?;
+        let addr = status
+            .nodes
+            .get(&leader)
+            .map(|m| m.peer_addr.clone())
+            .ok_or(Error::NoLeader)?;
+        let reply: Result<ReadIndexReply, PeerCallError> = self
+            .inner
+            .peers
+            .call(&addr, PeerRpc::ReadIndex, &ReadIndexRequest { lease }, READ_TIMEOUT)
+            .await;
+        match reply {
+            Ok(Ok(index)) => Ok(index),
+            Ok(Err(e)) => Err(e.into()),
+            Err(PeerCallError::Connect(_)) | Err(PeerCallError::Status { status: 503, .. }) => Err(Error::NoLeader),
+            Err(e) => Err(Error::Peer {
+                peer: format!("node {leader}"),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Waits until the local state machine has applied `index`.
+    async fn wait_applied(&self, index: u64) -> Result<(), Error> {
+        let mut rx = self.applied_index();
+        let wait = rx.wait_for(|applied| *applied >= index);
+        match tokio::time::timeout(READ_TIMEOUT, wait).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(Error::Timeout(format!("this node did not apply index {index} in time"))),
+        }
+    }
+
+    /// Serves a follower's read-index request on the leader.
+    pub(crate) async fn serve_read_index(&self, req: ReadIndexRequest) -> ReadIndexReply {
+        self.leader_read_index(req.lease).await.map_err(|e| WireError::from(&e))
+    }
+}

@@ -1,0 +1,136 @@
+//! The write path: propose on the leader, forward from a follower.
+//!
+//! A follower forwards the *unstamped* request, so everything
+//! non-deterministic is stamped by the node that proposes. A write is only
+//! retried when it certainly was not appended (no leader yet, a refused
+//! connection, a leader that answered "not leader"); anything ambiguous is
+//! returned to the client, which can retry safely with an idempotency key.
+
+use std::time::Duration;
+
+use openraft::errors::{ClientWriteError, RaftError};
+
+use super::ControlPlane;
+use crate::clock::now_ms;
+use crate::command::{Request, WriteResult};
+use crate::error::Error;
+use crate::network::PeerCallError;
+use crate::stamp::stamp;
+use crate::types::NodeId;
+use crate::wire::{ForwardReply, ForwardWrite, PeerRpc, WireError};
+
+/// How long a write may wait for a leader and for its commit.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Outcome of one attempt.
+enum Attempt {
+    Done(Result<WriteResult, Error>),
+    /// Certainly not applied; try again once the leader is known.
+    Retry,
+}
+
+impl ControlPlane {
+    /// Writes `request` through the leader and returns its applied result.
+    pub async fn write(&self, request: Request, idempotency_key: Option<String>) -> Result<WriteResult, Error> {
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        loop {
+            if self.is_stopping() {
+                return Err(Error::ShuttingDown);
+            }
+            let attempt = match self.leader() {
+                Some(leader) if leader == self.node_id() => self.propose(request.clone(), idempotency_key.clone()).await,
+                Some(leader) => self.forward(leader, &request, &idempotency_key).await,
+                None => Attempt::Retry,
+            };
+            match attempt {
+                Attempt::Done(result) => return result,
+                Attempt::Retry => {
+                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if remaining.is_zero() {
+                        return Err(Error::NoLeader);
+                    }
+                    let before = self.leader();
+                    // Wait for a (different) leader, or a short pause if the
+                    // same one is still believed to lead.
+                    let wait = remaining.min(Duration::from_millis(200));
+                    let _ = self.wait_for(wait, |s| s.leader.is_some() && s.leader != before).await;
+                }
+            }
+        }
+    }
+
+    /// Stamps and proposes on this node, which believes it leads.
+    async fn propose(&self, request: Request, idempotency_key: Option<String>) -> Attempt {
+        let stamped = {
+            let m = self.inner.machine.read();
+            stamp(request, idempotency_key, now_ms(), &m.state, &self.inner.settings)
+        };
+        let stamped = match stamped {
+            Ok(s) => s,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let verb = stamped.proposal.command.verb();
+        let write = self.inner.raft.client_write(stamped.proposal);
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Err(_) => Attempt::Done(Err(Error::Timeout(format!("{verb} was not committed in time")))),
+            Ok(Ok(response)) => Attempt::Done(
+                response
+                    .data
+                    .map(|outcome| WriteResult {
+                        outcome,
+                        private_key_pem: stamped.secret,
+                    })
+                    .map_err(Error::Domain),
+            ),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Attempt::Retry,
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Attempt::Done(Err(
+                Error::Timeout(format!("{verb} lost its leader before commit; it may or may not apply")),
+            )),
+            Ok(Err(RaftError::APIError(e))) => Attempt::Done(Err(Error::Internal(e.to_string()))),
+            Ok(Err(RaftError::Fatal(e))) => Attempt::Done(Err(if self.is_stopping() {
+                Error::ShuttingDown
+            } else {
+                Error::Internal(e.to_string())
+            })),
+        }
+    }
+
+    /// Sends the request to the leader's forwarding route.
+    async fn forward(&self, leader: NodeId, request: &Request, idempotency_key: &Option<String>) -> Attempt {
+        let Some(addr) = self.status().nodes.get(&leader).map(|m| m.peer_addr.clone()) else {
+            return Attempt::Retry;
+        };
+        let body = ForwardWrite {
+            request: request.clone(),
+            idempotency_key: idempotency_key.clone(),
+        };
+        let reply: Result<ForwardReply, PeerCallError> = self
+            .inner
+            .peers
+            .call(&addr, PeerRpc::Forward, &body, WRITE_TIMEOUT + Duration::from_secs(2))
+            .await;
+        match reply {
+            Ok(Ok(result)) => Attempt::Done(Ok(result)),
+            Ok(Err(WireError::NoLeader)) => Attempt::Retry,
+            Ok(Err(e)) => Attempt::Done(Err(e.into())),
+            Err(PeerCallError::Connect(_)) => Attempt::Retry,
+            Err(PeerCallError::Status { status: 503, .. }) => Attempt::Retry,
+            Err(e) => Attempt::Done(Err(Error::Peer {
+                peer: format!("node {leader}"),
+                message: e.to_string(),
+            })),
+        }
+    }
+
+    /// Serves a forwarded write on the leader. Answers `NoLeader` (the
+    /// sender retries) if this node does not lead.
+    pub(crate) async fn serve_forward(&self, forward: ForwardWrite) -> ForwardReply {
+        if !self.is_leader() {
+            return Err(WireError::NoLeader);
+        }
+        match self.propose(forward.request, forward.idempotency_key).await {
+            Attempt::Done(result) => result.map_err(|e| WireError::from(&e)),
+            Attempt::Retry => Err(WireError::NoLeader),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The peer network: a reqwest client speaking [`crate::wire`] to other
+//! nodes' peer listeners, and openraft's network factory on top of it.
+//!
+//! Peer addresses are `host:port` names resolved on every new connection,
+//! so a peer that returns under the same name with a new IP is found again.
+//! Every call has a timeout; connection failures and timeouts are reported
+//! to openraft as `Unreachable`, which backs off before retrying.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::OptionalSend;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
+use crate::wire::{self, PeerRpc, SnapshotHeader};
+
+/// The cluster secret, shared by the peer client and the peer router and
+/// replaced in place on reload.
+#[derive(Clone, Default)]
+pub struct ClusterSecret(Arc<RwLock<Arc<str>>>);
+
+impl ClusterSecret {
+    /// Wraps a secret.
+    pub fn new(secret: &str) -> Self {
+        ClusterSecret(Arc::new(RwLock::new(Arc::from(secret))))
+    }
+
+    /// The current secret.
+    pub fn get(&self) -> Arc<str> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the secret.
+    pub fn set(&self, secret: &str) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(secret);
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(<redacted>)")
+    }
+}
+
+/// Why a peer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerCallError {
+    /// The connection could not be made: the request was certainly not
+    /// delivered.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The request may have been delivered, but no answer came (reset,
+    /// timeout).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The peer answered with a non-success status (e.g. 503 before its
+    /// readiness barrier, 401 with a wrong secret).
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The peer's answer could not be decoded.
+    #[error("bad answer: {0}")]
+    Decode(String),
+}
+
+/// A client for other nodes' peer listeners.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    scheme: &'static str,
+    secret: ClusterSecret,
+}
+
+impl PeerClient {
+    /// Builds a peer client over an HTTP client configured by the node
+    /// (TLS roots, pool); `tls` selects `https`.
+    pub fn new(http: reqwest::Client, tls: bool, secret: ClusterSecret) -> Self {
+        PeerClient {
+            http,
+            scheme: if tls { "https" } else { "http" },
+            secret,
+        }
+    }
+
+    fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{}{}", self.scheme, addr, path)
+    }
+
+    /// Calls a plain peer RPC.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        rpc: PeerRpc,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
+        let body = codec::encode(req).map_err(|e| PeerCallError::Decode(e.to_string()))?;
+        let response = self
+            .http
+            .post(self.url(addr, rpc.path()))
+            .bearer_auth(&*self.secret.get())
+            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(send_error)?;
+        Self::decode_response(response).await
+    }
+
+    async fn decode_response<Resp: DeserializeOwned>(response: reqwest::Response) -> Result<Resp, PeerCallError> {
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PeerCallError::Unreachable(describe(&e)))?;
+        if !status.is_success() {
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
+            return Err(PeerCallError::Status {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        codec::decode(&bytes).map_err(|e| PeerCallError::Decode(e.to_string()))
+    }
+
+    /// Streams a full snapshot to a peer in chunks.
+    pub async fn send_snapshot(
+        &self,
+        addr: &str,
+        header: &SnapshotHeader,
+        data: SnapshotData,
+        timeout: Duration,
+    ) -> Result<Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>, PeerCallError> {
+        let head = codec::encode(header).map_err(|e| PeerCallError::Decode(e.to_string()))?;
+        let mut frame = Vec::with_capacity(4 + head.len());
+        frame.extend_from_slice(&(head.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&head);
+        let data = Bytes::from(data);
+        const CHUNK: usize = 1 << 20;
+        let chunks: Vec<Bytes> = std::iter::once(Bytes::from(frame))
+            .chain((0..data.len()).step_by(CHUNK).map(|i| data.slice(i..(i + CHUNK).min(data.len()))))
+            .collect();
+        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let response = self
+            .http
+            .post(self.url(addr, wire::PATH_SNAPSHOT))
+            .bearer_auth(&*self.secret.get())
+            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
+            .timeout(timeout)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(send_error)?;
+        Self::decode_response(response).await
+    }
+}
+
+fn send_error(e: reqwest::Error) -> PeerCallError {
+    if e.is_connect() {
+        PeerCallError::Connect(describe(&e))
+    } else {
+        PeerCallError::Unreachable(describe(&e))
+    }
+}
+
+/// A reqwest error with its causes, for logs.
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Builds openraft connections to peers.
+pub struct NetworkFactory {
+    client: PeerClient,
+}
+
+impl NetworkFactory {
+    /// A factory over `client`.
+    pub fn new(client: PeerClient) -> Self {
+        NetworkFactory { client }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerConnection {
+        PeerConnection {
+            client: self.client.clone(),
+            target,
+            addr: node.peer_addr.clone(),
+        }
+    }
+}
+
+/// openraft's view of one peer.
+pub struct PeerConnection {
+    client: PeerClient,
+    target: NodeId,
+    addr: String,
+}
+
+fn rpc_error(target: NodeId, e: PeerCallError) -> RPCError<TypeConfig> {
+    match e {
+        PeerCallError::Decode(m) => RPCError::Network(NetworkError::from_string(format!("node {target}: {m}"))),
+        other => RPCError::Unreachable(Unreachable::from_string(format!("node {target}: {other}"))),
+    }
+}
+
+impl PeerConnection {
+    async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        rpc: PeerRpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let reply: Result<Resp, RaftError<TypeConfig>> = self
+            .client
+            .call(&self.addr, rpc, req, option.hard_ttl())
+            .await
+            .map_err(|e| rpc_error(self.target, e))?;
+        reply.map_err(|e| RPCError::Unreachable(Unreachable::from_string(format!("node {}: {e}", self.target))))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc(PeerRpc::Append, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc(PeerRpc::Vote, &rpc, &option).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc(PeerRpc::PreVote, &rpc, &option).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let header = SnapshotHeader {
+            vote,
+            meta: snapshot.meta,
+        };
+        let bytes = snapshot.snapshot.len();
+        tracing::info!(target = self.target, bytes, "sending snapshot");
+        // A snapshot of many MB needs more than one RPC's soft deadline.
+        let timeout = option.hard_ttl().max(Duration::from_secs(120));
+        let send = self.client.send_snapshot(&self.addr, &header, snapshot.snapshot, timeout);
+        tokio::pin!(cancel);
+        let reply = tokio::select! {
+            closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+            reply = send => reply,
+        };
+        match reply {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(StreamingError::Unreachable(Unreachable::from_string(format!(
+                "node {}: {e}",
+                self.target
+            )))),
+            Err(PeerCallError::Decode(m)) => Err(StreamingError::Network(NetworkError::from_string(m))),
+            Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(format!(
+                "node {}: {e}",
+                self.target
+            )))),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.rpc(PeerRpc::TransferLeader, &req, &option).await
+    }
+}

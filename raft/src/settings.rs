@@ -1,0 +1,50 @@
+//! Settings of the replicated core, derived from node configuration.
+//!
+//! Everything here is validated by the node before storage is opened; the
+//! core trusts it.
+
+use std::time::Duration;
+
+use crate::pki::PkiSettings;
+use crate::types::NodeId;
+
+/// What the replicated core needs from configuration.
+#[derive(Debug, Clone)]
+pub struct RaftSettings {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Leader heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min: Duration,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max: Duration,
+    /// Applied entries between snapshots.
+    pub snapshot_threshold: u64,
+    /// Entries kept in the log behind a snapshot, so briefly lagging
+    /// followers catch up from the log rather than a snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// Timeout of one peer RPC (append, vote).
+    pub rpc_timeout: Duration,
+    /// `max_ttl` of a lease granted without one (raised to `ttl` if lower).
+    pub lease_default_max_ttl_ms: u64,
+    /// CA settings.
+    pub pki: PkiSettings,
+}
+
+impl RaftSettings {
+    /// Settings suited to a node with the given id, for tests and dev mode.
+    pub fn for_node(node_id: NodeId) -> Self {
+        RaftSettings {
+            node_id,
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(800),
+            snapshot_threshold: 50_000,
+            logs_kept_after_snapshot: 5_000,
+            rpc_timeout: Duration::from_secs(2),
+            lease_default_max_ttl_ms: 24 * 3_600_000,
+            pki: PkiSettings::default(),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Stamping: turning a client's [`Request`] into a replicated [`Proposal`]
+//! on the leader.
+//!
+//! This is the one place where the wall clock, random ids, certificate
+//! serials and signatures enter a command. It reads the state (for the CA
+//! and the certificate being renewed) but never changes it.
+
+use rand::Rng;
+
+use crate::clock::Millis;
+use crate::codec;
+use crate::command::{Command, IdempotencyStamp, Proposal, Request};
+use crate::domain::{DomainError, State};
+use crate::error::Error;
+use crate::pki::{self, PkiError, SecretPem};
+use crate::settings::RaftSettings;
+
+/// A proposal ready for `client_write`, plus any secret that must go back to
+/// the caller but never into the log.
+#[derive(Debug)]
+pub struct Stamped {
+    /// What is replicated.
+    pub proposal: Proposal,
+    /// A private key generated for the caller, if any.
+    pub secret: Option<SecretPem>,
+}
+
+/// Digest of a request, to recognise a reused idempotency key.
+pub fn fingerprint(request: &Request) -> [u8; 16] {
+    let bytes = codec::encode(request).unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest.as_ref()[..16]);
+    out
+}
+
+impl From<PkiError> for Error {
+    fn from(e: PkiError) -> Self {
+        match e {
+            PkiError::Invalid(m) => Error::Domain(DomainError::Invalid(m)),
+            PkiError::NoCa => Error::Domain(DomainError::Conflict("the cluster CA is not initialized".into())),
+            PkiError::NotFound(s) => Error::Domain(DomainError::CertificateNotFound(s)),
+            PkiError::Ca(m) => Error::Internal(format!("pki: {m}")),
+        }
+    }
+}
+
+/// Stamps `request` at `now` against the current `state`.
+pub fn stamp(
+    request: Request,
+    idempotency_key: Option<String>,
+    now: Millis,
+    state: &State,
+    settings: &RaftSettings,
+) -> Result<Stamped, Error> {
+    let idempotency = idempotency_key.map(|key| IdempotencyStamp {
+        fingerprint: fingerprint(&request),
+        key,
+    });
+    let (command, secret) = match request {
+        Request::Apply(command) => (command, None),
+        Request::GrantLease {
+            ttl_ms,
+            max_ttl_ms,
+            name,
+            account,
+            metadata,
+        } => {
+            let max_ttl_ms = max_ttl_ms.unwrap_or(settings.lease_default_max_ttl_ms.max(ttl_ms));
+            let id = loop {
+                let id: u64 = rand::rng().random();
+                if id != 0 && state.leases.get(id).is_none() {
+                    break id;
+                }
+            };
+            let command = Command::GrantLease {
+                id,
+                ttl_ms,
+                max_ttl_ms,
+                name,
+                account,
+                metadata,
+            };
+            (command, None)
+        }
+        Request::IssueCertificate(spec) => {
+            let ca = state.pki.ca().ok_or(PkiError::NoCa)?;
+            let (cert, key) = pki::issue(ca, &spec, &settings.pki, now)?;
+            (Command::RecordCertificate { cert }, Some(key))
+        }
+        Request::SignCertificate(spec) => {
+            let ca = state.pki.ca().ok_or(PkiError::NoCa)?;
+            let cert = pki::sign_csr(ca, &spec, &settings.pki, now)?;
+            (Command::RecordCertificate { cert }, None)
+        }
+        Request::RenewCertificate(spec) => {
+            let ca = state.pki.ca().ok_or(PkiError::NoCa)?;
+            let old = state
+                .pki
+                .get(&spec.serial)
+                .ok_or_else(|| PkiError::NotFound(spec.serial.clone()))?;
+            let (cert, key) = pki::renew(ca, old, &spec, &settings.pki, now)?;
+            (Command::RecordCertificate { cert }, key)
+        }
+    };
+    Ok(Stamped {
+        proposal: Proposal {
+            now,
+            command,
+            idempotency,
+        },
+        secret,
+    })
+}

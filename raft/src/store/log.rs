@@ -1,0 +1,205 @@
+//! The Raft log store: entries, vote, purge and commit marks in RocksDB.
+//!
+//! Appends are written at once (so they are readable when `append` returns)
+//! and made durable by a dedicated flusher thread that fsyncs the WAL once
+//! for every batch of pending appends (group commit) before reporting them
+//! flushed. Votes are fsynced before `save_vote` returns.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::{CF_LOGS, CF_RAFT, cf, io_err};
+use crate::codec;
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+pub(crate) const KEY_VOTE: &[u8] = b"vote";
+const KEY_PURGED: &[u8] = b"last_purged";
+const KEY_COMMITTED: &[u8] = b"committed";
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn key_index(key: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf.copy_from_slice(&key[..8]);
+    u64::from_be_bytes(buf)
+}
+
+fn get_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
+    match db.get_cf(cf(db, CF_RAFT), key).map_err(io_err)? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+    }
+}
+
+fn put_meta<T: serde::Serialize>(db: &DB, key: &[u8], value: &T, sync: bool) -> io::Result<()> {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(sync);
+    db.put_cf_opt(cf(db, CF_RAFT), key, codec::encode(value)?, &opts)
+        .map_err(io_err)
+}
+
+/// Reads log entries and the vote; cheap to clone, one per replication task.
+#[derive(Clone)]
+pub struct LogReader {
+    db: Arc<DB>,
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        read_entries(&self.db, range)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        get_meta(&self.db, KEY_VOTE)
+    }
+}
+
+fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> io::Result<Vec<Entry>> {
+    let start = match range.start_bound() {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let mut out = Vec::new();
+    let iter = db.iterator_cf(cf(db, CF_LOGS), IteratorMode::From(&index_key(start), Direction::Forward));
+    for item in iter {
+        let (key, value) = item.map_err(io_err)?;
+        let index = key_index(&key);
+        if !range.contains(&index) {
+            break;
+        }
+        let entry: Entry = codec::decode(&value)?;
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// The log store handed to openraft.
+pub struct LogStore {
+    db: Arc<DB>,
+    flush_tx: mpsc::Sender<IOFlushed<TypeConfig>>,
+}
+
+impl LogStore {
+    pub(crate) fn new(db: Arc<DB>) -> Self {
+        let (flush_tx, flush_rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        let flusher_db = db.clone();
+        // The flusher exits when the store (its only sender) is dropped, which
+        // releases its handle on the database.
+        std::thread::Builder::new()
+            .name("keel-wal-flush".into())
+            .spawn(move || run_flusher(flusher_db, flush_rx))
+            .expect("spawn WAL flusher thread");
+        LogStore { db, flush_tx }
+    }
+}
+
+/// Group commit: one WAL fsync for every batch of appends waiting on it.
+fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+    while let Ok(first) = rx.recv() {
+        let mut pending = vec![first];
+        pending.extend(rx.try_iter());
+        let result = db.flush_wal(true);
+        for callback in pending {
+            callback.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        read_entries(&self.db, range)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        get_meta(&self.db, KEY_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id: Option<LogId> = get_meta(&self.db, KEY_PURGED)?;
+        let last = self
+            .db
+            .iterator_cf(cf(&self.db, CF_LOGS), IteratorMode::End)
+            .next()
+            .transpose()
+            .map_err(io_err)?;
+        let last_log_id = match last {
+            Some((_, value)) => Some(codec::decode::<Entry>(&value)?.log_id),
+            None => last_purged_log_id,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        LogReader { db: self.db.clone() }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        put_meta(&self.db, KEY_VOTE, vote, true)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        put_meta(&self.db, KEY_COMMITTED, &committed, false)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(get_meta::<Option<LogId>>(&self.db, KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        let logs = cf(&self.db, CF_LOGS);
+        for entry in entries {
+            batch.put_cf(logs, index_key(entry.log_id.index), codec::encode(&entry)?);
+        }
+        self.db.write(batch).map_err(io_err)?;
+        if let Err(mpsc::SendError(callback)) = self.flush_tx.send(callback) {
+            callback.io_completed(Err(io::Error::other("WAL flusher stopped")));
+        }
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |id| id.index + 1);
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf(&self.db, CF_LOGS), index_key(from), index_key(u64::MAX));
+        self.db.write_opt(batch, &opts).map_err(io_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        // Record the purge point first: entries at or before it are ignored
+        // from then on, so deleting them need not be atomic with it.
+        put_meta(&self.db, KEY_PURGED, &log_id, true)?;
+        self.db
+            .delete_range_cf(cf(&self.db, CF_LOGS), index_key(0), index_key(log_id.index + 1))
+            .map_err(io_err)
+    }
+}
