@@ -204,14 +204,16 @@ fn account_in(state: AccountState) -> State {
     s
 }
 
+/// (initial state, operation, succeeds, account state after, lease 1 state after)
+type MatrixRow = (AccountState, Op, bool, Option<AccountState>, Option<LeaseState>);
+
 #[test]
 fn account_transition_matrix() {
     let now = T0 + 20 * SEC;
     let active = Some(AccountState::Active);
     let expired = Some(AccountState::Expired);
     let disabled = Some(AccountState::Disabled);
-    // (initial state, operation, succeeds, account state after, lease 1 state after)
-    let table: Vec<(AccountState, Op, bool, Option<AccountState>, Option<LeaseState>)> = vec![
+    let table: Vec<MatrixRow> = vec![
         (AccountState::Active, Op::Grant, true, active, Some(LeaseState::Active)),
         (AccountState::Active, Op::Renew, true, active, Some(LeaseState::Active)),
         (AccountState::Active, Op::ExtendExpiry, true, active, Some(LeaseState::Active)),

@@ -21,7 +21,7 @@ fn reason_code(reason: Option<RevocationReason>) -> rcgen::RevocationReason {
 }
 
 fn serial_bytes(hex: &str) -> Result<Vec<u8>, PkiError> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(PkiError::Ca(format!("bad serial {hex}")));
     }
     (0..hex.len())

@@ -1,0 +1,198 @@
+//! The API's error type and its one mapping to HTTP.
+//!
+//! Every error body is `{"error": {"code", "message"}}`. 4xx messages say
+//! what was wrong with the request; 5xx bodies stay generic and the detail
+//! goes to the log with the request id. Every 503 carries `Retry-After`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_raft::{DomainError, Error};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// An API error.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or out-of-bounds input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong bearer token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A named object does not exist.
+    #[error("{message}")]
+    NotFound {
+        /// `not_found`, `lease_not_found`, ...
+        code: &'static str,
+        /// What was missing.
+        message: String,
+    },
+    /// The request conflicts with current state.
+    #[error("{message}")]
+    Conflict {
+        /// `conflict`, `limit_exceeded`, `account_inactive`, ...
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The body is larger than the limit.
+    #[error("request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The node is not yet (or no longer) able to serve this route.
+    #[error("{0}")]
+    NotReady(String),
+    /// A Raft RPC arrived before Raft was installed on this node.
+    #[error("raft has not started on this node yet")]
+    RaftNotReady,
+    /// No leader is available.
+    #[error("{0}")]
+    NoLeader(String),
+    /// The node is sealed.
+    #[error("this node is sealed")]
+    Sealed,
+    /// The node is shutting down.
+    #[error("this node is shutting down")]
+    ShuttingDown,
+    /// Anything unexpected; the detail is logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Status and code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::RaftNotReady => (StatusCode::SERVICE_UNAVAILABLE, "raft_not_ready"),
+            ApiError::NoLeader(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
+            ApiError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// Shorthand for a 404 with the generic code.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error; see the server log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let message = e.to_string();
+        match e {
+            DomainError::Invalid(m) => ApiError::BadRequest(m),
+            DomainError::LeaseNotFound(_) => ApiError::NotFound {
+                code: "lease_not_found",
+                message,
+            },
+            DomainError::AccountNotFound(_) => ApiError::NotFound {
+                code: "account_not_found",
+                message,
+            },
+            DomainError::CertificateNotFound(_) => ApiError::NotFound {
+                code: "certificate_not_found",
+                message,
+            },
+            DomainError::AlreadyExists(_) | DomainError::Conflict(_) | DomainError::IdempotencyConflict => {
+                ApiError::Conflict {
+                    code: "conflict",
+                    message,
+                }
+            }
+            DomainError::AccountInactive(_) => ApiError::Conflict {
+                code: "account_inactive",
+                message,
+            },
+            DomainError::LeaseSuspended(_) => ApiError::Conflict {
+                code: "lease_suspended",
+                message,
+            },
+            DomainError::LimitExceeded { .. } => ApiError::Conflict {
+                code: "limit_exceeded",
+                message,
+            },
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Domain(d) => d.into(),
+            Error::NoLeader => ApiError::NoLeader("no leader is available; retry shortly".into()),
+            Error::Timeout(m) => ApiError::NoLeader(m),
+            Error::ShuttingDown => ApiError::ShuttingDown,
+            Error::MembershipRefused(m) => ApiError::Conflict {
+                code: "conflict",
+                message: m,
+            },
+            Error::MemberNotFound(id) => ApiError::NotFound {
+                code: "member_not_found",
+                message: format!("member {id} not found"),
+            },
+            Error::BadRequest(m) => ApiError::BadRequest(m),
+            Error::Peer { peer, message } => ApiError::NoLeader(format!("the leader could not be reached ({peer}: {message})")),
+            Error::Storage(m) => ApiError::Internal(format!("storage: {m}")),
+            Error::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}

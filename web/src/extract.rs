@@ -1,0 +1,202 @@
+//! Request extractors with keel's error contract: JSON bodies within the
+//! size limit and without unknown fields, durations as seconds or unit
+//! strings, the consistency and paging query parameters, and the
+//! `Idempotency-Key` header. Every rejection is an [`ApiError`], so a bad
+//! request always gets the JSON error body and changes nothing.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use keel_raft::Consistency;
+use keel_raft::clock::parse_duration_ms;
+use keel_raft::domain::list::{DEFAULT_LIMIT, MAX_LIMIT};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::shared::Shared;
+
+/// Reads a request body within the configured limit.
+async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    if let Some(ct) = req.headers().get(CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") {
+            return Err(ApiError::BadRequest(format!(
+                "Content-Type must be application/json (got `{ct}`)"
+            )));
+        }
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let body: Body = req.into_body();
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge(limit)),
+        Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// A required JSON body.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<Arc<Shared>> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<Shared>) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state.limits.max_body_bytes).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadRequest("a JSON body is required".into()));
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// An optional JSON body: empty means the type's default.
+pub struct MaybeJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default + Send> FromRequest<Arc<Shared>> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<Shared>) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state.limits.max_body_bytes).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(T::default()));
+        }
+        parse_json(&bytes).map(MaybeJson)
+    }
+}
+
+/// The `Idempotency-Key` header, if sent.
+pub struct IdempotencyKey(pub Option<String>);
+
+/// Longest accepted idempotency key.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+            return Err(ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+            )));
+        }
+        Ok(IdempotencyKey(Some(key.to_string())))
+    }
+}
+
+/// `?consistency=` of a read.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadQuery {
+    /// `linearizable` (default), `leader` or `local`.
+    pub consistency: Option<String>,
+}
+
+impl ReadQuery {
+    /// The parsed consistency.
+    pub fn consistency(&self) -> Result<Consistency, ApiError> {
+        match self.consistency.as_deref() {
+            None => Ok(Consistency::Linearizable),
+            Some(s) => Consistency::parse(s).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "consistency must be linearizable, leader or local (got `{s}`)"
+                ))
+            }),
+        }
+    }
+}
+
+/// Parses `?limit=` within bounds.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(0) => Err(ApiError::BadRequest("limit must be at least 1".into())),
+        Some(n) if n > MAX_LIMIT => Err(ApiError::BadRequest(format!("limit must be at most {MAX_LIMIT}"))),
+        Some(n) => Ok(n),
+    }
+}
+
+/// A duration in a request body: integer seconds or a string such as
+/// `"90s"`, `"5m"`, `"72h"`. Held in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationInput(pub u64);
+
+impl<'de> Deserialize<'de> for DurationInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration: integer seconds or a string like \"90s\", \"5m\", \"72h\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DurationInput, E> {
+                v.checked_mul(1000)
+                    .map(DurationInput)
+                    .ok_or_else(|| E::custom("duration is out of range"))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationInput, E> {
+                if v < 0 {
+                    return Err(E::custom("duration must not be negative"));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<DurationInput, E> {
+                Err(E::custom("duration seconds must be an integer"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationInput, E> {
+                parse_duration_ms(v).map(DurationInput).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Deserializes a field that distinguishes "absent" (`None`) from `null`
+/// (`Some(None)`); use with `#[serde(default)]`.
+pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        ttl: DurationInput,
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_unit_strings() {
+        let ok = |s: &str| serde_json::from_str::<Body>(s).map(|b| b.ttl.0);
+        assert_eq!(ok(r#"{"ttl": 30}"#).unwrap(), 30_000);
+        assert_eq!(ok(r#"{"ttl": "90s"}"#).unwrap(), 90_000);
+        assert_eq!(ok(r#"{"ttl": "72h"}"#).unwrap(), 259_200_000);
+        assert!(ok(r#"{"ttl": -5}"#).is_err());
+        assert!(ok(r#"{"ttl": 1.5}"#).is_err());
+        assert!(ok(r#"{"ttl": "soon"}"#).is_err());
+        assert!(ok(r#"{"ttl": null}"#).is_err());
+        assert!(ok(r#"{"ttl": 18446744073709551615}"#).is_err());
+    }
+}

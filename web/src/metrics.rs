@@ -1,0 +1,283 @@
+//! Prometheus metrics: HTTP request counts and latencies (recorded by the
+//! middleware), Raft progress and domain gauges (computed at scrape time
+//! from the control plane), and counters the node's managers feed.
+
+use std::time::Duration;
+
+use keel_raft::domain::account::AccountState;
+use keel_raft::domain::cert::{CertState, Pki};
+use keel_raft::domain::lease::{LeaseState, Leases};
+use keel_raft::{ControlPlane, Role};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+fn lag_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// Every metric the node exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<RouteLabels>,
+    raft_term: Gauge,
+    raft_leader: Gauge,
+    raft_is_leader: Gauge,
+    raft_commit_index: Gauge,
+    raft_applied_index: Gauge,
+    raft_last_log_index: Gauge,
+    raft_replication_lag: Family<PeerLabels, Gauge>,
+    leases: Family<StateLabels, Gauge>,
+    lease_expiry_debt: Gauge,
+    accounts: Family<StateLabels, Gauge>,
+    certificates: Family<StateLabels, Gauge>,
+    suspended: Family<KindLabels, Gauge>,
+    ca_expiry_seconds: Gauge,
+    /// Leases expired by the expiration manager's applied batches.
+    pub lease_expirations: Counter,
+    /// Seconds between a lease's deadline and the apply of its expiry.
+    pub lease_expiry_lag: Histogram,
+    /// Expiry proposals that failed (retried with backoff).
+    pub lease_revoke_failures: Counter,
+    /// Account expiries applied by the reconciler.
+    pub account_expirations: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("keel");
+        let m = Metrics {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            raft_term: Gauge::default(),
+            raft_leader: Gauge::default(),
+            raft_is_leader: Gauge::default(),
+            raft_commit_index: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            raft_last_log_index: Gauge::default(),
+            raft_replication_lag: Family::default(),
+            leases: Family::default(),
+            lease_expiry_debt: Gauge::default(),
+            accounts: Family::default(),
+            certificates: Family::default(),
+            suspended: Family::default(),
+            ca_expiry_seconds: Gauge::default(),
+            lease_expirations: Counter::default(),
+            lease_expiry_lag: lag_histogram(),
+            lease_revoke_failures: Counter::default(),
+            account_expirations: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_requests", "HTTP requests served", m.http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            m.http_duration.clone(),
+        );
+        registry.register("raft_term", "Current Raft term", m.raft_term.clone());
+        registry.register("raft_leader", "Id of the known leader, -1 if none", m.raft_leader.clone());
+        registry.register("raft_is_leader", "1 if this node leads", m.raft_is_leader.clone());
+        registry.register("raft_commit_index", "Committed log index known locally", m.raft_commit_index.clone());
+        registry.register("raft_applied_index", "Applied log index", m.raft_applied_index.clone());
+        registry.register("raft_last_log_index", "Last log index held", m.raft_last_log_index.clone());
+        registry.register(
+            "raft_replication_lag",
+            "Entries each follower is behind (leader only)",
+            m.raft_replication_lag.clone(),
+        );
+        registry.register("leases", "Leases by state", m.leases.clone());
+        registry.register(
+            "lease_expiry_debt",
+            "Leases past their deadline whose expiry is not yet applied",
+            m.lease_expiry_debt.clone(),
+        );
+        registry.register("accounts", "Accounts by state", m.accounts.clone());
+        registry.register("certificates", "Certificates by state", m.certificates.clone());
+        registry.register(
+            "suspended_resources",
+            "Resources suspended because their account is not active",
+            m.suspended.clone(),
+        );
+        registry.register(
+            "ca_expiry_seconds",
+            "Seconds until the cluster CA expires",
+            m.ca_expiry_seconds.clone(),
+        );
+        registry.register(
+            "lease_expirations",
+            "Leases expired by this node's expiration manager",
+            m.lease_expirations.clone(),
+        );
+        registry.register(
+            "lease_expiry_lag_seconds",
+            "Apply time of an expiry minus the lease deadline",
+            m.lease_expiry_lag.clone(),
+        );
+        registry.register(
+            "lease_revoke_failures",
+            "Expiry proposals that failed and were retried",
+            m.lease_revoke_failures.clone(),
+        );
+        registry.register(
+            "account_expirations",
+            "Account expiries applied by this node's reconciler",
+            m.account_expirations.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Records one served request.
+    pub fn observe_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Refreshes the scrape-time gauges and renders the text format.
+    pub fn render(&self, control_plane: Option<&ControlPlane>) -> String {
+        if let Some(cp) = control_plane {
+            self.refresh(cp);
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+
+    fn refresh(&self, cp: &ControlPlane) {
+        let status = cp.status();
+        self.raft_term.set(status.term as i64);
+        self.raft_leader.set(status.leader.map_or(-1, |l| l as i64));
+        self.raft_is_leader.set(i64::from(status.role == Role::Leader));
+        self.raft_commit_index.set(status.committed.unwrap_or(0) as i64);
+        self.raft_applied_index.set(status.applied.unwrap_or(0) as i64);
+        self.raft_last_log_index.set(status.last_log_index.unwrap_or(0) as i64);
+        self.raft_replication_lag.clear();
+        if status.role == Role::Leader {
+            let last = status.last_log_index.unwrap_or(0);
+            for (peer, matched) in &status.matched {
+                if *peer != status.node_id {
+                    let lag = last.saturating_sub(matched.unwrap_or(0));
+                    self.raft_replication_lag
+                        .get_or_create(&PeerLabels { peer: peer.to_string() })
+                        .set(lag as i64);
+                }
+            }
+        }
+        cp.local(|state| {
+            let now = keel_raft::clock::now_ms();
+            let mut leases = [0i64; 4];
+            for lease in state.leases.iter() {
+                let i = match Leases::state_of(lease, now, &state.accounts) {
+                    LeaseState::Active => 0,
+                    LeaseState::Suspended => 1,
+                    LeaseState::Expired => 2,
+                    LeaseState::Revoked => 3,
+                };
+                leases[i] += 1;
+            }
+            for (i, name) in ["active", "suspended", "expired"].iter().enumerate() {
+                self.leases.get_or_create(&state_label(name)).set(leases[i]);
+            }
+            self.lease_expiry_debt.set(leases[2]);
+            let mut accounts = [0i64; 3];
+            for account in state.accounts.iter_from(None) {
+                let i = match account.state_at(now) {
+                    AccountState::Active => 0,
+                    AccountState::Expired => 1,
+                    AccountState::Disabled => 2,
+                };
+                accounts[i] += 1;
+            }
+            for (i, name) in ["active", "expired", "disabled"].iter().enumerate() {
+                self.accounts.get_or_create(&state_label(name)).set(accounts[i]);
+            }
+            let mut certs = [0i64; 5];
+            for cert in state.pki.iter_from(None) {
+                let i = match Pki::state_of(cert, now, &state.accounts) {
+                    CertState::Active => 0,
+                    CertState::Suspended => 1,
+                    CertState::Superseded => 2,
+                    CertState::Revoked => 3,
+                    CertState::Expired => 4,
+                };
+                certs[i] += 1;
+            }
+            for (i, name) in ["active", "suspended", "superseded", "revoked", "expired"].iter().enumerate() {
+                self.certificates.get_or_create(&state_label(name)).set(certs[i]);
+            }
+            self.suspended.get_or_create(&kind_label("lease")).set(leases[1]);
+            self.suspended.get_or_create(&kind_label("certificate")).set(certs[1]);
+            let ca_left = state
+                .pki
+                .ca()
+                .map_or(0, |ca| (ca.not_after as i64 - now as i64) / 1000);
+            self.ca_expiry_seconds.set(ca_left);
+        });
+    }
+}
+
+fn state_label(state: &str) -> StateLabels {
+    StateLabels { state: state.to_string() }
+}
+
+fn kind_label(kind: &str) -> KindLabels {
+    KindLabels { kind: kind.to_string() }
+}

@@ -1,0 +1,39 @@
+//! The OpenAPI document, generated from the handlers' annotations so it
+//! cannot drift from what is served.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{accounts, cluster, health, leases, pki, sys};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// keel's REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keel", description = "Raft-backed control plane: leases, accounts and a cluster CA"),
+    modifiers(&BearerAuth),
+    paths(
+        health::livez, health::readyz, health::metrics, health::openapi,
+        sys::lifecycle, sys::seal_status, sys::seal, sys::unseal, sys::reload,
+        cluster::get_cluster, cluster::add_member, cluster::remove_member, cluster::transfer_leader,
+        leases::grant, leases::get, leases::list, leases::renew, leases::revoke, leases::revoke_prefix,
+        accounts::create, accounts::get, accounts::list, accounts::update, accounts::disable, accounts::enable, accounts::delete,
+        pki::ca, pki::issue, pki::sign, pki::get, pki::list, pki::renew, pki::activate, pki::revoke, pki::crl,
+    ),
+    tags(
+        (name = "health"), (name = "sys"), (name = "cluster"),
+        (name = "leases"), (name = "accounts"), (name = "pki"),
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,107 @@
+//! The peer router (`/raft/*` on the peer listener): Raft RPCs, forwarded
+//! writes, read-index and membership requests from other nodes.
+//!
+//! Every route requires the cluster secret. Until the control plane is
+//! installed every route answers 503 `raft_not_ready` and nothing reaches
+//! Raft: this is the transport-before-consensus rule.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::BodyExt;
+use keel_raft::Error;
+use keel_raft::wire::{self, PeerRpc};
+
+use crate::error::ApiError;
+use crate::middleware::require_peer;
+use crate::shared::Shared;
+
+/// Largest plain peer message (a batch of log entries).
+const MAX_PEER_BODY: usize = 64 << 20;
+/// Largest snapshot a node accepts.
+const MAX_SNAPSHOT: usize = 4 << 30;
+
+fn peer_error(e: Error) -> Response {
+    match e {
+        Error::ShuttingDown => ApiError::ShuttingDown.into_response(),
+        Error::Internal(m) if m.starts_with("decode") => ApiError::BadRequest(m).into_response(),
+        other => {
+            tracing::warn!(error = %other, "peer request failed");
+            ApiError::Internal(other.to_string()).into_response()
+        }
+    }
+}
+
+fn encoded(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response()
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {
+    http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::BadRequest(format!("peer body: {e}")).into_response())
+}
+
+async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, body: Body) -> Response {
+    let Some(cp) = shared.control_plane() else {
+        return ApiError::RaftNotReady.into_response();
+    };
+    let bytes = match read_limited(body, MAX_PEER_BODY).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match cp.serve_peer(rpc, &bytes).await {
+        Ok(out) => encoded(out),
+        Err(e) => peer_error(e),
+    }
+}
+
+async fn snapshot(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let Some(cp) = shared.control_plane() else {
+        return ApiError::RaftNotReady.into_response();
+    };
+    let bytes = match read_limited(body, MAX_SNAPSHOT).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if bytes.len() < 4 {
+        return ApiError::BadRequest("snapshot stream too short".into()).into_response();
+    }
+    let head_len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    if bytes.len() < 4 + head_len {
+        return ApiError::BadRequest("snapshot header truncated".into()).into_response();
+    }
+    let header = &bytes[4..4 + head_len];
+    let data = bytes[4 + head_len..].to_vec();
+    match cp.serve_snapshot(header, data).await {
+        Ok(out) => encoded(out),
+        Err(e) => peer_error(e),
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, ApiError::not_found("no such peer route")).into_response()
+}
+
+/// The peer listener's router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let mut router = Router::new().route(wire::PATH_SNAPSHOT, post(snapshot));
+    for rpc in PeerRpc::ALL {
+        router = router.route(
+            rpc.path(),
+            post(move |State(shared): State<Arc<Shared>>, body: Body| serve_rpc(shared, rpc, body)),
+        );
+    }
+    router
+        .layer(middleware::from_fn_with_state(shared.clone(), require_peer))
+        .fallback(not_found)
+        .with_state(shared)
+}

@@ -1,0 +1,66 @@
+//! Assembles the API listener's router: unauthenticated health routes,
+//! then `/v1/*` behind the admin token and the draining gate, all under
+//! the request-id/metrics middleware.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::middleware::{observe, refuse_when_draining, require_admin};
+use crate::routes::{accounts, cluster, health, leases, pki, sys};
+use crate::shared::Shared;
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::not_found("no such route")
+}
+
+/// The API listener's router.
+pub fn api_router(shared: Arc<Shared>) -> Router {
+    let protected = Router::new()
+        .route("/v1/sys/lifecycle", get(sys::lifecycle))
+        .route("/v1/sys/seal", post(sys::seal))
+        .route("/v1/sys/unseal", post(sys::unseal))
+        .route("/v1/sys/reload", post(sys::reload))
+        .route("/v1/cluster", get(cluster::get_cluster))
+        .route("/v1/cluster/members", post(cluster::add_member))
+        .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))
+        .route("/v1/cluster/transfer-leader", post(cluster::transfer_leader))
+        .route("/v1/leases", post(leases::grant).get(leases::list))
+        .route("/v1/leases/revoke-prefix", post(leases::revoke_prefix))
+        .route("/v1/leases/{id}", get(leases::get).delete(leases::revoke))
+        .route("/v1/leases/{id}/renew", post(leases::renew))
+        .route("/v1/accounts", post(accounts::create).get(accounts::list))
+        .route(
+            "/v1/accounts/{name}",
+            get(accounts::get).patch(accounts::update).delete(accounts::delete),
+        )
+        .route("/v1/accounts/{name}/disable", post(accounts::disable))
+        .route("/v1/accounts/{name}/enable", post(accounts::enable))
+        .route("/v1/pki/ca", get(pki::ca))
+        .route("/v1/pki/issue", post(pki::issue))
+        .route("/v1/pki/sign", post(pki::sign))
+        .route("/v1/pki/certs", get(pki::list))
+        .route("/v1/pki/certs/{serial}", get(pki::get))
+        .route("/v1/pki/certs/{serial}/renew", post(pki::renew))
+        .route("/v1/pki/certs/{serial}/activate", post(pki::activate))
+        .route("/v1/pki/certs/{serial}/revoke", post(pki::revoke))
+        .route("/v1/pki/crl", get(pki::crl))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), require_admin));
+    let v1 = Router::new()
+        .route("/v1/sys/seal-status", get(sys::seal_status))
+        .merge(protected)
+        .route_layer(middleware::from_fn_with_state(shared.clone(), refuse_when_draining));
+    Router::new()
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .merge(v1)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .with_state(shared)
+}

@@ -1,0 +1,269 @@
+//! `/v1/accounts`: tenants, their expiry, limits and operator switch.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use keel_raft::clock::{Millis, now_ms, parse_rfc3339};
+use keel_raft::command::{Command, Outcome, Request};
+use keel_raft::domain::account::{self, AccountState, LimitsPatch};
+use keel_raft::domain::list::paginate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, IdempotencyKey, ReadQuery, double_option, page_limit};
+use crate::shared::Shared;
+use crate::views::{AccountJson, ListJson};
+
+/// Limits in a create request: absent or null is unlimited.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLimits {
+    /// Most leases at once.
+    pub max_leases: Option<u64>,
+    /// Most live certificates at once.
+    pub max_certificates: Option<u64>,
+}
+
+/// `POST /v1/accounts`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// `[a-z0-9][a-z0-9._-]{0,62}`.
+    pub name: String,
+    /// RFC 3339 expiry.
+    pub expires_at: Option<String>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: CreateLimits,
+}
+
+/// Limits in a PATCH: absent keeps, null removes, a number sets.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLimits {
+    /// Most leases at once.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub max_leases: Option<Option<u64>>,
+    /// Most live certificates at once.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub max_certificates: Option<Option<u64>>,
+}
+
+/// `PATCH /v1/accounts/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    /// New expiry (RFC 3339), or null for none. Moving it into the future
+    /// re-activates an expired account and everything it owns, at once.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
+    /// Limits to change.
+    #[serde(default)]
+    pub limits: PatchLimits,
+}
+
+/// `{"deleted": name, "revoked": n}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    /// The deleted account.
+    pub deleted: String,
+    /// Leases and certificates revoked with it.
+    pub revoked: u64,
+}
+
+/// Paging of the account list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `active`, `expired` or `disabled`.
+    pub state: Option<String>,
+    /// Page size.
+    pub limit: Option<usize>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// `linearizable` (default), `leader` or `local`.
+    pub consistency: Option<String>,
+}
+
+fn parse_time(field: &str, s: &str) -> Result<Millis, ApiError> {
+    parse_rfc3339(s).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    account::validate_name(name).map_err(ApiError::from)
+}
+
+async fn write_account(
+    shared: &Shared,
+    command: Command,
+    key: Option<String>,
+) -> Result<Json<AccountJson>, ApiError> {
+    let cp = shared.domain_cp()?;
+    let result = cp.write(Request::Apply(command), key).await?;
+    match result.outcome {
+        Outcome::Account(account) => {
+            // Certificate usage is derived from the PKI table.
+            Ok(Json(cp.local(|s| AccountJson::new(&account, Some(s), now_ms()))))
+        }
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])), request_body = CreateBody,
+    responses((status = 201, body = AccountJson), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create(
+    State(shared): State<Arc<Shared>>,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<AccountJson>), ApiError> {
+    check_name(&body.name)?;
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|s| parse_time("expires_at", s))
+        .transpose()?;
+    let command = Command::CreateAccount {
+        name: body.name,
+        expires_at,
+        limits: LimitsPatch {
+            max_leases: Some(body.limits.max_leases),
+            max_certificates: Some(body.limits.max_certificates),
+        },
+    };
+    let json = write_account(&shared, command, key).await?;
+    Ok((StatusCode::CREATED, json))
+}
+
+/// Looks an account up.
+#[utoipa::path(get, path = "/v1/accounts/{name}", tag = "accounts", security(("bearer" = [])),
+    params(("name" = String, Path, description = "account name"), ("consistency" = Option<String>, Query, description = "linearizable, leader or local")),
+    responses((status = 200, body = AccountJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<AccountJson>, ApiError> {
+    check_name(&name)?;
+    let cp = shared.domain_cp()?;
+    let found = cp
+        .read(q.consistency()?, |s, now| s.accounts.find(&name).map(|a| AccountJson::new(a, Some(s), now)))
+        .await?;
+    found.map(Json).ok_or_else(|| ApiError::NotFound {
+        code: "account_not_found",
+        message: format!("account `{name}` not found"),
+    })
+}
+
+/// Lists accounts.
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = ListJson<AccountJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ListJson<AccountJson>>, ApiError> {
+    let consistency = ReadQuery {
+        consistency: q.consistency.clone(),
+    }
+    .consistency()?;
+    let limit = page_limit(q.limit)?;
+    let state_filter = q
+        .state
+        .as_deref()
+        .map(|s| AccountState::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown account state `{s}`"))))
+        .transpose()?;
+    let cp = shared.domain_cp()?;
+    let page = cp
+        .read(consistency, |s, now| {
+            let items = s
+                .accounts
+                .iter_from(q.cursor.as_deref())
+                .filter(|a| state_filter.is_none_or(|f| a.state_at(now) == f))
+                .map(|a| AccountJson::new(a, Some(s), now));
+            paginate(items, limit, |a| a.name.clone())
+        })
+        .await?;
+    Ok(Json(ListJson {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Changes an account's expiry and limits.
+#[utoipa::path(patch, path = "/v1/accounts/{name}", tag = "accounts", security(("bearer" = [])), request_body = PatchBody,
+    params(("name" = String, Path, description = "account name")),
+    responses((status = 200, body = AccountJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn update(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> Result<Json<AccountJson>, ApiError> {
+    check_name(&name)?;
+    let expires_at = match body.expires_at {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(s)) => Some(Some(parse_time("expires_at", &s)?)),
+    };
+    let command = Command::UpdateAccount {
+        name,
+        expires_at,
+        limits: LimitsPatch {
+            max_leases: body.limits.max_leases,
+            max_certificates: body.limits.max_certificates,
+        },
+    };
+    write_account(&shared, command, key).await
+}
+
+/// Switches an account off: what it owns is suspended.
+#[utoipa::path(post, path = "/v1/accounts/{name}/disable", tag = "accounts", security(("bearer" = [])),
+    params(("name" = String, Path, description = "account name")),
+    responses((status = 200, body = AccountJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn disable(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Json<AccountJson>, ApiError> {
+    check_name(&name)?;
+    write_account(&shared, Command::SetAccountDisabled { name, disabled: true }, key).await
+}
+
+/// Switches an account back on: what it owns is active again at once.
+#[utoipa::path(post, path = "/v1/accounts/{name}/enable", tag = "accounts", security(("bearer" = [])),
+    params(("name" = String, Path, description = "account name")),
+    responses((status = 200, body = AccountJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn enable(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Json<AccountJson>, ApiError> {
+    check_name(&name)?;
+    write_account(&shared, Command::SetAccountDisabled { name, disabled: false }, key).await
+}
+
+/// Revokes an account's leases and certificates, then deletes it.
+#[utoipa::path(delete, path = "/v1/accounts/{name}", tag = "accounts", security(("bearer" = [])),
+    params(("name" = String, Path, description = "account name")),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Json<Deleted>, ApiError> {
+    check_name(&name)?;
+    let cp = shared.domain_cp()?;
+    let result = cp
+        .write(Request::Apply(Command::DeleteAccount { name: name.clone() }), key)
+        .await?;
+    match result.outcome {
+        Outcome::Count(revoked) => Ok(Json(Deleted { deleted: name, revoked })),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}

@@ -1,0 +1,112 @@
+//! `/v1/cluster`: the cluster view and membership operations.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use keel_raft::{ClusterView, MembershipChange, NodeId};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, MaybeJson};
+use crate::shared::Shared;
+
+/// `POST /v1/cluster/members`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// Node id.
+    pub id: NodeId,
+    /// Its API address (`host:port`).
+    pub api_addr: String,
+    /// Its peer address (`host:port`).
+    pub peer_addr: String,
+    /// Promote to voter once caught up (default true).
+    #[serde(default = "yes")]
+    pub voter: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/cluster/transfer-leader`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferLeader {
+    /// The voter to hand leadership to; the most caught-up one if absent.
+    pub to: Option<NodeId>,
+}
+
+fn view(shared: &Shared) -> Result<ClusterView, ApiError> {
+    let cp = shared.cp()?;
+    let cluster_id = cp.local(|s| s.cluster.cluster_id.clone());
+    Ok(ClusterView::build(&cp.status(), cluster_id))
+}
+
+fn check_addr(what: &str, addr: &str) -> Result<(), ApiError> {
+    let valid = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!("{what} must be host:port (got `{addr}`)")))
+    }
+}
+
+/// This node's view of the cluster.
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
+    responses((status = 200, description = "cluster view"), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get_cluster(State(shared): State<Arc<Shared>>) -> Result<Json<ClusterView>, ApiError> {
+    Ok(Json(view(&shared)?))
+}
+
+/// Adds a member as learner, waits until it caught up, promotes it.
+#[utoipa::path(post, path = "/v1/cluster/members", tag = "cluster", security(("bearer" = [])), request_body = AddMember,
+    responses((status = 200, description = "cluster view"), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn add_member(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(body): ApiJson<AddMember>,
+) -> Result<Json<ClusterView>, ApiError> {
+    check_addr("api_addr", &body.api_addr)?;
+    check_addr("peer_addr", &body.peer_addr)?;
+    let cp = shared.cp()?;
+    cp.change_membership(MembershipChange::Add {
+        node_id: body.id,
+        api_addr: body.api_addr,
+        peer_addr: body.peer_addr,
+        voter: body.voter,
+    })
+    .await?;
+    Ok(Json(view(&shared)?))
+}
+
+/// Removes a member; refused if it would break quorum safety.
+#[utoipa::path(delete, path = "/v1/cluster/members/{id}", tag = "cluster", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "node id")),
+    responses((status = 200, description = "cluster view"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn remove_member(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<ClusterView>, ApiError> {
+    let id: NodeId = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a node id")))?;
+    let cp = shared.cp()?;
+    cp.change_membership(MembershipChange::Remove { node_id: id }).await?;
+    Ok(Json(view(&shared)?))
+}
+
+/// Hands leadership to another voter.
+#[utoipa::path(post, path = "/v1/cluster/transfer-leader", tag = "cluster", security(("bearer" = [])), request_body = TransferLeader,
+    responses((status = 200, description = "cluster view"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn transfer_leader(
+    State(shared): State<Arc<Shared>>,
+    MaybeJson(body): MaybeJson<TransferLeader>,
+) -> Result<Json<ClusterView>, ApiError> {
+    let cp = shared.cp()?;
+    cp.transfer_leader(body.to).await?;
+    Ok(Json(view(&shared)?))
+}

@@ -1,0 +1,154 @@
+//! Health, metrics and the OpenAPI document: the unauthenticated routes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_raft::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::shared::Shared;
+
+/// `{"status": "ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Each readiness check (with `?verbose`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<Check>>,
+}
+
+/// One readiness check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    /// Which check.
+    pub name: &'static str,
+    /// Whether it passes.
+    pub ok: bool,
+    /// Why, when useful.
+    pub detail: String,
+}
+
+/// `?verbose` of `/readyz`.
+#[derive(Debug, Deserialize)]
+pub struct ReadyQuery {
+    verbose: Option<String>,
+}
+
+/// Liveness: the process serves at all.
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = Status)))]
+pub async fn livez() -> Json<Status> {
+    Json(Status {
+        status: "ok",
+        checks: None,
+    })
+}
+
+fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Every readiness check, in order.
+pub fn readiness(shared: &Shared) -> Vec<Check> {
+    let mut checks = vec![check(
+        "serving",
+        shared.barrier_passed(),
+        if shared.barrier_passed() {
+            "listeners serve and configuration is complete"
+        } else {
+            "readiness barrier not yet passed"
+        },
+    )];
+    match shared.control_plane() {
+        None => checks.push(check("raft", false, "raft not started")),
+        Some(cp) => {
+            let status = cp.status();
+            let running = status.failed.is_none() && status.role != Role::Shutdown;
+            checks.push(check(
+                "raft",
+                running,
+                status.failed.clone().unwrap_or_else(|| format!("{:?}", status.role).to_lowercase()),
+            ));
+            let member = status.nodes.contains_key(&status.node_id);
+            checks.push(check(
+                "member",
+                member,
+                if member {
+                    "member of the cluster".to_string()
+                } else {
+                    "not (yet) a member of a cluster".to_string()
+                },
+            ));
+            checks.push(check(
+                "leader",
+                status.leader.is_some(),
+                status
+                    .leader
+                    .map_or_else(|| "no known leader".to_string(), |l| format!("leader is node {l}")),
+            ));
+            checks.push(check(
+                "caught_up",
+                status.caught_up(),
+                format!(
+                    "applied {} of committed {}",
+                    status.applied.unwrap_or(0),
+                    status.committed.unwrap_or(0)
+                ),
+            ));
+        }
+    }
+    checks.push(check("unsealed", !shared.sealed(), if shared.sealed() { "sealed" } else { "unsealed" }));
+    checks.push(check(
+        "not_draining",
+        !shared.draining(),
+        if shared.draining() { "shutting down" } else { "serving" },
+    ));
+    checks
+}
+
+/// Readiness: serving, Raft started, member of a cluster with a known
+/// leader, caught up, unsealed, not draining.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    params(("verbose" = Option<String>, Query, description = "list every check")),
+    responses((status = 200, body = Status), (status = 503, body = Status)))]
+pub async fn readyz(State(shared): State<Arc<Shared>>, Query(q): Query<ReadyQuery>) -> Response {
+    let checks = readiness(&shared);
+    let ready = checks.iter().all(|c| c.ok);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Status {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: q.verbose.is_some().then_some(checks),
+    };
+    let mut response = (status, Json(body)).into_response();
+    if !ready {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let body = shared.metrics.render(shared.control_plane());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
+pub async fn openapi() -> Response {
+    Json(crate::openapi::ApiDoc::openapi()).into_response()
+}

@@ -1,0 +1,237 @@
+//! `/v1/leases`: grant, look up, list, renew, revoke, revoke by prefix.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use keel_raft::command::{Command, Outcome, Request};
+use keel_raft::domain::lease::{self, LeaseState, Leases};
+use keel_raft::domain::list::paginate;
+use keel_raft::clock::now_ms;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, page_limit};
+use crate::shared::Shared;
+use crate::views::{LeaseJson, ListJson};
+
+/// `POST /v1/leases`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    /// Time to live: seconds or `"90s"`, `"5m"`...
+    #[schema(value_type = String, example = "30s")]
+    pub ttl: DurationInput,
+    /// Bound on the lease's whole life (defaults to the node's lease max TTL).
+    #[schema(value_type = Option<String>, example = "1h")]
+    pub max_ttl: Option<DurationInput>,
+    /// Name, for prefix listing and revocation.
+    pub name: Option<String>,
+    /// Owning account.
+    pub account: Option<String>,
+    /// String metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `POST /v1/leases/{id}/renew`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewBody {
+    /// Extension from now; defaults to the lease's ttl.
+    #[schema(value_type = Option<String>, example = "30s")]
+    pub increment: Option<DurationInput>,
+}
+
+/// `POST /v1/leases/revoke-prefix`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokePrefixBody {
+    /// Name prefix, not empty.
+    pub prefix: String,
+}
+
+/// `{"revoked": n}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// How many were revoked.
+    pub revoked: u64,
+}
+
+/// Filters and paging of the lease list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Name prefix.
+    pub prefix: Option<String>,
+    /// Owning account.
+    pub account: Option<String>,
+    /// `active`, `suspended` or `expired`.
+    pub state: Option<String>,
+    /// Page size (default 100, max 1000).
+    pub limit: Option<usize>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// `linearizable` (default), `leader` or `local`.
+    pub consistency: Option<String>,
+}
+
+fn lease_result(outcome: Outcome) -> Result<LeaseJson, ApiError> {
+    match outcome {
+        Outcome::Lease(view) => Ok(LeaseJson::from_view(&view, now_ms())),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// Grants a lease.
+#[utoipa::path(post, path = "/v1/leases", tag = "leases", security(("bearer" = [])), request_body = GrantBody,
+    responses((status = 201, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn grant(
+    State(shared): State<Arc<Shared>>,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<GrantBody>,
+) -> Result<(StatusCode, Json<LeaseJson>), ApiError> {
+    let cp = shared.domain_cp()?;
+    lease::validate_ttl("ttl", body.ttl.0)?;
+    if let Some(max) = body.max_ttl {
+        lease::validate_ttl("max_ttl", max.0)?;
+        if max.0 < body.ttl.0 {
+            return Err(ApiError::BadRequest("max_ttl must not be below ttl".into()));
+        }
+    }
+    if let Some(name) = &body.name {
+        lease::validate_name("name", name)?;
+    }
+    let request = Request::GrantLease {
+        ttl_ms: body.ttl.0,
+        max_ttl_ms: body.max_ttl.map(|d| d.0),
+        name: body.name,
+        account: body.account,
+        metadata: body.metadata,
+    };
+    let result = cp.write(request, key).await?;
+    Ok((StatusCode::CREATED, Json(lease_result(result.outcome)?)))
+}
+
+/// Looks a lease up.
+#[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", security(("bearer" = [])),
+    params(("id" = String, Path, description = "16 hex digits"), ("consistency" = Option<String>, Query, description = "linearizable, leader or local")),
+    responses((status = 200, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<LeaseJson>, ApiError> {
+    let id = lease::parse_id(&id)?;
+    let cp = shared.domain_cp()?;
+    let found = cp
+        .read(q.consistency()?, |s, now| {
+            s.leases
+                .get(id)
+                .map(|l| LeaseJson::new(l, Leases::state_of(l, now, &s.accounts), now))
+        })
+        .await?;
+    found.map(Json).ok_or_else(|| ApiError::NotFound {
+        code: "lease_not_found",
+        message: format!("lease {} not found", lease::format_id(id)),
+    })
+}
+
+/// Lists leases, filtered.
+#[utoipa::path(get, path = "/v1/leases", tag = "leases", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = ListJson<LeaseJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ListJson<LeaseJson>>, ApiError> {
+    let consistency = ReadQuery {
+        consistency: q.consistency.clone(),
+    }
+    .consistency()?;
+    let limit = page_limit(q.limit)?;
+    let state_filter = q
+        .state
+        .as_deref()
+        .map(|s| LeaseState::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown lease state `{s}`"))))
+        .transpose()?;
+    let after = q.cursor.as_deref().map(lease::parse_id).transpose()?;
+    let cp = shared.domain_cp()?;
+    let page = cp
+        .read(consistency, |s, now| {
+            let items = s
+                .leases
+                .iter_from(after)
+                .filter(|l| q.prefix.as_deref().is_none_or(|p| l.name.as_deref().is_some_and(|n| n.starts_with(p))))
+                .filter(|l| q.account.as_deref().is_none_or(|a| l.account.as_deref() == Some(a)))
+                .map(|l| (l, Leases::state_of(l, now, &s.accounts)))
+                .filter(|(_, st)| state_filter.is_none_or(|f| f == *st))
+                .map(|(l, st)| LeaseJson::new(l, st, now));
+            paginate(items, limit, |l| l.id.clone())
+        })
+        .await?;
+    Ok(Json(ListJson {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Renews a lease: `expires_at = min(now + increment, hard_expires_at)`.
+#[utoipa::path(post, path = "/v1/leases/{id}/renew", tag = "leases", security(("bearer" = [])), request_body = RenewBody,
+    params(("id" = String, Path, description = "16 hex digits")),
+    responses((status = 200, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn renew(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    MaybeJson(body): MaybeJson<RenewBody>,
+) -> Result<Json<LeaseJson>, ApiError> {
+    let id = lease::parse_id(&id)?;
+    if let Some(inc) = body.increment {
+        lease::validate_ttl("increment", inc.0)?;
+    }
+    let cp = shared.domain_cp()?;
+    let command = Command::RenewLease {
+        id,
+        increment_ms: body.increment.map(|d| d.0),
+    };
+    let result = cp.write(Request::Apply(command), key).await?;
+    Ok(Json(lease_result(result.outcome)?))
+}
+
+/// Revokes a lease.
+#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", security(("bearer" = [])),
+    params(("id" = String, Path, description = "16 hex digits")),
+    responses((status = 204, description = "revoked"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn revoke(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<StatusCode, ApiError> {
+    let id = lease::parse_id(&id)?;
+    let cp = shared.domain_cp()?;
+    cp.write(Request::Apply(Command::RevokeLease { id }), key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes every lease whose name starts with a prefix.
+#[utoipa::path(post, path = "/v1/leases/revoke-prefix", tag = "leases", security(("bearer" = [])), request_body = RevokePrefixBody,
+    responses((status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn revoke_prefix(
+    State(shared): State<Arc<Shared>>,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<RevokePrefixBody>,
+) -> Result<Json<Revoked>, ApiError> {
+    lease::validate_name("prefix", &body.prefix)?;
+    let cp = shared.domain_cp()?;
+    let result = cp
+        .write(Request::Apply(Command::RevokeLeasePrefix { prefix: body.prefix }), key)
+        .await?;
+    match result.outcome {
+        Outcome::Count(revoked) => Ok(Json(Revoked { revoked })),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}

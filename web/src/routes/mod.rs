@@ -1,0 +1,8 @@
+//! Handlers of the admin API, one module per resource.
+
+pub mod accounts;
+pub mod cluster;
+pub mod health;
+pub mod leases;
+pub mod pki;
+pub mod sys;

@@ -1,0 +1,131 @@
+//! The accept loop of a listener: HTTP/1.1 over TCP (optionally TLS), with
+//! drain-then-force shutdown.
+//!
+//! `serve` runs until `stop` is cancelled. It then stops accepting (the
+//! listener is closed, so new connections are refused), asks every open
+//! connection to finish its in-flight request and close, waits up to the
+//! drain deadline, and aborts whatever is still running. It returns only
+//! when every connection task has ended: nothing it spawned outlives it.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_util::sync::CancellationToken;
+
+/// TLS configuration of a listener, replaceable at runtime (reload): each
+/// new connection uses the configuration current when it is accepted.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSlot(Arc<RwLock<Option<Arc<ServerConfig>>>>);
+
+impl TlsSlot {
+    /// A slot holding `config`.
+    pub fn new(config: Arc<ServerConfig>) -> Self {
+        TlsSlot(Arc::new(RwLock::new(Some(config))))
+    }
+
+    /// Replaces the configuration.
+    pub fn set(&self, config: Arc<ServerConfig>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(config);
+    }
+
+    fn acceptor(&self) -> Option<TlsAcceptor> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .map(TlsAcceptor::from)
+    }
+}
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What happened when a listener drained.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DrainReport {
+    /// Connections open when the stop began.
+    pub open_at_stop: usize,
+    /// Connections still running at the deadline, cut.
+    pub cut: usize,
+}
+
+/// Serves `router` on `listener` until `stop`, then drains for at most
+/// `drain_timeout` and cuts the rest.
+pub async fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsSlot>,
+    stop: CancellationToken,
+    drain_timeout: Duration,
+) -> DrainReport {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(listener = name, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(router.clone());
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+                let watcher = graceful.watcher();
+                let acceptor = tls.as_ref().and_then(TlsSlot::acceptor);
+                connections.spawn(async move {
+                    let result = match acceptor {
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls_stream) => {
+                                let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+                                watcher.watch(conn).await
+                            }
+                            Err(e) => {
+                                tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%remote, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let open_at_stop = connections.len();
+    tracing::info!(listener = name, open = open_at_stop, "stopped accepting; draining");
+    let drained = tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_ok();
+    let cut = if drained {
+        0
+    } else {
+        let n = connections.len();
+        tracing::warn!(listener = name, cut = n, "drain deadline reached; cutting connections");
+        connections.abort_all();
+        n
+    };
+    while connections.join_next().await.is_some() {}
+    tracing::info!(listener = name, "listener stopped");
+    DrainReport { open_at_stop, cut }
+}

@@ -1,0 +1,155 @@
+//! State shared by every handler of both listeners, and the hooks through
+//! which the API asks the node to seal, unseal and reload.
+//!
+//! The [`ControlPlane`] is installed only after the readiness barrier; until
+//! then admin routes answer 503 `not_ready` and peer routes 503
+//! `raft_not_ready`, so nothing reaches Raft before it exists.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use futures::future::BoxFuture;
+use keel_raft::{ControlPlane, NodeId};
+
+use crate::auth::Auth;
+use crate::crl_cache::CrlCache;
+use crate::error::ApiError;
+use crate::lifecycle::LifecycleBoard;
+use crate::metrics::Metrics;
+
+/// What the node does when the API asks it to change its own state.
+pub trait NodeControl: Send + Sync + 'static {
+    /// Stops this node's managers (awaited), hands leadership away if
+    /// leading, then refuses domain requests. Persisted.
+    fn seal(&self) -> BoxFuture<'static, Result<(), String>>;
+    /// Reverses [`NodeControl::seal`].
+    fn unseal(&self) -> BoxFuture<'static, Result<(), String>>;
+    /// Re-reads configuration files and rebuilds what derives from them.
+    /// A bad configuration is rejected whole; the old one stays.
+    fn reload(&self) -> BoxFuture<'static, Result<Vec<String>, String>>;
+}
+
+/// Limits applied to API requests.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Everything the routers share.
+pub struct Shared {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Credentials.
+    pub auth: Auth,
+    /// Lifecycle board.
+    pub lifecycle: LifecycleBoard,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Request limits.
+    pub limits: ApiLimits,
+    /// The last signed CRL.
+    pub crl_cache: CrlCache,
+    control_plane: OnceLock<ControlPlane>,
+    control: OnceLock<Arc<dyn NodeControl>>,
+    barrier_passed: AtomicBool,
+    draining: AtomicBool,
+    sealed: AtomicBool,
+}
+
+impl Shared {
+    /// State for a node that has not started Raft yet.
+    pub fn new(node_id: NodeId, auth: Auth, limits: ApiLimits) -> Self {
+        Shared {
+            node_id,
+            auth,
+            lifecycle: LifecycleBoard::default(),
+            metrics: Metrics::new(),
+            limits,
+            crl_cache: CrlCache::default(),
+            control_plane: OnceLock::new(),
+            control: OnceLock::new(),
+            barrier_passed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
+        }
+    }
+
+    /// Installs the control plane (once, after the barrier).
+    pub fn install_control_plane(&self, cp: ControlPlane) {
+        if self.control_plane.set(cp).is_err() {
+            tracing::warn!("control plane installed twice; keeping the first");
+        }
+    }
+
+    /// Installs the node's seal/unseal/reload hooks.
+    pub fn install_node_control(&self, control: Arc<dyn NodeControl>) {
+        let _ = self.control.set(control);
+    }
+
+    /// The control plane, if Raft has started.
+    pub fn control_plane(&self) -> Option<&ControlPlane> {
+        self.control_plane.get()
+    }
+
+    /// The control plane, or 503 `not_ready`.
+    pub fn cp(&self) -> Result<&ControlPlane, ApiError> {
+        self.control_plane
+            .get()
+            .ok_or_else(|| ApiError::NotReady("raft has not started on this node yet".into()))
+    }
+
+    /// The node's hooks, or 503 `not_ready`.
+    pub fn node_control(&self) -> Result<Arc<dyn NodeControl>, ApiError> {
+        self.control
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::NotReady("this node is still starting".into()))
+    }
+
+    /// Marks the readiness barrier as passed.
+    pub fn pass_barrier(&self) {
+        self.barrier_passed.store(true, Ordering::Release);
+    }
+
+    /// Whether the readiness barrier has passed.
+    pub fn barrier_passed(&self) -> bool {
+        self.barrier_passed.load(Ordering::Acquire)
+    }
+
+    /// Starts draining: `/readyz` fails and new API requests are refused.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the node is draining.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Records the seal state.
+    pub fn set_sealed(&self, sealed: bool) {
+        self.sealed.store(sealed, Ordering::Release);
+    }
+
+    /// Whether this node is sealed.
+    pub fn sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// The control plane for a domain request: refuses while sealed.
+    pub fn domain_cp(&self) -> Result<&ControlPlane, ApiError> {
+        if self.sealed() {
+            return Err(ApiError::Sealed);
+        }
+        self.cp()
+    }
+}
