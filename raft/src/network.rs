@@ -53,6 +53,42 @@ impl std::fmt::Debug for ClusterSecret {
     }
 }
 
+/// The cluster id this node belongs to, once known: sent with every peer
+/// request and checked on every peer request received, so nodes of two
+/// different clusters never exchange Raft messages (and never overwrite
+/// each other's logs).
+#[derive(Clone, Default, Debug)]
+pub struct ClusterIdentity(Arc<RwLock<Option<Arc<str>>>>);
+
+impl ClusterIdentity {
+    /// An identity, known or not yet.
+    pub fn new(cluster_id: Option<&str>) -> Self {
+        ClusterIdentity(Arc::new(RwLock::new(cluster_id.map(Arc::from))))
+    }
+
+    /// The cluster id, if known.
+    pub fn get(&self) -> Option<Arc<str>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the cluster id once it is applied.
+    pub fn set(&self, cluster_id: &str) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(cluster_id));
+    }
+
+    /// Whether a peer presenting `theirs` may talk to this node: both known
+    /// and different is the only refusal.
+    pub fn accepts(&self, theirs: Option<&str>) -> bool {
+        match (self.get(), theirs) {
+            (Some(ours), Some(theirs)) => &*ours == theirs,
+            _ => true,
+        }
+    }
+}
+
+/// Header carrying the sender's cluster id on peer requests.
+pub const CLUSTER_HEADER: &str = "x-keel-cluster";
+
 /// Why a peer call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerCallError {
@@ -84,17 +120,33 @@ pub struct PeerClient {
     http: reqwest::Client,
     scheme: &'static str,
     secret: ClusterSecret,
+    identity: ClusterIdentity,
 }
 
 impl PeerClient {
     /// Builds a peer client over an HTTP client configured by the node
     /// (TLS roots, pool); `tls` selects `https`.
-    pub fn new(http: reqwest::Client, tls: bool, secret: ClusterSecret) -> Self {
+    pub fn new(http: reqwest::Client, tls: bool, secret: ClusterSecret, identity: ClusterIdentity) -> Self {
         PeerClient {
             http,
             scheme: if tls { "https" } else { "http" },
             secret,
+            identity,
         }
+    }
+
+    /// A POST to a peer with the secret and (once known) the cluster id.
+    fn post(&self, addr: &str, path: &str, timeout: Duration) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .http
+            .post(self.url(addr, path))
+            .bearer_auth(&*self.secret.get())
+            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
+            .timeout(timeout);
+        if let Some(id) = self.identity.get() {
+            builder = builder.header(CLUSTER_HEADER, &*id);
+        }
+        builder
     }
 
     fn url(&self, addr: &str, path: &str) -> String {
@@ -111,11 +163,7 @@ impl PeerClient {
     ) -> Result<Resp, PeerCallError> {
         let body = codec::encode(req).map_err(|e| PeerCallError::Decode(e.to_string()))?;
         let response = self
-            .http
-            .post(self.url(addr, rpc.path()))
-            .bearer_auth(&*self.secret.get())
-            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
-            .timeout(timeout)
+            .post(addr, rpc.path(), timeout)
             .body(body)
             .send()
             .await
@@ -158,11 +206,7 @@ impl PeerClient {
             .collect();
         let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
         let response = self
-            .http
-            .post(self.url(addr, wire::PATH_SNAPSHOT))
-            .bearer_auth(&*self.secret.get())
-            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
-            .timeout(timeout)
+            .post(addr, wire::PATH_SNAPSHOT, timeout)
             .body(reqwest::Body::wrap_stream(stream))
             .send()
             .await

@@ -99,6 +99,9 @@ pub struct Hello {
     pub peer_addr: String,
     /// The leader it knows of.
     pub leader: Option<NodeId>,
+    /// Whether the operator sealed it.
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 /// A write forwarded to the leader.

@@ -24,5 +24,5 @@ pub mod views;
 pub use error::ApiError;
 pub use lifecycle::{ComponentState, LifecycleBoard, Phase};
 pub use router::api_router;
-pub use serve::{DrainReport, TlsSlot, serve};
+pub use serve::{DrainDeadline, DrainReport, TlsSlot, serve};
 pub use shared::{ApiLimits, NodeControl, Shared};

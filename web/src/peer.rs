@@ -10,12 +10,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use keel_raft::Error;
+use keel_raft::network::CLUSTER_HEADER;
+use keel_raft::{ControlPlane, Error};
 use keel_raft::wire::{self, PeerRpc};
 
 use crate::error::ApiError;
@@ -50,9 +51,27 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {
         .map_err(|e| ApiError::BadRequest(format!("peer body: {e}")).into_response())
 }
 
-async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, body: Body) -> Response {
-    let Some(cp) = shared.control_plane() else {
-        return ApiError::RaftNotReady.into_response();
+/// The control plane, if installed and if the sender belongs to our cluster.
+fn peer_cp<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a ControlPlane, Response> {
+    let cp = shared
+        .control_plane()
+        .ok_or_else(|| ApiError::RaftNotReady.into_response())?;
+    let theirs = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
+    if !cp.identity().accepts(theirs) {
+        tracing::warn!(theirs, "refused a peer request from another cluster");
+        return Err(ApiError::Conflict {
+            code: "cluster_mismatch",
+            message: "the sender belongs to another cluster".into(),
+        }
+        .into_response());
+    }
+    Ok(cp)
+}
+
+async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: Body) -> Response {
+    let cp = match peer_cp(&shared, &headers) {
+        Ok(cp) => cp,
+        Err(r) => return r,
     };
     let bytes = match read_limited(body, MAX_PEER_BODY).await {
         Ok(b) => b,
@@ -64,9 +83,10 @@ async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, body: Body) -> Response {
     }
 }
 
-async fn snapshot(State(shared): State<Arc<Shared>>, body: Body) -> Response {
-    let Some(cp) = shared.control_plane() else {
-        return ApiError::RaftNotReady.into_response();
+async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let cp = match peer_cp(&shared, &headers) {
+        Ok(cp) => cp,
+        Err(r) => return r,
     };
     let bytes = match read_limited(body, MAX_SNAPSHOT).await {
         Ok(b) => b,
@@ -97,7 +117,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
     for rpc in PeerRpc::ALL {
         router = router.route(
             rpc.path(),
-            post(move |State(shared): State<Arc<Shared>>, body: Body| serve_rpc(shared, rpc, body)),
+            post(move |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body| {
+                serve_rpc(shared, rpc, headers, body)
+            }),
         );
     }
     router

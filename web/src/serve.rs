@@ -7,6 +7,7 @@
 //! drain deadline, and aborts whatever is still running. It returns only
 //! when every connection task has ended: nothing it spawned outlives it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -45,6 +46,28 @@ impl TlsSlot {
     }
 }
 
+/// How long in-flight requests may take to finish once a stop begins. Read
+/// when the stop begins, so a reload can change it while serving.
+#[derive(Clone, Debug)]
+pub struct DrainDeadline(Arc<AtomicU64>);
+
+impl DrainDeadline {
+    /// A deadline of `d`.
+    pub fn new(d: Duration) -> Self {
+        DrainDeadline(Arc::new(AtomicU64::new(d.as_millis() as u64)))
+    }
+
+    /// Changes it.
+    pub fn set(&self, d: Duration) {
+        self.0.store(d.as_millis() as u64, Ordering::Release);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Acquire))
+    }
+}
+
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -65,7 +88,7 @@ pub async fn serve(
     router: Router,
     tls: Option<TlsSlot>,
     stop: CancellationToken,
-    drain_timeout: Duration,
+    drain: DrainDeadline,
 ) -> DrainReport {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
@@ -116,7 +139,7 @@ pub async fn serve(
     drop(listener);
     let open_at_stop = connections.len();
     tracing::info!(listener = name, open = open_at_stop, "stopped accepting; draining");
-    let drained = tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_ok();
+    let drained = tokio::time::timeout(drain.get(), graceful.shutdown()).await.is_ok();
     let cut = if drained {
         0
     } else {

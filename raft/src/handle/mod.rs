@@ -28,9 +28,9 @@ pub use view::{ClusterView, MemberView, RaftStatus, Role};
 
 use crate::domain::State;
 use crate::error::Error;
-use crate::network::{NetworkFactory, PeerClient};
+use crate::network::{ClusterIdentity, NetworkFactory, PeerClient};
 use crate::settings::RaftSettings;
-use crate::store::{SharedMachine, Storage};
+use crate::store::{NodeMeta, SharedMachine, Storage};
 use crate::types::{KeelRaft, Member, NodeId};
 
 /// The handle to a running Raft node and its state machine. Cheap to clone.
@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     peers: PeerClient,
     settings: RaftSettings,
     advertise: Member,
+    node_meta: NodeMeta,
+    identity: ClusterIdentity,
     stopping: AtomicBool,
 }
 
@@ -91,6 +93,8 @@ impl ControlPlane {
                 peers,
                 settings,
                 advertise,
+                node_meta: storage.node_meta(),
+                identity: storage.identity().clone(),
                 stopping: AtomicBool::new(false),
             }),
         })
@@ -114,6 +118,16 @@ impl ControlPlane {
     /// The peer client (for bootstrap and join).
     pub fn peers(&self) -> &PeerClient {
         &self.inner.peers
+    }
+
+    /// Node-local metadata (seal state, identity).
+    pub fn node_meta(&self) -> &NodeMeta {
+        &self.inner.node_meta
+    }
+
+    /// The cluster this node belongs to, once known.
+    pub fn identity(&self) -> &ClusterIdentity {
+        &self.inner.identity
     }
 
     /// A snapshot of Raft's view of the cluster.

@@ -25,6 +25,7 @@ impl ControlPlane {
             api_addr: self.advertise().api_addr.clone(),
             peer_addr: self.advertise().peer_addr.clone(),
             leader: status.leader,
+            sealed: self.node_meta().sealed().unwrap_or(false),
         }
     }
 

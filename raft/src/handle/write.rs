@@ -59,6 +59,18 @@ impl ControlPlane {
         }
     }
 
+    /// Proposes on this node only while it leads, never forwarding: for the
+    /// leader-only managers, whose work must stop with leadership.
+    pub async fn write_on_leader(&self, request: Request) -> Result<WriteResult, Error> {
+        if !self.is_leader() {
+            return Err(Error::NoLeader);
+        }
+        match self.propose(request, None).await {
+            Attempt::Done(result) => result,
+            Attempt::Retry => Err(Error::NoLeader),
+        }
+    }
+
     /// Stamps and proposes on this node, which believes it leads.
     async fn propose(&self, request: Request, idempotency_key: Option<String>) -> Attempt {
         let stamped = {

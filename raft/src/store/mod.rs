@@ -27,6 +27,7 @@ pub use snapshot::{decode_state, encode_state};
 pub use state_machine::{Machine, SharedMachine, StateMachineStore};
 
 use crate::error::Error;
+use crate::network::ClusterIdentity;
 
 pub(crate) const CF_LOGS: &str = "logs";
 pub(crate) const CF_RAFT: &str = "raft";
@@ -39,6 +40,7 @@ const COLUMN_FAMILIES: [&str; 4] = [CF_LOGS, CF_RAFT, CF_SNAPSHOT, CF_NODE];
 pub struct Storage {
     db: Arc<DB>,
     path: PathBuf,
+    identity: ClusterIdentity,
 }
 
 impl std::fmt::Debug for Storage {
@@ -64,10 +66,9 @@ impl Storage {
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, &path, cfs)
             .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
-        Ok(Storage {
-            db: Arc::new(db),
-            path,
-        })
+        let db = Arc::new(db);
+        let identity = ClusterIdentity::new(NodeMeta::new(db.clone()).cluster_id()?.as_deref());
+        Ok(Storage { db, path, identity })
     }
 
     /// Node-local metadata.
@@ -82,7 +83,12 @@ impl Storage {
 
     /// The state machine store over this database.
     pub fn state_machine(&self) -> StateMachineStore {
-        StateMachineStore::new(self.db.clone())
+        StateMachineStore::new(self.db.clone(), self.identity.clone())
+    }
+
+    /// The cluster id this data belongs to, kept current as it is applied.
+    pub fn identity(&self) -> &ClusterIdentity {
+        &self.identity
     }
 
     /// Whether this node has never taken part in a cluster: no vote, no log

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use super::node_meta::NodeMeta;
 use super::snapshot::{self, decode_state, encode_state};
 use crate::command::Outcome;
+use crate::network::ClusterIdentity;
 use crate::domain::State;
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -38,6 +39,7 @@ pub struct SharedMachine {
     machine: RwLock<Machine>,
     applied_tx: watch::Sender<u64>,
     node_meta: NodeMeta,
+    identity: ClusterIdentity,
     cluster_id_recorded: AtomicBool,
 }
 
@@ -74,6 +76,7 @@ impl SharedMachine {
             if self.node_meta.cluster_id().map_err(super::io_err)?.as_deref() != Some(id) {
                 self.node_meta.set_cluster_id(id).map_err(super::io_err)?;
             }
+            self.identity.set(id);
             self.cluster_id_recorded.store(true, Ordering::Release);
         }
         Ok(())
@@ -88,12 +91,13 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    pub(crate) fn new(db: Arc<DB>) -> Self {
+    pub(crate) fn new(db: Arc<DB>, identity: ClusterIdentity) -> Self {
         let (applied_tx, _) = watch::channel(0);
         let shared = Arc::new(SharedMachine {
             machine: RwLock::new(Machine::default()),
             applied_tx,
             node_meta: NodeMeta::new(db.clone()),
+            identity,
             cluster_id_recorded: AtomicBool::new(false),
         });
         StateMachineStore { shared, db }

@@ -10,6 +10,7 @@ use keel_raft::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::lifecycle::Phase;
 use crate::shared::Shared;
 
 /// `{"status": "ok"}`.
@@ -105,6 +106,12 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
             ));
         }
     }
+    let phase = shared.lifecycle.phase();
+    checks.push(check(
+        "started",
+        phase == Phase::Ready,
+        format!("lifecycle phase {}", format!("{phase:?}").to_lowercase()),
+    ));
     checks.push(check("unsealed", !shared.sealed(), if shared.sealed() { "sealed" } else { "unsealed" }));
     checks.push(check(
         "not_draining",

@@ -1,0 +1,443 @@
+//! The command line: `keel server` runs a node; every other subcommand is a
+//! client of a node's admin API (`KEEL_ADDR`, `KEEL_TOKEN`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// keel: a Raft-backed control plane for leases, accounts and certificates.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node.
+    Server(Box<ServerArgs>),
+    /// Probe a node's /readyz (exit 0 when ready); needs no token.
+    Health(HealthArgs),
+    /// Show the cluster as the addressed node sees it.
+    Status(ClientArgs),
+    /// Cluster membership.
+    Cluster {
+        /// Connection.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The operation.
+        #[command(subcommand)]
+        op: ClusterOp,
+    },
+    /// Leases.
+    Lease {
+        /// Connection.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The operation.
+        #[command(subcommand)]
+        op: LeaseOp,
+    },
+    /// Accounts.
+    Account {
+        /// Connection.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The operation.
+        #[command(subcommand)]
+        op: AccountOp,
+    },
+    /// The cluster CA and its certificates.
+    Cert {
+        /// Connection.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The operation.
+        #[command(subcommand)]
+        op: CertOp,
+    },
+    /// Node operations: seal, unseal, reload.
+    Operator {
+        /// Connection.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The operation.
+        #[command(subcommand)]
+        op: OperatorOp,
+    },
+}
+
+/// How a client reaches a node.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// API address of any node.
+    #[arg(long, env = "KEEL_ADDR", default_value = "http://127.0.0.1:7400", global = true)]
+    pub addr: String,
+    /// Admin token.
+    #[arg(long, env = "KEEL_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// CA certificate to trust for an https address.
+    #[arg(long, env = "KEEL_CACERT", global = true)]
+    pub cacert: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `keel health`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// API address.
+    #[arg(long, env = "KEEL_ADDR", default_value = "http://127.0.0.1:7400")]
+    pub addr: String,
+    /// Probe /livez instead of /readyz.
+    #[arg(long)]
+    pub live: bool,
+    /// CA certificate to trust for an https address.
+    #[arg(long, env = "KEEL_CACERT")]
+    pub cacert: Option<PathBuf>,
+}
+
+/// `keel cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterOp {
+    /// List members.
+    Members,
+    /// Add a member (learner, then voter once caught up).
+    Add {
+        /// Node id.
+        id: u64,
+        /// Its API address (host:port).
+        #[arg(long)]
+        api_addr: String,
+        /// Its peer address (host:port).
+        #[arg(long)]
+        peer_addr: String,
+        /// Keep it a learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a member.
+    Remove {
+        /// Node id.
+        id: u64,
+    },
+    /// Hand leadership to another voter.
+    TransferLeader {
+        /// The voter to lead; the most caught-up one if absent.
+        #[arg(long)]
+        to: Option<u64>,
+    },
+}
+
+/// `keel lease ...`.
+#[derive(Debug, Subcommand)]
+pub enum LeaseOp {
+    /// Grant a lease.
+    Grant {
+        /// TTL (seconds or 30s, 5m, 1h).
+        #[arg(long)]
+        ttl: String,
+        /// Max TTL.
+        #[arg(long)]
+        max_ttl: Option<String>,
+        /// Name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Owning account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Metadata entries `key=value`.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+    },
+    /// Show a lease.
+    Get {
+        /// Lease id.
+        id: String,
+    },
+    /// List leases.
+    List {
+        /// Name prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Owning account.
+        #[arg(long)]
+        account: Option<String>,
+        /// State filter.
+        #[arg(long)]
+        state: Option<String>,
+        /// Page size.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Renew a lease.
+    Renew {
+        /// Lease id.
+        id: String,
+        /// Increment (defaults to the lease's ttl).
+        #[arg(long)]
+        increment: Option<String>,
+    },
+    /// Revoke a lease.
+    Revoke {
+        /// Lease id.
+        id: String,
+    },
+    /// Revoke every lease whose name starts with a prefix.
+    RevokePrefix {
+        /// The prefix.
+        prefix: String,
+    },
+}
+
+/// `keel account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountOp {
+    /// Create an account.
+    Create {
+        /// Name.
+        name: String,
+        /// Expiry (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Lease limit.
+        #[arg(long)]
+        max_leases: Option<u64>,
+        /// Certificate limit.
+        #[arg(long)]
+        max_certificates: Option<u64>,
+    },
+    /// Show an account.
+    Get {
+        /// Name.
+        name: String,
+    },
+    /// List accounts.
+    List {
+        /// State filter.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Change expiry or limits.
+    Update {
+        /// Name.
+        name: String,
+        /// New expiry (RFC 3339), or `none`.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// New lease limit, or `none`.
+        #[arg(long)]
+        max_leases: Option<String>,
+        /// New certificate limit, or `none`.
+        #[arg(long)]
+        max_certificates: Option<String>,
+    },
+    /// Disable an account.
+    Disable {
+        /// Name.
+        name: String,
+    },
+    /// Enable an account.
+    Enable {
+        /// Name.
+        name: String,
+    },
+    /// Revoke everything an account owns and delete it.
+    Delete {
+        /// Name.
+        name: String,
+    },
+}
+
+/// `keel cert ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertOp {
+    /// Print the CA certificate.
+    Ca,
+    /// Issue a certificate (keel generates the key).
+    Issue {
+        /// Common name.
+        common_name: String,
+        /// DNS names.
+        #[arg(long = "dns")]
+        dns_names: Vec<String>,
+        /// IP addresses.
+        #[arg(long = "ip")]
+        ip_addresses: Vec<String>,
+        /// Validity.
+        #[arg(long)]
+        ttl: String,
+        /// Owning account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Write certificate, key and CA to this directory instead of stdout.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Sign a CSR.
+    Sign {
+        /// PEM CSR file.
+        csr: PathBuf,
+        /// Validity.
+        #[arg(long)]
+        ttl: String,
+        /// Owning account.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Show a certificate.
+    Get {
+        /// Serial.
+        serial: String,
+    },
+    /// List certificates.
+    List {
+        /// Owning account.
+        #[arg(long)]
+        account: Option<String>,
+        /// State filter.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Rotate a certificate held in local files, make before break.
+    Renew {
+        /// Certificate file (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Private key file (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// CA file to check the chain against (fetched from the node if absent).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Validity of the new certificate.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// Revoke a certificate.
+    Revoke {
+        /// Serial.
+        serial: String,
+        /// Reason.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Print the CRL.
+    Crl {
+        /// `pem` or `der`.
+        #[arg(long, default_value = "pem")]
+        format: String,
+    },
+}
+
+/// `keel operator ...`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorOp {
+    /// Stop this node's managers and refuse domain requests.
+    Seal,
+    /// Reverse a seal.
+    Unseal,
+    /// Re-read configuration files without a restart.
+    Reload,
+}
+
+/// `keel server`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// TOML configuration file (flags and KEEL_* variables override it).
+    #[arg(long, env = "KEEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Single-node development server: data in ./keel-data, self-bootstrap,
+    /// a fresh admin token printed at start.
+    #[arg(long)]
+    pub dev: bool,
+    /// This node's id (or taken from a hostname ending in -<ordinal>).
+    #[arg(long, env = "KEEL_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Data directory.
+    #[arg(long, env = "KEEL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// API listen address.
+    #[arg(long, env = "KEEL_API_LISTEN")]
+    pub api_listen: Option<String>,
+    /// Peer listen address.
+    #[arg(long, env = "KEEL_PEER_LISTEN")]
+    pub peer_listen: Option<String>,
+    /// API address other nodes and clients use (host:port).
+    #[arg(long, env = "KEEL_ADVERTISE_API")]
+    pub advertise_api: Option<String>,
+    /// Peer address other nodes use (host:port).
+    #[arg(long, env = "KEEL_ADVERTISE_PEER")]
+    pub advertise_peer: Option<String>,
+    /// Peers for bootstrap: `1=host:port,2=host:port,...` (peer addresses).
+    #[arg(long, env = "KEEL_PEERS")]
+    pub peers: Option<String>,
+    /// How many peers (this node included) must answer before the lowest id
+    /// bootstraps the cluster; defaults to the number of peers.
+    #[arg(long, env = "KEEL_BOOTSTRAP_EXPECT")]
+    pub bootstrap_expect: Option<usize>,
+    /// Join an existing cluster through this peer address.
+    #[arg(long, env = "KEEL_JOIN")]
+    pub join: Option<String>,
+    /// Cluster id to bootstrap with and to insist on.
+    #[arg(long, env = "KEEL_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// File with admin tokens, one per line.
+    #[arg(long, env = "KEEL_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// File with the cluster secret peers authenticate with.
+    #[arg(long, env = "KEEL_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// How long in-flight requests may take to finish at shutdown.
+    #[arg(long, env = "KEEL_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, env = "KEEL_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter (e.g. `info`, `keel=debug`).
+    #[arg(long, env = "KEEL_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Raft heartbeat interval.
+    #[arg(long, env = "KEEL_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<String>,
+    /// Minimum election timeout (the maximum is twice it).
+    #[arg(long, env = "KEEL_ELECTION_TIMEOUT")]
+    pub election_timeout: Option<String>,
+    /// Applied entries between snapshots.
+    #[arg(long, env = "KEEL_SNAPSHOT_THRESHOLD")]
+    pub snapshot_threshold: Option<u64>,
+    /// Max TTL of a lease granted without one.
+    #[arg(long, env = "KEEL_LEASE_MAX_TTL")]
+    pub lease_max_ttl: Option<String>,
+    /// Longest certificate validity.
+    #[arg(long, env = "KEEL_PKI_MAX_TTL")]
+    pub pki_max_ttl: Option<String>,
+    /// Import the CA from this PEM certificate (with --pki-ca-key-file).
+    #[arg(long, env = "KEEL_PKI_CA_CERT_FILE")]
+    pub pki_ca_cert_file: Option<PathBuf>,
+    /// Import the CA's PEM private key.
+    #[arg(long, env = "KEEL_PKI_CA_KEY_FILE")]
+    pub pki_ca_key_file: Option<PathBuf>,
+    /// Comma-separated DNS domains certificates may name (empty: any).
+    #[arg(long, env = "KEEL_PKI_ALLOWED_DOMAINS")]
+    pub pki_allowed_domains: Option<String>,
+    /// TLS certificate (PEM chain) for both listeners.
+    #[arg(long, env = "KEEL_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "KEEL_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA to trust for peers' TLS certificates.
+    #[arg(long, env = "KEEL_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Largest API request body.
+    #[arg(long, env = "KEEL_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}

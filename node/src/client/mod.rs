@@ -1,0 +1,77 @@
+//! The operator CLI: a thin client of the admin API. Tables for people,
+//! `--json` for scripts; errors print the API's code and message and exit
+//! non-zero.
+
+mod http;
+mod output;
+
+pub mod account;
+pub mod cert;
+pub mod cluster;
+pub mod lease;
+pub mod rotate;
+
+pub use http::{ApiClient, ClientError};
+
+use crate::cli::{ClientArgs, HealthArgs, OperatorOp};
+
+/// `keel health`: 0 if ready (or live), 1 otherwise. No token needed.
+pub async fn health(args: &HealthArgs) -> Result<(), ClientError> {
+    let client = ApiClient::new(&args.addr, None, args.cacert.as_deref())?;
+    let path = if args.live { "/livez" } else { "/readyz" };
+    let (status, _) = client.raw_get(path).await?;
+    if status == 200 {
+        Ok(())
+    } else {
+        Err(ClientError::Message(format!("{path} answered {status}")))
+    }
+}
+
+/// `keel status`: the cluster as the addressed node sees it.
+pub async fn status(args: &ClientArgs) -> Result<(), ClientError> {
+    let client = ApiClient::from_args(args)?;
+    let view = client.get("/v1/cluster").await?;
+    if args.json {
+        return output::json(&view);
+    }
+    println!("cluster  {}", output::text(&view["cluster_id"]));
+    println!("node     {}", output::text(&view["node_id"]));
+    println!("leader   {}", output::text(&view["leader"]));
+    println!("term     {}", output::text(&view["term"]));
+    println!(
+        "index    committed {} applied {}",
+        output::text(&view["commit_index"]),
+        output::text(&view["applied_index"])
+    );
+    println!();
+    cluster::print_members(&view);
+    Ok(())
+}
+
+/// `keel operator ...`.
+pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientError> {
+    let client = ApiClient::from_args(args)?;
+    let path = match op {
+        OperatorOp::Seal => "/v1/sys/seal",
+        OperatorOp::Unseal => "/v1/sys/unseal",
+        OperatorOp::Reload => "/v1/sys/reload",
+    };
+    let answer = client.post(path, None).await?;
+    if args.json {
+        return output::json(&answer);
+    }
+    match op {
+        OperatorOp::Seal | OperatorOp::Unseal => println!("sealed: {}", output::text(&answer["sealed"])),
+        OperatorOp::Reload => {
+            let changes = answer["changes"].as_array().cloned().unwrap_or_default();
+            if changes.is_empty() {
+                println!("reloaded: nothing changed");
+            } else {
+                for c in changes {
+                    println!("reloaded: {}", output::text(&c));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! Configuration: flags, `KEEL_*` variables and an optional TOML file,
+//! merged (flags and variables win over the file, the file over defaults)
+//! and validated whole before anything touches disk.
+//!
+//! [`Config::load`] reads every file the configuration names (tokens, the
+//! cluster secret, TLS material, an imported CA) so that a node never
+//! starts, and a reload never applies, with a value missing or unreadable.
+
+mod file;
+mod peers;
+mod secrets;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keel_raft::RaftSettings;
+use keel_raft::clock::parse_duration_ms;
+use keel_raft::pki::{PkiSettings, SecretPem};
+
+use crate::cli::ServerArgs;
+use crate::tls::TlsMaterial;
+pub use file::FileConfig;
+pub use peers::{hostname, ordinal_of, parse_peers};
+use secrets::{read_cluster_secret, read_tokens, random_secret};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A validated node configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// Development mode.
+    pub dev: bool,
+    /// This node's id.
+    pub node_id: u64,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// API listen address.
+    pub api_listen: SocketAddr,
+    /// Peer listen address.
+    pub peer_listen: SocketAddr,
+    /// Advertised API address (host:port).
+    pub advertise_api: String,
+    /// Advertised peer address (host:port).
+    pub advertise_peer: String,
+    /// Bootstrap peers: id to peer address (this node included).
+    pub peers: BTreeMap<u64, String>,
+    /// Nodes that must answer before bootstrap.
+    pub bootstrap_expect: usize,
+    /// Peer address of a cluster member to join through.
+    pub join: Option<String>,
+    /// Cluster id to bootstrap with and to insist on.
+    pub cluster_id: Option<String>,
+    /// Admin tokens (secret).
+    pub admin_tokens: Vec<String>,
+    /// Cluster secret (secret).
+    pub cluster_secret: String,
+    /// Drain deadline at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Replicated-core settings.
+    pub raft: RaftSettings,
+    /// TLS for both listeners, if configured.
+    pub tls: Option<TlsMaterial>,
+    /// Largest API request body.
+    pub max_body_bytes: usize,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("dev", &self.dev)
+            .field("node_id", &self.node_id)
+            .field("data_dir", &self.data_dir)
+            .field("api_listen", &self.api_listen)
+            .field("peer_listen", &self.peer_listen)
+            .field("advertise_api", &self.advertise_api)
+            .field("advertise_peer", &self.advertise_peer)
+            .field("peers", &self.peers)
+            .field("bootstrap_expect", &self.bootstrap_expect)
+            .field("join", &self.join)
+            .field("cluster_id", &self.cluster_id)
+            .field("admin_tokens", &format_args!("<{} redacted>", self.admin_tokens.len()))
+            .field("cluster_secret", &"<redacted>")
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// A configuration error: what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+fn duration(what: &str, value: Option<String>, default_ms: u64) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_millis(default_ms)),
+        Some(v) => parse_duration_ms(&v)
+            .map(Duration::from_millis)
+            .map_err(|e| err(format!("{what}: {e}"))),
+    }
+}
+
+fn socket(what: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| err(format!("{what} must be ip:port (got `{value}`)")))
+}
+
+fn host_port(what: &str, value: &str) -> Result<String, ConfigError> {
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(value.to_string()),
+        _ => Err(err(format!("{what} must be host:port (got `{value}`)"))),
+    }
+}
+
+/// The address others should use for a listener bound to `listen`.
+fn advertised(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        format!("{}:{}", hostname(), listen.port())
+    } else {
+        listen.to_string()
+    }
+}
+
+impl Config {
+    /// Loads and validates the configuration from flags/env, the TOML file
+    /// they name, and every file the result names. `previous` (on reload)
+    /// keeps dev-mode generated secrets stable.
+    pub fn load(args: &ServerArgs, previous: Option<&Config>) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let a = file.merged_under(args.clone());
+        let dev = a.dev;
+        let pki = pki_settings(&a)?;
+
+        let node_id = match a.node_id {
+            Some(id) => id,
+            None if dev => 1,
+            None => ordinal_of(&hostname()).ok_or_else(|| {
+                err("--node-id is required (or a hostname ending in -<ordinal>, as in a StatefulSet)")
+            })?,
+        };
+        let data_dir = match a.data_dir {
+            Some(d) => d,
+            None if dev => PathBuf::from("keel-data"),
+            None => return Err(err("--data-dir is required")),
+        };
+        let default_host = if dev { "127.0.0.1" } else { "0.0.0.0" };
+        let api_listen = socket(
+            "--api-listen",
+            &a.api_listen.unwrap_or_else(|| format!("{default_host}:7400")),
+        )?;
+        let peer_listen = socket(
+            "--peer-listen",
+            &a.peer_listen.unwrap_or_else(|| format!("{default_host}:7401")),
+        )?;
+        let peers = match &a.peers {
+            Some(p) => parse_peers(p).map_err(err)?,
+            None => BTreeMap::new(),
+        };
+        let advertise_api = host_port(
+            "--advertise-api",
+            &a.advertise_api.unwrap_or_else(|| advertised(api_listen)),
+        )?;
+        let advertise_peer = match a.advertise_peer {
+            Some(p) => host_port("--advertise-peer", &p)?,
+            None => peers.get(&node_id).cloned().unwrap_or_else(|| advertised(peer_listen)),
+        };
+        let mut peers = peers;
+        if dev && peers.is_empty() {
+            peers.insert(node_id, advertise_peer.clone());
+        }
+        if !peers.is_empty() && !peers.contains_key(&node_id) && a.join.is_none() {
+            return Err(err(format!("--peers must include this node (id {node_id})")));
+        }
+        let bootstrap_expect = a.bootstrap_expect.unwrap_or(peers.len());
+        if !peers.is_empty() && (bootstrap_expect == 0 || bootstrap_expect > peers.len()) {
+            return Err(err(format!(
+                "--bootstrap-expect must be between 1 and the number of peers ({})",
+                peers.len()
+            )));
+        }
+        let join = a.join.map(|j| host_port("--join", &j)).transpose()?;
+        if peers.is_empty() && join.is_none() {
+            return Err(err("give --peers (to bootstrap or resume a cluster) or --join (to join one)"));
+        }
+        if let Some(id) = &a.cluster_id
+            && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(err("--cluster-id must be 1 to 64 letters, digits or hyphens"));
+        }
+
+        let admin_tokens = match &a.admin_token_file {
+            Some(path) => read_tokens(path)?,
+            None if dev => previous
+                .map(|p| p.admin_tokens.clone())
+                .unwrap_or_else(|| vec![random_secret()]),
+            None => return Err(err("--admin-token-file is required (outside --dev)")),
+        };
+        let cluster_secret = match &a.cluster_secret_file {
+            Some(path) => read_cluster_secret(path)?,
+            None if dev || peers.len() == 1 && join.is_none() => previous
+                .map(|p| p.cluster_secret.clone())
+                .unwrap_or_else(random_secret),
+            None => return Err(err("--cluster-secret-file is required for a multi-node cluster")),
+        };
+
+        let shutdown_timeout = duration("--shutdown-timeout", a.shutdown_timeout, 30_000)?;
+        let log_format = match a.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(err(format!("--log-format must be text or json (got `{other}`)"))),
+        };
+        let log_level = a.log_level.unwrap_or_else(|| "info,openraft=warn".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| err(format!("--log-level `{log_level}`: {e}")))?;
+
+        let heartbeat = duration("--heartbeat-interval", a.heartbeat_interval, 100)?;
+        let election = duration("--election-timeout", a.election_timeout, 500)?;
+        if heartbeat.is_zero() || election < heartbeat * 3 {
+            return Err(err("--election-timeout must be at least three heartbeat intervals"));
+        }
+        let mut raft = RaftSettings::for_node(node_id);
+        raft.heartbeat_interval = heartbeat;
+        raft.election_timeout_min = election;
+        raft.election_timeout_max = election * 2;
+        if let Some(n) = a.snapshot_threshold {
+            if n < 10 {
+                return Err(err("--snapshot-threshold must be at least 10"));
+            }
+            raft.snapshot_threshold = n;
+            raft.logs_kept_after_snapshot = raft.logs_kept_after_snapshot.min(n);
+        }
+        raft.lease_default_max_ttl_ms = duration("--lease-max-ttl", a.lease_max_ttl, 24 * 3_600_000)?.as_millis() as u64;
+        raft.pki = pki;
+
+        let tls = TlsMaterial::load(
+            a.tls_cert_file.as_deref(),
+            a.tls_key_file.as_deref(),
+            a.tls_ca_file.as_deref(),
+        )
+        .map_err(err)?;
+        let max_body_bytes = a.max_body_bytes.unwrap_or(1 << 20);
+        if max_body_bytes < 1024 {
+            return Err(err("--max-body-bytes must be at least 1024"));
+        }
+        Ok(Config {
+            dev,
+            node_id,
+            data_dir,
+            api_listen,
+            peer_listen,
+            advertise_api,
+            advertise_peer,
+            peers,
+            bootstrap_expect,
+            join,
+            cluster_id: a.cluster_id,
+            admin_tokens,
+            cluster_secret,
+            shutdown_timeout,
+            log_format,
+            log_level,
+            raft,
+            tls,
+            max_body_bytes,
+        })
+    }
+}
+
+fn pki_settings(a: &ServerArgs) -> Result<PkiSettings, ConfigError> {
+    let mut pki = PkiSettings {
+        max_ttl_ms: duration("--pki-max-ttl", a.pki_max_ttl.clone(), 90 * 24 * 3_600_000)?.as_millis() as u64,
+        ..PkiSettings::default()
+    };
+    match (&a.pki_ca_cert_file, &a.pki_ca_key_file) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read_to_string(cert)
+                .map_err(|e| err(format!("--pki-ca-cert-file {}: {e}", cert.display())))?;
+            let key_pem = std::fs::read_to_string(key)
+                .map_err(|e| err(format!("--pki-ca-key-file {}: {e}", key.display())))?;
+            let key_pem = SecretPem::new(key_pem);
+            keel_raft::pki::import_ca(&cert_pem, &key_pem).map_err(|e| err(format!("CA import: {e}")))?;
+            pki.import = Some((cert_pem, key_pem));
+        }
+        _ => return Err(err("--pki-ca-cert-file and --pki-ca-key-file go together")),
+    }
+    if let Some(domains) = &a.pki_allowed_domains {
+        pki.allowed_domains = domains
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    Ok(pki)
+}

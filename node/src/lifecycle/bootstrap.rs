@@ -1,0 +1,201 @@
+//! Start phase 6: bootstrap a pristine cluster, join an existing one, or
+//! resume from disk.
+//!
+//! - A node with Raft state resumes; if a peer reports another cluster id
+//!   than its data carries, it refuses to start.
+//! - A pristine node with `--join` asks the cluster (through that peer) to
+//!   add it: learner first, voter once caught up.
+//! - A pristine node with `--peers` asks every peer who it is. If any
+//!   already belongs to a cluster, it joins that cluster. Otherwise the
+//!   node with the lowest id initializes the cluster, but only once
+//!   `bootstrap_expect` nodes (itself included) answer as pristine. The
+//!   others wait to be contacted by the new leader.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use keel_raft::network::PeerCallError;
+use keel_raft::wire::{Hello, MembershipReply, PeerRpc};
+use keel_raft::{ControlPlane, Member, MembershipChange, NodeId};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+const RETRY: Duration = Duration::from_millis(300);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+const JOIN_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// How this node came to be in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// It had data and resumed.
+    Resumed,
+    /// It initialized a new cluster.
+    Bootstrapped,
+    /// It asked an existing cluster to add it.
+    Joined,
+    /// It was added by the node that bootstrapped.
+    Contacted,
+}
+
+/// Why phase 6 could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// A stop signal arrived first.
+    #[error("stopped before the node joined a cluster")]
+    Stopped,
+    /// The data belongs to another cluster than the peers'.
+    #[error("{0}")]
+    WrongCluster(String),
+    /// Raft refused.
+    #[error(transparent)]
+    Raft(#[from] keel_raft::Error),
+}
+
+async fn hello(cp: &ControlPlane, addr: &str) -> Result<Hello, PeerCallError> {
+    cp.peers().call::<_, Hello>(addr, PeerRpc::Hello, &(), HELLO_TIMEOUT).await
+}
+
+/// Whether a peer refused us for belonging to another cluster.
+fn cluster_mismatch(e: &PeerCallError) -> bool {
+    matches!(e, PeerCallError::Status { status: 409, body } if body.contains("cluster_mismatch"))
+}
+
+/// Runs phase 6 until the node is part of a cluster (or `stop`).
+pub async fn run(config: &Config, cp: &ControlPlane, stop: &CancellationToken) -> Result<Membership, BootstrapError> {
+    if cp.is_initialized().await? {
+        check_peers_cluster(config, cp).await?;
+        tracing::info!("resuming from disk");
+        return Ok(Membership::Resumed);
+    }
+    let mut last_note = tokio::time::Instant::now();
+    loop {
+        if stop.is_cancelled() {
+            return Err(BootstrapError::Stopped);
+        }
+        if cp.is_initialized().await? {
+            tracing::info!("added to the cluster by its leader");
+            return Ok(Membership::Contacted);
+        }
+        if let Some(target) = &config.join {
+            if try_join(config, cp, target).await {
+                return Ok(Membership::Joined);
+            }
+        } else if let Some(outcome) = try_bootstrap(config, cp).await? {
+            return Ok(outcome);
+        }
+        if last_note.elapsed() > Duration::from_secs(10) {
+            tracing::info!("still waiting to form or join a cluster");
+            last_note = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Err(BootstrapError::Stopped),
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+/// One bootstrap round for a pristine node with `--peers`.
+async fn try_bootstrap(config: &Config, cp: &ControlPlane) -> Result<Option<Membership>, BootstrapError> {
+    let mut answered: BTreeMap<NodeId, Hello> = BTreeMap::new();
+    for (id, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
+        if let Ok(h) = hello(cp, addr).await {
+            if h.node_id != *id {
+                tracing::warn!(peer = addr, expected = id, got = h.node_id, "peer answered with another node id");
+                continue;
+            }
+            answered.insert(*id, h);
+        }
+    }
+    // A cluster already exists among the peers: join it.
+    if let Some((id, existing)) = answered.iter().find(|(_, h)| h.initialized && h.leader.is_some()) {
+        if let (Some(expected), Some(theirs)) = (&config.cluster_id, &existing.cluster_id)
+            && expected != theirs
+        {
+            return Err(BootstrapError::WrongCluster(format!(
+                "peer {id} belongs to cluster {theirs}, but this node is configured for cluster {expected}"
+            )));
+        }
+        let addr = &config.peers[id];
+        tracing::info!(peer = id, "a cluster already exists; asking to join it");
+        return Ok(try_join(config, cp, addr).await.then_some(Membership::Joined));
+    }
+    let lowest = *config.peers.keys().next().expect("peers is not empty");
+    if lowest != config.node_id {
+        return Ok(None);
+    }
+    let pristine = answered.values().filter(|h| !h.initialized).count() + 1;
+    if pristine < config.bootstrap_expect {
+        tracing::debug!(pristine, expect = config.bootstrap_expect, "waiting for peers before bootstrap");
+        return Ok(None);
+    }
+    let members: BTreeMap<NodeId, Member> = config
+        .peers
+        .iter()
+        .map(|(id, peer_addr)| {
+            let api_addr = if *id == config.node_id {
+                config.advertise_api.clone()
+            } else {
+                answered.get(id).map_or_else(String::new, |h| h.api_addr.clone())
+            };
+            let peer_addr = if *id == config.node_id {
+                config.advertise_peer.clone()
+            } else {
+                peer_addr.clone()
+            };
+            (*id, Member { api_addr, peer_addr })
+        })
+        .collect();
+    tracing::info!(members = ?members.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
+    cp.initialize(members).await?;
+    Ok(Some(Membership::Bootstrapped))
+}
+
+/// Asks the cluster reachable at `target` to add this node. `true` once it
+/// is a member.
+async fn try_join(config: &Config, cp: &ControlPlane, target: &str) -> bool {
+    let change = MembershipChange::Add {
+        node_id: config.node_id,
+        api_addr: config.advertise_api.clone(),
+        peer_addr: config.advertise_peer.clone(),
+        voter: true,
+    };
+    let reply: Result<MembershipReply, PeerCallError> =
+        cp.peers().call(target, PeerRpc::Membership, &change, JOIN_TIMEOUT).await;
+    match reply {
+        Ok(Ok(_)) => {
+            tracing::info!(via = target, "joined the cluster");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(via = target, error = ?e, "join refused; retrying");
+            false
+        }
+        Err(e) => {
+            tracing::info!(via = target, error = %e, "cluster not reachable yet; retrying");
+            false
+        }
+    }
+}
+
+/// A resuming node refuses to start if a peer belongs to another cluster
+/// than the one its data carries.
+async fn check_peers_cluster(config: &Config, cp: &ControlPlane) -> Result<(), BootstrapError> {
+    let Some(ours) = cp.identity().get() else {
+        return Ok(());
+    };
+    for (id, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
+        let theirs = match hello(cp, addr).await {
+            Ok(h) => h.cluster_id.filter(|theirs| **theirs != *ours).map(|t| format!("cluster {t}")),
+            Err(e) if cluster_mismatch(&e) => Some("another cluster".to_string()),
+            Err(_) => None,
+        };
+        if let Some(theirs) = theirs {
+            return Err(BootstrapError::WrongCluster(format!(
+                "this node's data belongs to cluster {ours}, but peer {id} ({addr}) belongs to {theirs}; \
+                 refusing to start (point --data-dir at this cluster's data, or at an empty directory to join)"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! Starting a node: one function, the phases in order, each logged and
+//! shown at `/v1/sys/lifecycle`.
+//!
+//! 1. Load and validate all configuration (nothing touches disk before).
+//! 2. Open storage; check the stored node id and cluster id.
+//! 3. Bind the peer and API listeners and serve (Raft routes answer 503).
+//! 4. Readiness barrier: both listeners serve, checked over the network.
+//! 5. Start Raft and install the handle.
+//! 6. Bootstrap, join, or resume.
+//! 7. Wait for a leader and local catch-up; start the manager supervisor.
+//! 8. Ready.
+//!
+//! Whatever fails, what was started is stopped in order before returning.
+
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use keel_raft::network::{ClusterSecret, PeerClient};
+use keel_raft::{ControlPlane, Member, Storage};
+use keel_web::auth::Auth;
+use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot};
+use tokio_util::sync::CancellationToken;
+
+use super::bootstrap::{self, BootstrapError};
+use super::stop::{self, Parts};
+use super::{RunningListener, barrier};
+use crate::cli::ServerArgs;
+use crate::config::Config;
+use crate::control::{Control, NodeRuntime};
+use crate::managers::{ManagerContext, Supervisor};
+use crate::signals::Signals;
+use crate::{logging, tls};
+
+/// Longest drain of the peer listener: peers retry, so it need not wait long.
+const PEER_DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs a node until a stop signal; returns once everything has stopped.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    // Phase 1: configuration.
+    let config = Config::load(&args, None)?;
+    let filter = logging::init(config.log_format, &config.log_level);
+    tracing::info!(phase = "config", node_id = config.node_id, config = ?config, "configuration loaded and validated");
+    if config.dev {
+        print_dev_banner(&config);
+    }
+    let signals = Signals::install().context("installing signal handlers")?;
+    let auth = Auth::new(config.admin_tokens.clone(), ClusterSecret::new(&config.cluster_secret));
+    let limits = ApiLimits {
+        max_body_bytes: config.max_body_bytes,
+    };
+    let shared = Arc::new(Shared::new(config.node_id, auth, limits));
+    let board = &shared.lifecycle;
+    for name in ["config", "storage", "peer-listener", "api-listener", "raft", "cluster", "managers"] {
+        board.set_component(name, ComponentState::Pending);
+    }
+    board.set_component("config", ComponentState::Running);
+
+    let mut parts = Parts::new(shared.clone());
+    let result = start(&args, config, filter, &signals, &mut parts).await;
+    if let Err(e) = &result {
+        tracing::error!(error = %format!("{e:#}"), "start failed; stopping what was started");
+    } else {
+        tracing::info!("stopping");
+    }
+    stop::run(parts).await;
+    signals.close().await;
+    result
+}
+
+/// Phases 2 to 8, then serving until a stop signal.
+async fn start(
+    args: &ServerArgs,
+    config: Config,
+    filter: logging::FilterHandle,
+    signals: &Signals,
+    parts: &mut Parts,
+) -> anyhow::Result<()> {
+    let shared = parts.shared.clone();
+    let board = &shared.lifecycle;
+
+    // Phase 2: storage.
+    board.set_component("storage", ComponentState::Starting);
+    let storage = open_storage(&config)?;
+    let sealed = storage.node_meta().sealed()?;
+    shared.set_sealed(sealed);
+    parts.storage = Some(storage.clone());
+    board.set_component("storage", ComponentState::Running);
+    tracing::info!(phase = "storage", path = %storage.path().display(), sealed, "storage open");
+
+    // Phase 3: listeners.
+    let tls = config.tls.as_ref().map(|t| TlsSlot::new(t.server.clone()));
+    let drain = DrainDeadline::new(config.shutdown_timeout);
+    board.set_component("peer-listener", ComponentState::Starting);
+    let peer = RunningListener::start(
+        "peer-listener",
+        config.peer_listen,
+        keel_web::peer::router(shared.clone()),
+        tls.clone(),
+        DrainDeadline::new(PEER_DRAIN.min(config.shutdown_timeout)),
+    )
+    .await
+    .map_err(|e| anyhow!(e))?;
+    let peer_addr = peer.local_addr;
+    parts.peer = Some(peer);
+    board.set_component("peer-listener", ComponentState::Running);
+    board.set_component("api-listener", ComponentState::Starting);
+    let api = RunningListener::start(
+        "api-listener",
+        config.api_listen,
+        keel_web::api_router(shared.clone()),
+        tls.clone(),
+        drain.clone(),
+    )
+    .await
+    .map_err(|e| anyhow!(e))?;
+    let api_addr = api.local_addr;
+    parts.api = Some(api);
+    board.set_component("api-listener", ComponentState::Running);
+    tracing::info!(phase = "listeners", api = %api_addr, peer = %peer_addr, "listeners serving");
+
+    // Phase 4: readiness barrier.
+    barrier::pass(&config, api_addr, peer_addr)
+        .await
+        .map_err(|e| anyhow!("readiness barrier: {e}"))?;
+    shared.pass_barrier();
+    tracing::info!(phase = "barrier", "readiness barrier passed: configured and serving");
+
+    // Phase 5: Raft.
+    board.set_component("raft", ComponentState::Starting);
+    let http = tls::http_client(config.tls.as_ref()).map_err(|e| anyhow!(e))?;
+    let peers = PeerClient::new(
+        http,
+        config.tls.is_some(),
+        shared.auth.cluster_secret.clone(),
+        storage.identity().clone(),
+    );
+    let advertise = Member {
+        api_addr: config.advertise_api.clone(),
+        peer_addr: config.advertise_peer.clone(),
+    };
+    let cp = ControlPlane::start(config.raft.clone(), &storage, peers, advertise).await?;
+    shared.install_control_plane(cp.clone());
+    parts.cp = Some(cp.clone());
+    board.set_component("raft", ComponentState::Running);
+    tracing::info!(phase = "raft", "raft started");
+
+    let config = Arc::new(config);
+    let runtime = Arc::new(NodeRuntime {
+        config: RwLock::new(config.clone()),
+        args: args.clone(),
+        shared: shared.clone(),
+        supervisor: OnceLock::new(),
+        tls,
+        filter,
+        drain,
+    });
+    shared.install_node_control(Arc::new(Control(runtime.clone())));
+
+    // Phase 6: bootstrap, join or resume.
+    board.set_component("cluster", ComponentState::Starting);
+    let how = match bootstrap::run(&config, &cp, &signals.stop).await {
+        Ok(how) => how,
+        Err(BootstrapError::Stopped) => return Ok(()),
+        Err(e) => {
+            board.set_component("cluster", ComponentState::Failed);
+            return Err(e.into());
+        }
+    };
+    tracing::info!(phase = "cluster", how = ?how, "member of a cluster");
+
+    // Phase 7: leader known and caught up; managers (the leader's records
+    // the cluster id); the cluster id applied here.
+    if !wait_until_settled(&cp, &signals.stop).await {
+        return Ok(());
+    }
+    let supervisor = Supervisor::new(
+        ManagerContext {
+            cp: cp.clone(),
+            shared: shared.clone(),
+            config: config.clone(),
+        },
+        sealed,
+    );
+    let supervisor_stop = CancellationToken::new();
+    let supervisor_task = supervisor.spawn(supervisor_stop.clone());
+    let _ = runtime.supervisor.set(supervisor.clone());
+    parts.supervisor = Some((supervisor, supervisor_stop, supervisor_task));
+    let Some(applied_id) = wait_for_cluster_id(&cp, &signals.stop).await else {
+        return Ok(());
+    };
+    if let Some(want) = &config.cluster_id
+        && *want != applied_id
+    {
+        board.set_component("cluster", ComponentState::Failed);
+        bail!("this node is configured for cluster {want}, but the cluster it is part of is {applied_id}");
+    }
+    board.set_component("cluster", ComponentState::Running);
+
+    // Phase 8: ready.
+    board.set_phase(Phase::Ready);
+    tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
+    serve_until_stopped(&runtime, signals).await;
+    Ok(())
+}
+
+/// Opens the data directory and checks it belongs to this node (and, if
+/// configured, this cluster) before anything is written.
+fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+    let dir = &config.data_dir;
+    let storage = Storage::open(dir)
+        .map_err(|e| anyhow!("cannot open data directory {}: {e} (is another keel using it?)", dir.display()))?;
+    let meta = storage.node_meta();
+    match meta.node_id()? {
+        Some(stored) if stored != config.node_id => bail!(
+            "data directory {} belongs to node {stored}, not node {}; refusing to start",
+            dir.display(),
+            config.node_id
+        ),
+        Some(_) => {}
+        None if storage.is_pristine()? => meta.set_node_id(config.node_id)?,
+        None => bail!(
+            "data directory {} holds Raft data without a node id; refusing to start",
+            dir.display()
+        ),
+    }
+    if let (Some(want), Some(have)) = (&config.cluster_id, meta.cluster_id()?)
+        && *want != have
+    {
+        bail!(
+            "data directory {} belongs to cluster {have}, not {want}; refusing to start",
+            dir.display()
+        );
+    }
+    Ok(storage)
+}
+
+/// Waits for a known leader and local catch-up. `false` if a stop arrived
+/// first.
+async fn wait_until_settled(cp: &ControlPlane, stop: &CancellationToken) -> bool {
+    loop {
+        let settled = cp.wait_for(Duration::from_secs(10), |s| {
+            s.leader.is_some() && s.nodes.contains_key(&s.node_id) && s.caught_up()
+        });
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            r = settled => match r {
+                Ok(_) => return true,
+                Err(_) => {
+                    let st = cp.status();
+                    tracing::info!(leader = ?st.leader, applied = ?st.applied, committed = ?st.committed, "waiting for a leader and catch-up");
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the cluster id is applied locally (the leader's
+/// housekeeping records it once). `None` if a stop arrived first.
+async fn wait_for_cluster_id(cp: &ControlPlane, stop: &CancellationToken) -> Option<String> {
+    let mut applied = cp.applied_index();
+    loop {
+        if let Some(id) = cp.local(|s| s.cluster.cluster_id.clone()) {
+            return Some(id);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = applied.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Serves until the first stop signal, reloading on SIGHUP.
+async fn serve_until_stopped(runtime: &NodeRuntime, signals: &Signals) {
+    loop {
+        tokio::select! {
+            _ = signals.stop.cancelled() => return,
+            _ = signals.reload.notified() => {
+                match runtime.reload() {
+                    Ok(changes) => tracing::info!(?changes, "SIGHUP: configuration reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload rejected; the previous configuration stays in force"),
+                }
+            }
+        }
+    }
+}
+
+fn print_dev_banner(config: &Config) {
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let addr = format!("{scheme}://{}", config.advertise_api);
+    let token = &config.admin_tokens[0];
+    println!("keel dev server (single node, data in {})", config.data_dir.display());
+    println!();
+    println!("  API:    {addr}");
+    println!("  Token:  {token}");
+    println!();
+    println!("  export KEEL_ADDR={addr}");
+    println!("  export KEEL_TOKEN={token}");
+    println!();
+    println!("Development only: the token changes on every start. Ctrl-C stops.");
+}

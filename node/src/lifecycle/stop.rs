@@ -1,0 +1,127 @@
+//! Stopping a node, in the order ARCHITECTURE.md gives:
+//!
+//! 1. `/readyz` fails and new API requests are refused (draining).
+//! 2. Managers are stopped and awaited (with a deadline).
+//! 3. A leader hands leadership to a caught-up voter.
+//! 4. The API listener stops accepting, drains in-flight requests within
+//!    the shutdown timeout, then cuts what is left; then the peer listener.
+//! 5. Raft shuts down.
+//! 6. RocksDB is flushed and closed.
+//!
+//! Every step is awaited before the next begins; parts that never started
+//! are skipped, so a failed start unwinds through the same path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_raft::{ControlPlane, Role, Storage};
+use keel_web::{ComponentState, Phase, Shared};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::RunningListener;
+use crate::managers::Supervisor;
+
+/// How long a departing leader waits for a successor.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a node has started so far.
+pub struct Parts {
+    /// Shared web state.
+    pub shared: Arc<Shared>,
+    /// Storage, once open.
+    pub storage: Option<Storage>,
+    /// The peer listener.
+    pub peer: Option<RunningListener>,
+    /// The API listener.
+    pub api: Option<RunningListener>,
+    /// Raft.
+    pub cp: Option<ControlPlane>,
+    /// The manager supervisor, its stop token and task.
+    pub supervisor: Option<(Arc<Supervisor>, CancellationToken, JoinHandle<()>)>,
+}
+
+impl Parts {
+    /// Nothing started yet.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Parts {
+            shared,
+            storage: None,
+            peer: None,
+            api: None,
+            cp: None,
+            supervisor: None,
+        }
+    }
+}
+
+/// Stops everything in `parts`, in order.
+pub async fn run(parts: Parts) {
+    let Parts {
+        shared,
+        storage,
+        peer,
+        api,
+        cp,
+        supervisor,
+    } = parts;
+    let board = &shared.lifecycle;
+    board.set_phase(Phase::Draining);
+    shared.start_draining();
+    tracing::info!(step = 1, "draining: readiness fails, new requests are refused");
+
+    if let Some((_, stop, task)) = supervisor {
+        board.set_component("managers", ComponentState::Stopping);
+        stop.cancel();
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "manager supervisor failed");
+        }
+        board.set_component("managers", ComponentState::Stopped);
+        tracing::info!(step = 2, "managers stopped");
+    }
+
+    if let Some(cp) = &cp
+        && cp.status().role == Role::Leader
+        && cp.status().voters.len() > 1
+    {
+        match tokio::time::timeout(HANDOFF_TIMEOUT, cp.transfer_leader(None)).await {
+            Ok(Ok(to)) => tracing::info!(step = 3, to, "leadership handed off"),
+            Ok(Err(e)) => tracing::warn!(step = 3, error = %e, "leadership hand-off failed; followers will elect"),
+            Err(_) => tracing::warn!(step = 3, "leadership hand-off timed out; followers will elect"),
+        }
+    }
+
+    for listener in [api, peer].into_iter().flatten() {
+        let name = listener.name;
+        board.set_component(name, ComponentState::Stopping);
+        let report = listener.stop().await;
+        board.set_component(name, ComponentState::Stopped);
+        tracing::info!(step = 4, listener = name, open = report.open_at_stop, cut = report.cut, "listener drained");
+    }
+
+    if let Some(cp) = cp {
+        board.set_component("raft", ComponentState::Stopping);
+        match cp.shutdown().await {
+            Ok(()) => board.set_component("raft", ComponentState::Stopped),
+            Err(e) => {
+                board.set_component("raft", ComponentState::Failed);
+                tracing::error!(error = %e, "raft shutdown failed");
+            }
+        }
+        board.set_component("cluster", ComponentState::Stopped);
+        tracing::info!(step = 5, "raft stopped");
+    }
+
+    if let Some(storage) = storage {
+        board.set_component("storage", ComponentState::Stopping);
+        match storage.flush() {
+            Ok(()) => board.set_component("storage", ComponentState::Stopped),
+            Err(e) => {
+                board.set_component("storage", ComponentState::Failed);
+                tracing::error!(error = %e, "storage flush failed");
+            }
+        }
+        tracing::info!(step = 6, "storage flushed and closed");
+    }
+    board.set_phase(Phase::Stopped);
+}

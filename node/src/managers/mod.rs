@@ -1,0 +1,213 @@
+//! Background managers and the supervisor that runs them.
+//!
+//! The leader-only managers (lease expiration, account reconciliation,
+//! cluster housekeeping) run exactly while this node leads, is unsealed and
+//! is not stopping. The supervisor follows leadership: it starts them when
+//! the node becomes leader and, when leadership is lost, the node is sealed
+//! or it shuts down, cancels them and *awaits* them (aborting stragglers at
+//! a deadline) before anything they use is released. Seal, step-down and
+//! shutdown all go through the same [`Supervisor::stop_managers`].
+
+mod accounts;
+mod expiration;
+mod housekeeping;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use keel_raft::ControlPlane;
+use keel_web::{ComponentState, Shared};
+use tokio::sync::{Mutex, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// How long managers get to finish after cancellation before they are
+/// aborted.
+const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What every manager gets.
+#[derive(Clone)]
+pub struct ManagerContext {
+    /// The control plane.
+    pub cp: ControlPlane,
+    /// Shared web state (metrics).
+    pub shared: Arc<Shared>,
+    /// Configuration at start.
+    pub config: Arc<Config>,
+}
+
+/// The managers currently running.
+struct Running {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// Runs the leader-only managers while this node leads.
+pub struct Supervisor {
+    ctx: ManagerContext,
+    running: Mutex<Option<Running>>,
+    sealed: AtomicBool,
+    stopping: AtomicBool,
+    wake: Notify,
+}
+
+impl Supervisor {
+    /// A supervisor; `sealed` is the persisted seal state.
+    pub fn new(ctx: ManagerContext, sealed: bool) -> Arc<Self> {
+        ctx.shared.set_sealed(sealed);
+        ctx.shared.lifecycle.set_component("managers", ComponentState::Pending);
+        Arc::new(Supervisor {
+            ctx,
+            running: Mutex::new(None),
+            sealed: AtomicBool::new(sealed),
+            stopping: AtomicBool::new(false),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Starts following leadership. The returned task ends after `stop`
+    /// is cancelled and every manager has been stopped and awaited.
+    pub fn spawn(self: &Arc<Self>, stop: CancellationToken) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.follow(stop).await })
+    }
+
+    async fn follow(self: Arc<Self>, stop: CancellationToken) {
+        let mut last_handoff = tokio::time::Instant::now() - Duration::from_secs(60);
+        loop {
+            self.reconcile().await;
+            let leading = self.ctx.cp.is_leader();
+            if leading && self.sealed.load(Ordering::Acquire) && last_handoff.elapsed() > Duration::from_secs(2) {
+                last_handoff = tokio::time::Instant::now();
+                self.hand_off_leadership().await;
+            }
+            let cp = self.ctx.cp.clone();
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = cp.wait_for(Duration::from_secs(1), move |s| (s.role == keel_raft::Role::Leader) != leading) => {}
+            }
+        }
+        self.stopping.store(true, Ordering::Release);
+        self.stop_managers().await;
+    }
+
+    /// Starts or stops the managers to match leadership and seal state.
+    async fn reconcile(&self) {
+        // Decide under the lock, so a concurrent seal cannot be undone.
+        let mut running = self.running.lock().await;
+        let want = self.ctx.cp.is_leader()
+            && !self.sealed.load(Ordering::Acquire)
+            && !self.stopping.load(Ordering::Acquire)
+            && !self.ctx.cp.is_stopping();
+        match (want, running.is_some()) {
+            (true, false) => *running = Some(self.start_managers()),
+            (false, true) => {
+                if let Some(r) = running.take() {
+                    self.stop(r).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_managers(&self) -> Running {
+        let board = &self.ctx.shared.lifecycle;
+        board.set_component("managers", ComponentState::Starting);
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(expiration::run(self.ctx.clone(), cancel.clone()));
+        tasks.spawn(accounts::run(self.ctx.clone(), cancel.clone()));
+        tasks.spawn(housekeeping::run(self.ctx.clone(), cancel.clone()));
+        board.set_component("managers", ComponentState::Running);
+        tracing::info!("leader: managers started");
+        Running { cancel, tasks }
+    }
+
+    /// Cancels the managers and waits for every one of them to end.
+    async fn stop(&self, mut running: Running) {
+        let board = &self.ctx.shared.lifecycle;
+        board.set_component("managers", ComponentState::Stopping);
+        running.cancel.cancel();
+        let all_done = async {
+            while running.tasks.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(STOP_DEADLINE, all_done).await.is_err() {
+            tracing::warn!(left = running.tasks.len(), "managers did not stop in time; aborting them");
+            running.tasks.abort_all();
+            while running.tasks.join_next().await.is_some() {}
+        }
+        board.set_component("managers", ComponentState::Stopped);
+        tracing::info!("managers stopped");
+    }
+
+    /// Stops the managers if they run, and returns once they have ended.
+    pub async fn stop_managers(&self) {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.take() {
+            self.stop(r).await;
+        }
+    }
+
+    /// Seals this node: managers stopped and awaited, the seal persisted,
+    /// then leadership handed to an unsealed voter if this node leads.
+    pub async fn seal(&self) -> Result<(), String> {
+        {
+            // Holding the lock keeps the supervisor from restarting them.
+            let mut running = self.running.lock().await;
+            self.sealed.store(true, Ordering::Release);
+            if let Some(r) = running.take() {
+                self.stop(r).await;
+            }
+            self.ctx.cp.node_meta().set_sealed(true).map_err(|e| e.to_string())?;
+            self.ctx.shared.set_sealed(true);
+        }
+        tracing::info!("sealed");
+        if self.ctx.cp.is_leader() {
+            self.hand_off_leadership().await;
+        }
+        Ok(())
+    }
+
+    /// Unseals this node; managers restart if it leads.
+    pub async fn unseal(&self) -> Result<(), String> {
+        self.ctx.cp.node_meta().set_sealed(false).map_err(|e| e.to_string())?;
+        self.sealed.store(false, Ordering::Release);
+        self.ctx.shared.set_sealed(false);
+        tracing::info!("unsealed");
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// A sealed leader hands leadership to an unsealed, reachable voter.
+    async fn hand_off_leadership(&self) {
+        let cp = &self.ctx.cp;
+        let status = cp.status();
+        let mut candidates: Vec<_> = status
+            .voters
+            .iter()
+            .filter(|id| **id != status.node_id)
+            .filter_map(|id| status.nodes.get(id).map(|m| (*id, m.peer_addr.clone())))
+            .collect();
+        candidates.sort_by_key(|(id, _)| std::cmp::Reverse(status.matched.get(id).copied().flatten()));
+        for (id, addr) in candidates {
+            let hello: Result<keel_raft::wire::Hello, _> = cp
+                .peers()
+                .call(&addr, keel_raft::wire::PeerRpc::Hello, &(), Duration::from_secs(2))
+                .await;
+            if hello.is_ok_and(|h| !h.sealed) {
+                match cp.transfer_leader(Some(id)).await {
+                    Ok(to) => {
+                        tracing::info!(to, "sealed leader handed leadership away");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(to = id, error = %e, "leadership hand-off failed"),
+                }
+            }
+        }
+        tracing::warn!("sealed leader found no unsealed voter to hand leadership to");
+    }
+}
