@@ -95,9 +95,9 @@ pub struct LogStore {
 impl LogStore {
     pub(crate) fn new(db: Arc<DB>) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
-        let flusher_db = db.clone();
-        // The flusher exits when the store (its only sender) is dropped, which
-        // releases its handle on the database.
+        // The flusher holds only a weak handle, so it never keeps the
+        // database open; it exits when the store (its only sender) drops.
+        let flusher_db = Arc::downgrade(&db);
         std::thread::Builder::new()
             .name("keel-wal-flush".into())
             .spawn(move || run_flusher(flusher_db, flush_rx))
@@ -107,13 +107,16 @@ impl LogStore {
 }
 
 /// Group commit: one WAL fsync for every batch of appends waiting on it.
-fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn run_flusher(db: std::sync::Weak<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
-        let result = db.flush_wal(true);
+        let result = match db.upgrade() {
+            Some(db) => db.flush_wal(true).map_err(io_err),
+            None => Err(std::io::Error::other("database closed")),
+        };
         for callback in pending {
-            callback.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
+            callback.io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
         }
     }
 }
