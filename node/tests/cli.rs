@@ -25,8 +25,8 @@ fn invalid_configuration_fails_fast_without_touching_disk() {
     let cases: Vec<Vec<String>> = vec![
         // No peers and no join.
         vec!["--node-id".into(), "1".into()],
-        // Node not among its peers.
-        vec!["--node-id".into(), "9".into(), "--peers".into(), "1=127.0.0.1:7401".into()],
+        // Bootstrap expecting more nodes than there are peers.
+        vec!["--node-id".into(), "1".into(), "--peers".into(), "1=127.0.0.1:7401".into(), "--bootstrap-expect".into(), "2".into()],
         // Malformed peers.
         vec!["--node-id".into(), "1".into(), "--peers".into(), "1=nohost".into()],
         // Bad listen address.

@@ -190,9 +190,8 @@ impl Config {
         if dev && peers.is_empty() {
             peers.insert(node_id, advertise_peer.clone());
         }
-        if !peers.is_empty() && !peers.contains_key(&node_id) && a.join.is_none() {
-            return Err(err(format!("--peers must include this node (id {node_id})")));
-        }
+        // A node missing from its own peer list never bootstraps: it joins
+        // the cluster those peers form (how a StatefulSet scales out).
         let bootstrap_expect = a.bootstrap_expect.unwrap_or(peers.len());
         if !peers.is_empty() && (bootstrap_expect == 0 || bootstrap_expect > peers.len()) {
             return Err(err(format!(

@@ -9,7 +9,9 @@
 //!   already belongs to a cluster, it joins that cluster. Otherwise the
 //!   node with the lowest id initializes the cluster, but only once
 //!   `bootstrap_expect` nodes (itself included) answer as pristine. The
-//!   others wait to be contacted by the new leader.
+//!   others wait to be contacted by the new leader. A node that is not in
+//!   its own peer list never initializes; it joins the cluster its peers
+//!   form (a StatefulSet scaled beyond its initial peers).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -120,8 +122,8 @@ async fn try_bootstrap(config: &Config, cp: &ControlPlane) -> Result<Option<Memb
         tracing::info!(peer = id, "a cluster already exists; asking to join it");
         return Ok(try_join(config, cp, addr).await.then_some(Membership::Joined));
     }
-    let lowest = *config.peers.keys().next().expect("peers is not empty");
-    if lowest != config.node_id {
+    let lowest = config.peers.keys().next().copied();
+    if lowest != Some(config.node_id) {
         return Ok(None);
     }
     let pristine = answered.values().filter(|h| !h.initialized).count() + 1;
