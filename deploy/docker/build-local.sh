@@ -74,7 +74,6 @@ tar -C "$ROOT" --numeric-owner --owner="$KEEL_UID" --group="$KEEL_UID" -rf "$TAR
 
 docker import \
   --change "ENV PATH=/usr/local/bin:/usr/bin:/bin" \
-  --change "ENV KEEL_DATA_DIR=/data" \
   --change "USER $KEEL_UID:$KEEL_UID" \
   --change "WORKDIR /data" \
   --change "VOLUME /data" \
