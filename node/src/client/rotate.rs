@@ -9,14 +9,17 @@
 //!    `<name>.keel-next` (temporary file, fsync, rename, fsync of the
 //!    directory; key mode 0600), read back and checked: the pair matches
 //!    and chains to the CA.
-//! 4. The staged files replace the originals (rename, fsync), are read back
-//!    and checked again.
-//! 5. Only then is the new certificate activated, which supersedes the old.
+//! 4. The originals are kept as `<name>.keel-prev` (hard links), then the
+//!    staged files replace them (rename, fsync), are read back and checked.
+//! 5. Only then is the new certificate activated, which supersedes the old,
+//!    and the `.keel-prev` copies are retired.
 //!
 //! Any failure before step 4 leaves the original files byte-for-byte
-//! untouched and the old certificate valid. Running the command again after
-//! a crash at any step finishes the job: staged files are picked up, and a
-//! switched but unactivated certificate is activated.
+//! untouched and the old certificate valid; until step 5 the old files stay
+//! on disk (in place, or as `.keel-prev`) and the old certificate valid.
+//! Running the command again after a crash at any step finishes the job:
+//! staged files are picked up, and a switched but unactivated certificate
+//! is activated.
 //!
 //! `KEEL_ROTATE_PAUSE=<step>` (`preflight`, `renewed`, `staged`,
 //! `switched`) makes the command stop and wait after that step: a
@@ -31,8 +34,8 @@ use rcgen::{CertificateParams, DnType, KeyPair};
 use serde_json::{Value, json};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::http::ApiClient;
 use super::ClientError;
+use super::http::ApiClient;
 
 const PROBE_BYTES: usize = 64 * 1024;
 
@@ -50,10 +53,18 @@ fn step(name: &str, detail: &str) {
     }
 }
 
-fn staged(path: &Path) -> PathBuf {
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".keel-next");
+    name.push(suffix);
     path.with_file_name(name)
+}
+
+fn staged(path: &Path) -> PathBuf {
+    sibling(path, ".keel-next")
+}
+
+fn previous(path: &Path) -> PathBuf {
+    sibling(path, ".keel-prev")
 }
 
 fn dir_of(path: &Path) -> PathBuf {
@@ -74,7 +85,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -91,7 +106,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 fn preflight(dir: &Path) -> Result<(), ClientError> {
     let probe = dir.join(format!(".keel-probe-{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&probe)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&probe)?;
         f.write_all(&vec![0u8; PROBE_BYTES])?;
         f.sync_all()
     })();
@@ -114,9 +133,13 @@ struct Parsed {
 fn parse_cert(pem: &str, what: &str) -> Result<Parsed, ClientError> {
     let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| fail(format!("{what} is not a PEM certificate: {e}")))?;
-    let (_, cert) =
-        X509Certificate::from_der(&block.contents).map_err(|e| fail(format!("{what} is not a certificate: {e}")))?;
-    let serial = cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+    let (_, cert) = X509Certificate::from_der(&block.contents)
+        .map_err(|e| fail(format!("{what} is not a certificate: {e}")))?;
+    let serial = cert
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let common_name = cert
         .subject()
         .iter_common_name()
@@ -136,7 +159,8 @@ fn parse_cert(pem: &str, what: &str) -> Result<Parsed, ClientError> {
 /// Checks that `cert_pem` and `key_pem` form a pair and chain to `ca_pem`.
 fn check_pair(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Result<Parsed, ClientError> {
     let cert = parse_cert(cert_pem, "the certificate")?;
-    let key = KeyPair::from_pem(key_pem).map_err(|e| fail(format!("the key is not a usable private key: {e}")))?;
+    let key = KeyPair::from_pem(key_pem)
+        .map_err(|e| fail(format!("the key is not a usable private key: {e}")))?;
     if key.public_key_raw() != cert.public_key.as_slice() {
         return Err(fail("the certificate and the key do not match"));
     }
@@ -152,25 +176,65 @@ fn read(path: &Path) -> Result<String, ClientError> {
     fs::read_to_string(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))
 }
 
-/// Renames the staged files over the originals (key first), then reads
-/// the result back and checks it.
+/// Keeps the originals as `.keel-prev`, renames the staged files over them
+/// (key first), then reads the result back and checks it.
 fn switch(cert: &Path, key: &Path, ca_pem: &str) -> Result<Parsed, ClientError> {
+    for path in [key, cert] {
+        let next = staged(path);
+        let prev = previous(path);
+        if next.exists() && !prev.exists() {
+            fs::hard_link(path, &prev).map_err(|e| {
+                fail(format!(
+                    "cannot keep {} as {}: {e}",
+                    path.display(),
+                    prev.display()
+                ))
+            })?;
+        }
+    }
     for path in [key, cert] {
         let next = staged(path);
         if next.exists() {
             fs::rename(&next, path)
                 .map_err(|e| fail(format!("cannot move {} into place: {e}", next.display())))?;
-            sync_dir(&dir_of(path)).map_err(|e| fail(format!("fsync {}: {e}", dir_of(path).display())))?;
+            sync_dir(&dir_of(path))
+                .map_err(|e| fail(format!("fsync {}: {e}", dir_of(path).display())))?;
         }
     }
     let parsed = check_pair(&read(cert)?, &read(key)?, ca_pem)?;
-    step("switched", &format!("{} and {} now hold serial {}", cert.display(), key.display(), parsed.serial));
+    step(
+        "switched",
+        &format!(
+            "{} and {} now hold serial {}",
+            cert.display(),
+            key.display(),
+            parsed.serial
+        ),
+    );
     Ok(parsed)
 }
 
-async fn activate(client: &ApiClient, serial: &str) -> Result<(), ClientError> {
-    client.post(&format!("/v1/pki/certs/{serial}/activate"), None).await?;
-    step("activated", &format!("{serial} is active; the certificate it replaces is superseded"));
+/// Activates the new certificate, then retires the `.keel-prev` copies.
+async fn activate(
+    client: &ApiClient,
+    serial: &str,
+    cert: &Path,
+    key: &Path,
+) -> Result<(), ClientError> {
+    client
+        .post(&format!("/v1/pki/certs/{serial}/activate"), None)
+        .await?;
+    for path in [cert, key] {
+        let prev = previous(path);
+        if prev.exists() {
+            fs::remove_file(&prev)
+                .map_err(|e| fail(format!("cannot retire {}: {e}", prev.display())))?;
+        }
+    }
+    step(
+        "activated",
+        &format!("{serial} is active; the certificate it replaces is superseded"),
+    );
     Ok(())
 }
 
@@ -196,26 +260,47 @@ pub async fn run(
     let staged_cert = staged(cert_path);
     if staged_cert.exists() {
         let staged_key = staged(key_path);
-        let key_file = if staged_key.exists() { staged_key } else { key_path.to_path_buf() };
+        let key_file = if staged_key.exists() {
+            staged_key
+        } else {
+            key_path.to_path_buf()
+        };
         if let Ok(next) = check_pair(&read(&staged_cert)?, &read(&key_file)?, &ca_pem) {
-            step("resume", &format!("found staged certificate {}", next.serial));
+            step(
+                "resume",
+                &format!("found staged certificate {}", next.serial),
+            );
             let done = switch(cert_path, key_path, &ca_pem)?;
-            let old = client.get(&format!("/v1/pki/certs/{}", done.serial)).await?["replaces"].clone();
-            activate(client, &done.serial).await?;
+            let old = client
+                .get(&format!("/v1/pki/certs/{}", done.serial))
+                .await?["replaces"]
+                .clone();
+            activate(client, &done.serial, cert_path, key_path).await?;
             return Ok(json!({"old_serial": old, "new_serial": done.serial}));
         }
         let _ = fs::remove_file(&staged_cert);
         let _ = fs::remove_file(staged(key_path));
     }
-    let record = client.get(&format!("/v1/pki/certs/{}", current.serial)).await?;
+    let record = client
+        .get(&format!("/v1/pki/certs/{}", current.serial))
+        .await?;
     if let Some(old) = record["replaces"].as_str() {
         let old_state = client.get(&format!("/v1/pki/certs/{old}")).await?["state"].clone();
         if old_state != json!("superseded") && old_state != json!("revoked") {
             check_pair(&read(cert_path)?, &read(key_path)?, &ca_pem)?;
-            step("resume", &format!("{} is in place but not yet activated", current.serial));
-            activate(client, &current.serial).await?;
+            step(
+                "resume",
+                &format!("{} is in place but not yet activated", current.serial),
+            );
+            activate(client, &current.serial, cert_path, key_path).await?;
             return Ok(json!({"old_serial": old, "new_serial": current.serial}));
         }
+    }
+
+    // Copies left by a rotation that completed but was cut off before
+    // retiring them belong to an older generation: drop them.
+    for path in [cert_path, key_path] {
+        let _ = fs::remove_file(previous(path));
     }
 
     // 1. Preflight.
@@ -227,39 +312,72 @@ pub async fn run(
     step("preflight", "target directories are writable and have room");
 
     // 2. A fresh key, a CSR, the renewal.
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| fail(e.to_string()))?;
+    let key =
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| fail(e.to_string()))?;
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, current.common_name.clone());
-    let csr = params.serialize_request(&key).map_err(|e| fail(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, current.common_name.clone());
+    let csr = params
+        .serialize_request(&key)
+        .map_err(|e| fail(e.to_string()))?;
     let mut body = json!({"csr": csr.pem().map_err(|e| fail(e.to_string()))?});
     if let Some(ttl) = ttl {
-        body["ttl"] = ttl.parse::<u64>().map(|n| json!(n)).unwrap_or_else(|_| json!(ttl));
+        body["ttl"] = ttl
+            .parse::<u64>()
+            .map(|n| json!(n))
+            .unwrap_or_else(|_| json!(ttl));
     }
     let renewed = client
-        .post(&format!("/v1/pki/certs/{}/renew", current.serial), Some(body))
+        .post(
+            &format!("/v1/pki/certs/{}/renew", current.serial),
+            Some(body),
+        )
         .await?;
-    let new_pem = renewed["certificate"].as_str().unwrap_or_default().to_string();
+    let new_pem = renewed["certificate"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let new_serial = renewed["serial"].as_str().unwrap_or_default().to_string();
-    step("renewed", &format!("{} renewed as {new_serial} (old one still valid)", current.serial));
+    step(
+        "renewed",
+        &format!(
+            "{} renewed as {new_serial} (old one still valid)",
+            current.serial
+        ),
+    );
 
     // 3. Stage both files, read them back, check them.
     let stage = || -> Result<(), ClientError> {
-        write_atomic(&staged(key_path), key.serialize_pem().as_bytes(), 0o600)
-            .map_err(|e| fail(format!("cannot write the new key next to {}: {e}", key_path.display())))?;
-        write_atomic(&staged_cert, new_pem.as_bytes(), 0o644)
-            .map_err(|e| fail(format!("cannot write the new certificate next to {}: {e}", cert_path.display())))?;
+        write_atomic(&staged(key_path), key.serialize_pem().as_bytes(), 0o600).map_err(|e| {
+            fail(format!(
+                "cannot write the new key next to {}: {e}",
+                key_path.display()
+            ))
+        })?;
+        write_atomic(&staged_cert, new_pem.as_bytes(), 0o644).map_err(|e| {
+            fail(format!(
+                "cannot write the new certificate next to {}: {e}",
+                cert_path.display()
+            ))
+        })?;
         check_pair(&read(&staged_cert)?, &read(&staged(key_path))?, &ca_pem)?;
         Ok(())
     };
     if let Err(e) = stage() {
         let _ = fs::remove_file(&staged_cert);
         let _ = fs::remove_file(staged(key_path));
-        return Err(fail(format!("{e}; the original files are untouched and the old certificate stays valid")));
+        return Err(fail(format!(
+            "{e}; the original files are untouched and the old certificate stays valid"
+        )));
     }
-    step("staged", "new key and certificate written, read back and checked");
+    step(
+        "staged",
+        "new key and certificate written, read back and checked",
+    );
 
     // 4. Switch, 5. activate.
     let done = switch(cert_path, key_path, &ca_pem)?;
-    activate(client, &done.serial).await?;
+    activate(client, &done.serial, cert_path, key_path).await?;
     Ok(json!({"old_serial": current.serial, "new_serial": done.serial}))
 }

@@ -7,8 +7,8 @@
 
 use rand::RngCore;
 use rcgen::{
-    CertificateParams, CertificateSigningRequestParams, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, CertificateSigningRequestParams, DnType, DnValue, ExtendedKeyUsagePurpose,
+    IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 
 use super::{IssueSpec, PkiError, PkiSettings, RenewSpec, SecretPem, SignSpec, to_datetime};
@@ -52,7 +52,12 @@ fn check_names(names: &Names, settings: &PkiSettings) -> Result<(), PkiError> {
     Ok(())
 }
 
-fn check_ttl(ttl_ms: u64, now: Millis, ca: &CaRecord, settings: &PkiSettings) -> Result<Millis, PkiError> {
+fn check_ttl(
+    ttl_ms: u64,
+    now: Millis,
+    ca: &CaRecord,
+    settings: &PkiSettings,
+) -> Result<Millis, PkiError> {
     if ttl_ms < MIN_TTL_MS {
         return Err(PkiError::Invalid("ttl must be at least 1m".into()));
     }
@@ -64,16 +69,24 @@ fn check_ttl(ttl_ms: u64, now: Millis, ca: &CaRecord, settings: &PkiSettings) ->
     }
     let not_after = now.saturating_add(ttl_ms);
     if not_after > ca.not_after {
-        return Err(PkiError::Invalid("ttl reaches past the CA's own validity".into()));
+        return Err(PkiError::Invalid(
+            "ttl reaches past the CA's own validity".into(),
+        ));
     }
     Ok(not_after)
 }
 
-fn leaf_params(names: &Names, serial: &[u8], now: Millis, not_after: Millis) -> Result<CertificateParams, PkiError> {
+fn leaf_params(
+    names: &Names,
+    serial: &[u8],
+    now: Millis,
+    not_after: Millis,
+) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, DnValue::Utf8String(names.common_name.clone()));
+    params.distinguished_name.push(
+        DnType::CommonName,
+        DnValue::Utf8String(names.common_name.clone()),
+    );
     for dns in &names.dns_names {
         let name = dns
             .as_str()
@@ -82,11 +95,19 @@ fn leaf_params(names: &Names, serial: &[u8], now: Millis, not_after: Millis) -> 
         params.subject_alt_names.push(SanType::DnsName(name));
     }
     for ip in &names.ip_addresses {
-        params.subject_alt_names.push(SanType::IpAddress(super::validate_ip(ip)?));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(super::validate_ip(ip)?));
     }
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.use_authority_key_identifier_extension = true;
     params.not_before = to_datetime(now.saturating_sub(BACKDATE_MS));
     params.not_after = to_datetime(not_after);
@@ -94,7 +115,14 @@ fn leaf_params(names: &Names, serial: &[u8], now: Millis, not_after: Millis) -> 
     Ok(params)
 }
 
-fn record(names: Names, serial: &[u8], now: Millis, not_after: Millis, pem: String, account: Option<String>) -> CertRecord {
+fn record(
+    names: Names,
+    serial: &[u8],
+    now: Millis,
+    not_after: Millis,
+    pem: String,
+    account: Option<String>,
+) -> CertRecord {
     CertRecord {
         serial: hex(serial),
         common_name: names.common_name,
@@ -124,12 +152,22 @@ pub fn issue(
     };
     check_names(&names, settings)?;
     let not_after = check_ttl(spec.ttl_ms, now, ca, settings)?;
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| PkiError::Ca(e.to_string()))?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| PkiError::Ca(e.to_string()))?;
     let serial = random_serial();
     let params = leaf_params(&names, &serial, now, not_after)?;
     let issuer = super::issuer_from(ca)?;
-    let cert = params.signed_by(&key, &issuer).map_err(|e| PkiError::Ca(e.to_string()))?;
-    let rec = record(names, &serial, now, not_after, cert.pem(), spec.account.clone());
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(|e| PkiError::Ca(e.to_string()))?;
+    let rec = record(
+        names,
+        &serial,
+        now,
+        not_after,
+        cert.pem(),
+        spec.account.clone(),
+    );
     Ok((rec, SecretPem::new(key.serialize_pem())))
 }
 
@@ -148,7 +186,11 @@ fn names_of_csr(csr: &CertificateSigningRequestParams) -> Result<Names, PkiError
         Some(DnValue::Utf8String(s)) => s.clone(),
         Some(DnValue::PrintableString(s)) => s.as_str().to_string(),
         Some(DnValue::Ia5String(s)) => s.as_str().to_string(),
-        Some(_) => return Err(PkiError::Invalid("the CSR's common name uses an unsupported string type".into())),
+        Some(_) => {
+            return Err(PkiError::Invalid(
+                "the CSR's common name uses an unsupported string type".into(),
+            ));
+        }
         None => return Err(PkiError::Invalid("the CSR has no common name".into())),
     };
     let mut dns_names = Vec::new();
@@ -157,7 +199,11 @@ fn names_of_csr(csr: &CertificateSigningRequestParams) -> Result<Names, PkiError
         match san {
             SanType::DnsName(n) => dns_names.push(n.as_str().to_string()),
             SanType::IpAddress(ip) => ip_addresses.push(ip.to_string()),
-            _ => return Err(PkiError::Invalid("the CSR asks for a name type keel does not issue".into())),
+            _ => {
+                return Err(PkiError::Invalid(
+                    "the CSR asks for a name type keel does not issue".into(),
+                ));
+            }
         }
     }
     Ok(Names {
@@ -168,7 +214,12 @@ fn names_of_csr(csr: &CertificateSigningRequestParams) -> Result<Names, PkiError
 }
 
 /// Signs a holder's CSR: the key never leaves its holder.
-pub fn sign_csr(ca: &CaRecord, spec: &SignSpec, settings: &PkiSettings, now: Millis) -> Result<CertRecord, PkiError> {
+pub fn sign_csr(
+    ca: &CaRecord,
+    spec: &SignSpec,
+    settings: &PkiSettings,
+    now: Millis,
+) -> Result<CertRecord, PkiError> {
     let csr = parse_csr(&spec.csr_pem)?;
     let names = names_of_csr(&csr)?;
     check_names(&names, settings)?;
@@ -179,8 +230,17 @@ pub fn sign_csr(ca: &CaRecord, spec: &SignSpec, settings: &PkiSettings, now: Mil
         public_key: csr.public_key,
     };
     let issuer = super::issuer_from(ca)?;
-    let cert = signing.signed_by(&issuer).map_err(|e| PkiError::Ca(e.to_string()))?;
-    Ok(record(names, &serial, now, not_after, cert.pem(), spec.account.clone()))
+    let cert = signing
+        .signed_by(&issuer)
+        .map_err(|e| PkiError::Ca(e.to_string()))?;
+    Ok(record(
+        names,
+        &serial,
+        now,
+        not_after,
+        cert.pem(),
+        spec.account.clone(),
+    ))
 }
 
 /// Renews `old`: same names and account, a new serial, `replaces` set. With
@@ -198,8 +258,17 @@ pub fn renew(
         dns_names: old.dns_names.clone(),
         ip_addresses: old.ip_addresses.clone(),
     };
-    let default_ttl = old.not_after.saturating_sub(old.not_before.saturating_add(BACKDATE_MS));
-    let ttl = spec.ttl_ms.unwrap_or(default_ttl).min(settings.max_ttl_ms);
+    let default_ttl = old
+        .not_after
+        .saturating_sub(old.not_before.saturating_add(BACKDATE_MS));
+    // An explicit TTL is checked as given; the inherited one is clamped to
+    // what the configuration and the CA allow now.
+    let ttl = match spec.ttl_ms {
+        Some(t) => t,
+        None => default_ttl
+            .min(settings.max_ttl_ms)
+            .min(ca.not_after.saturating_sub(now)),
+    };
     let not_after = check_ttl(ttl, now, ca, settings)?;
     let serial = random_serial();
     let params = leaf_params(&names, &serial, now, not_after)?;
@@ -211,12 +280,20 @@ pub fn renew(
                 params,
                 public_key: csr.public_key,
             };
-            (signing.signed_by(&issuer).map_err(|e| PkiError::Ca(e.to_string()))?.pem(), None)
+            (
+                signing
+                    .signed_by(&issuer)
+                    .map_err(|e| PkiError::Ca(e.to_string()))?
+                    .pem(),
+                None,
+            )
         }
         None => {
-            let key =
-                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| PkiError::Ca(e.to_string()))?;
-            let cert = params.signed_by(&key, &issuer).map_err(|e| PkiError::Ca(e.to_string()))?;
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map_err(|e| PkiError::Ca(e.to_string()))?;
+            let cert = params
+                .signed_by(&key, &issuer)
+                .map_err(|e| PkiError::Ca(e.to_string()))?;
             (cert.pem(), Some(SecretPem::new(key.serialize_pem())))
         }
     };

@@ -1,0 +1,81 @@
+//! PKI helpers for tests: an independent X.509 implementation (the
+//! `openssl` command from Debian) to check what keel issues, and waiting
+//! for the cluster CA.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Api, eventually};
+
+/// Runs `openssl` with `args`; returns (success, stdout + stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl (apt-get install openssl)");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Whether `cert` verifies against `ca` with openssl.
+pub fn openssl_verify(ca: &Path, cert: &Path) -> (bool, String) {
+    let (ok, text) = openssl(&[
+        "verify",
+        "-CAfile",
+        &ca.display().to_string(),
+        &cert.display().to_string(),
+    ]);
+    (ok && text.contains(": OK"), text)
+}
+
+/// Waits until the cluster CA exists and returns its PEM.
+pub async fn wait_for_ca(api: &Api) -> String {
+    let api = api.clone();
+    eventually(Duration::from_secs(20), "the cluster CA", || {
+        let api = api.clone();
+        async move {
+            let r = api.get("/v1/pki/ca").await?;
+            match r.body["certificate"].as_str() {
+                Some(pem) if r.status == 200 => Ok(pem.to_string()),
+                _ => Err(format!("{} {}", r.status, r.body)),
+            }
+        }
+    })
+    .await
+}
+
+/// The CRL as openssl prints it (after checking its signature with `ca`).
+pub async fn crl_text(api: &Api, dir: &Path, ca: &Path) -> String {
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/pki/crl", api.base))
+        .bearer_auth(crate::cluster::TOKEN)
+        .send()
+        .await
+        .expect("GET crl");
+    assert_eq!(r.status(), 200);
+    let pem = r.text().await.expect("crl body");
+    let path = dir.join("crl.pem");
+    std::fs::write(&path, pem).expect("write crl");
+    let (ok, text) = openssl(&[
+        "crl",
+        "-in",
+        &path.display().to_string(),
+        "-CAfile",
+        &ca.display().to_string(),
+        "-noout",
+        "-text",
+    ]);
+    assert!(ok, "openssl crl failed: {text}");
+    assert!(
+        text.contains("verify OK"),
+        "CRL signature not verified: {text}"
+    );
+    text
+}
+
+/// A serial as openssl prints it in a CRL (uppercase hex).
+pub fn openssl_serial(serial: &str) -> String {
+    serial.trim_start_matches('0').to_uppercase()
+}
