@@ -74,7 +74,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// API address of any node.
-    #[arg(long, env = "KEEL_ADDR", default_value = "http://127.0.0.1:7400", global = true)]
+    #[arg(
+        long,
+        env = "KEEL_ADDR",
+        default_value = "http://127.0.0.1:7400",
+        global = true
+    )]
     pub addr: String,
     /// Admin token.
     #[arg(long, env = "KEEL_TOKEN", hide_env_values = true, global = true)]

@@ -32,7 +32,10 @@ pub struct NodeRuntime {
 impl NodeRuntime {
     /// The configuration in force.
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn supervisor(&self) -> Result<Arc<Supervisor>, String> {
@@ -52,14 +55,23 @@ impl NodeRuntime {
             ("data dir", old.data_dir == new.data_dir),
             ("api listen address", old.api_listen == new.api_listen),
             ("peer listen address", old.peer_listen == new.peer_listen),
-            ("advertised addresses", old.advertise_api == new.advertise_api && old.advertise_peer == new.advertise_peer),
+            (
+                "advertised addresses",
+                old.advertise_api == new.advertise_api && old.advertise_peer == new.advertise_peer,
+            ),
             ("TLS on/off", old.tls.is_some() == new.tls.is_some()),
-            ("raft timing", old.raft.heartbeat_interval == new.raft.heartbeat_interval
-                && old.raft.election_timeout_min == new.raft.election_timeout_min
-                && old.raft.snapshot_threshold == new.raft.snapshot_threshold),
-            ("lease and PKI limits", old.raft.lease_default_max_ttl_ms == new.raft.lease_default_max_ttl_ms
-                && old.raft.pki.max_ttl_ms == new.raft.pki.max_ttl_ms
-                && old.raft.pki.allowed_domains == new.raft.pki.allowed_domains),
+            (
+                "raft timing",
+                old.raft.heartbeat_interval == new.raft.heartbeat_interval
+                    && old.raft.election_timeout_min == new.raft.election_timeout_min
+                    && old.raft.snapshot_threshold == new.raft.snapshot_threshold,
+            ),
+            (
+                "lease and PKI limits",
+                old.raft.lease_default_max_ttl_ms == new.raft.lease_default_max_ttl_ms
+                    && old.raft.pki.max_ttl_ms == new.raft.pki.max_ttl_ms
+                    && old.raft.pki.allowed_domains == new.raft.pki.allowed_domains,
+            ),
         ];
         if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
             return Err(format!("the {what} cannot change without a restart"));
@@ -78,7 +90,8 @@ impl NodeRuntime {
             changes.push("TLS certificate".to_string());
         }
         if old.log_level != new.log_level {
-            let filter = tracing_subscriber::EnvFilter::try_new(&new.log_level).map_err(|e| e.to_string())?;
+            let filter = tracing_subscriber::EnvFilter::try_new(&new.log_level)
+                .map_err(|e| e.to_string())?;
             self.filter.reload(filter).map_err(|e| e.to_string())?;
             changes.push(format!("log level {}", new.log_level));
         }

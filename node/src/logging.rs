@@ -2,8 +2,8 @@
 //! level. Request spans carry the request id; no secret is ever a field.
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::reload;
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::reload;
 
 use crate::config::LogFormat;
 

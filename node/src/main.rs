@@ -10,7 +10,10 @@ use keel_node::client;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     keel_node::tls::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -19,14 +22,26 @@ fn main() -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => keel_node::lifecycle::start::run(*args).await.map_err(|e| format!("{e:#}")),
+            Command::Server(args) => keel_node::lifecycle::start::run(*args)
+                .await
+                .map_err(|e| format!("{e:#}")),
             Command::Health(args) => client::health(&args).await.map_err(|e| e.to_string()),
             Command::Status(args) => client::status(&args).await.map_err(|e| e.to_string()),
-            Command::Cluster { client: args, op } => client::cluster::run(&args, &op).await.map_err(|e| e.to_string()),
-            Command::Lease { client: args, op } => client::lease::run(&args, &op).await.map_err(|e| e.to_string()),
-            Command::Account { client: args, op } => client::account::run(&args, &op).await.map_err(|e| e.to_string()),
-            Command::Cert { client: args, op } => client::cert::run(&args, &op).await.map_err(|e| e.to_string()),
-            Command::Operator { client: args, op } => client::operator(&args, &op).await.map_err(|e| e.to_string()),
+            Command::Cluster { client: args, op } => client::cluster::run(&args, &op)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Lease { client: args, op } => client::lease::run(&args, &op)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Account { client: args, op } => client::account::run(&args, &op)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Cert { client: args, op } => client::cert::run(&args, &op)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Operator { client: args, op } => client::operator(&args, &op)
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match result {

@@ -45,7 +45,10 @@ impl Signals {
                     eprintln!("keel: second {name}, forcing exit");
                     std::process::exit(FORCED_EXIT);
                 }
-                tracing::info!(signal = name, "stop requested; shutting down (send it again to force)");
+                tracing::info!(
+                    signal = name,
+                    "stop requested; shutting down (send it again to force)"
+                );
                 stop_signal.cancel();
             }
         });

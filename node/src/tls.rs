@@ -24,7 +24,11 @@ pub struct TlsMaterial {
 
 impl TlsMaterial {
     /// Loads certificate, key and CA. `None` when no TLS is configured.
-    pub fn load(cert: Option<&Path>, key: Option<&Path>, ca: Option<&Path>) -> Result<Option<TlsMaterial>, String> {
+    pub fn load(
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        ca: Option<&Path>,
+    ) -> Result<Option<TlsMaterial>, String> {
         let (cert, key) = match (cert, key) {
             (None, None) => {
                 if ca.is_some() {
@@ -36,14 +40,19 @@ impl TlsMaterial {
             _ => return Err("--tls-cert-file and --tls-key-file go together".into()),
         };
         install_crypto_provider();
-        let read = |what: &str, p: &Path| std::fs::read(p).map_err(|e| format!("{what} {}: {e}", p.display()));
+        let read = |what: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| format!("{what} {}: {e}", p.display()))
+        };
         let cert_pem = read("--tls-cert-file", cert)?;
         let key_pem = read("--tls-key-file", key)?;
         let chain = rustls_pemfile::certs(&mut BufReader::new(cert_pem.as_slice()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("--tls-cert-file {}: {e}", cert.display()))?;
         if chain.is_empty() {
-            return Err(format!("--tls-cert-file {} holds no certificate", cert.display()));
+            return Err(format!(
+                "--tls-cert-file {} holds no certificate",
+                cert.display()
+            ));
         }
         let key_der = rustls_pemfile::private_key(&mut BufReader::new(key_pem.as_slice()))
             .map_err(|e| format!("--tls-key-file {}: {e}", key.display()))?
@@ -70,7 +79,9 @@ pub fn http_client(tls: Option<&TlsMaterial>) -> Result<reqwest::Client, String>
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .tcp_nodelay(true);
     if let Some(ca) = tls.and_then(|t| t.ca_pem.as_deref()) {
-        for cert in reqwest::Certificate::from_pem_bundle(ca).map_err(|e| format!("--tls-ca-file: {e}"))? {
+        for cert in
+            reqwest::Certificate::from_pem_bundle(ca).map_err(|e| format!("--tls-ca-file: {e}"))?
+        {
             builder = builder.add_root_certificate(cert);
         }
     }

@@ -13,7 +13,9 @@ fn help_lists_the_subcommands() {
     let out = keel().arg("--help").output().expect("run keel");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["server", "status", "cluster", "lease", "account", "cert", "operator", "health"] {
+    for sub in [
+        "server", "status", "cluster", "lease", "account", "cert", "operator", "health",
+    ] {
         assert!(text.contains(sub), "help lacks {sub}: {text}");
     }
 }
@@ -26,13 +28,39 @@ fn invalid_configuration_fails_fast_without_touching_disk() {
         // No peers and no join.
         vec!["--node-id".into(), "1".into()],
         // Bootstrap expecting more nodes than there are peers.
-        vec!["--node-id".into(), "1".into(), "--peers".into(), "1=127.0.0.1:7401".into(), "--bootstrap-expect".into(), "2".into()],
+        vec![
+            "--node-id".into(),
+            "1".into(),
+            "--peers".into(),
+            "1=127.0.0.1:7401".into(),
+            "--bootstrap-expect".into(),
+            "2".into(),
+        ],
         // Malformed peers.
-        vec!["--node-id".into(), "1".into(), "--peers".into(), "1=nohost".into()],
+        vec![
+            "--node-id".into(),
+            "1".into(),
+            "--peers".into(),
+            "1=nohost".into(),
+        ],
         // Bad listen address.
-        vec!["--node-id".into(), "1".into(), "--peers".into(), "1=127.0.0.1:7401".into(), "--api-listen".into(), "nowhere".into()],
+        vec![
+            "--node-id".into(),
+            "1".into(),
+            "--peers".into(),
+            "1=127.0.0.1:7401".into(),
+            "--api-listen".into(),
+            "nowhere".into(),
+        ],
         // Unreadable token file.
-        vec!["--node-id".into(), "1".into(), "--peers".into(), "1=127.0.0.1:7401".into(), "--admin-token-file".into(), "/nonexistent/token".into()],
+        vec![
+            "--node-id".into(),
+            "1".into(),
+            "--peers".into(),
+            "1=127.0.0.1:7401".into(),
+            "--admin-token-file".into(),
+            "/nonexistent/token".into(),
+        ],
         // Bad duration.
         vec!["--dev".into(), "--shutdown-timeout".into(), "soon".into()],
     ];

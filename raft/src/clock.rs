@@ -50,7 +50,9 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     if digits.is_empty() {
-        return Err(format!("`{s}` is not a duration (expected e.g. 30, \"90s\", \"5m\", \"72h\")"));
+        return Err(format!(
+            "`{s}` is not a duration (expected e.g. 30, \"90s\", \"5m\", \"72h\")"
+        ));
     }
     let n: u64 = digits
         .parse()
@@ -61,7 +63,11 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        other => return Err(format!("unknown duration unit `{other}` in `{s}` (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{s}` (use ms, s, m, h or d)"
+            ));
+        }
     };
     n.checked_mul(factor)
         .ok_or_else(|| format!("`{s}` is out of range for a duration"))

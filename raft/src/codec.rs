@@ -44,7 +44,8 @@ impl From<CodecError> for std::io::Error {
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(128);
     out.push(WIRE_VERSION);
-    rmp_serde::encode::write_named(&mut out, value).map_err(|e| CodecError::Encode(e.to_string()))?;
+    rmp_serde::encode::write_named(&mut out, value)
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
     Ok(out)
 }
 
@@ -61,7 +62,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// Appends the compact (positional) encoding of a value to `out`.
-pub fn encode_compact_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
+pub fn encode_compact_into<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), CodecError> {
     rmp_serde::encode::write(out, value).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
@@ -82,14 +86,23 @@ mod tests {
 
     #[test]
     fn round_trip_and_version_check() {
-        let v = Sample { a: 7, b: "x".into() };
+        let v = Sample {
+            a: 7,
+            b: "x".into(),
+        };
         let bytes = encode(&v).unwrap();
         assert_eq!(decode::<Sample>(&bytes).unwrap(), v);
 
         let mut wrong = bytes.clone();
         wrong[0] = 99;
-        assert!(matches!(decode::<Sample>(&wrong), Err(CodecError::Version { found: 99, .. })));
+        assert!(matches!(
+            decode::<Sample>(&wrong),
+            Err(CodecError::Version { found: 99, .. })
+        ));
         assert!(matches!(decode::<Sample>(&[]), Err(CodecError::Empty)));
-        assert!(matches!(decode::<Sample>(&[WIRE_VERSION, 0xc1]), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            decode::<Sample>(&[WIRE_VERSION, 0xc1]),
+            Err(CodecError::Decode(_))
+        ));
     }
 }

@@ -24,7 +24,9 @@ pub mod wire;
 pub use command::{Command, Outcome, Proposal, Request, Response};
 pub use domain::{DomainError, State};
 pub use error::Error;
-pub use handle::{ClusterView, Consistency, ControlPlane, MemberView, MembershipChange, RaftStatus, Role};
+pub use handle::{
+    ClusterView, Consistency, ControlPlane, MemberView, MembershipChange, RaftStatus, Role,
+};
 pub use settings::RaftSettings;
 pub use store::Storage;
 pub use types::{Member, NodeId};

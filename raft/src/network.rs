@@ -11,13 +11,15 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::OptionalSend;
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::OptionalSend;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -126,7 +128,12 @@ pub struct PeerClient {
 impl PeerClient {
     /// Builds a peer client over an HTTP client configured by the node
     /// (TLS roots, pool); `tls` selects `https`.
-    pub fn new(http: reqwest::Client, tls: bool, secret: ClusterSecret, identity: ClusterIdentity) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        tls: bool,
+        secret: ClusterSecret,
+        identity: ClusterIdentity,
+    ) -> Self {
         PeerClient {
             http,
             scheme: if tls { "https" } else { "http" },
@@ -171,7 +178,9 @@ impl PeerClient {
         Self::decode_response(response).await
     }
 
-    async fn decode_response<Resp: DeserializeOwned>(response: reqwest::Response) -> Result<Resp, PeerCallError> {
+    async fn decode_response<Resp: DeserializeOwned>(
+        response: reqwest::Response,
+    ) -> Result<Resp, PeerCallError> {
         let status = response.status();
         let bytes = response
             .bytes()
@@ -202,7 +211,11 @@ impl PeerClient {
         let data = Bytes::from(data);
         const CHUNK: usize = 1 << 20;
         let chunks: Vec<Bytes> = std::iter::once(Bytes::from(frame))
-            .chain((0..data.len()).step_by(CHUNK).map(|i| data.slice(i..(i + CHUNK).min(data.len()))))
+            .chain(
+                (0..data.len())
+                    .step_by(CHUNK)
+                    .map(|i| data.slice(i..(i + CHUNK).min(data.len()))),
+            )
             .collect();
         let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
         let response = self
@@ -269,7 +282,9 @@ pub struct PeerConnection {
 
 fn rpc_error(target: NodeId, e: PeerCallError) -> RPCError<TypeConfig> {
     match e {
-        PeerCallError::Decode(m) => RPCError::Network(NetworkError::from_string(format!("node {target}: {m}"))),
+        PeerCallError::Decode(m) => {
+            RPCError::Network(NetworkError::from_string(format!("node {target}: {m}")))
+        }
         other => RPCError::Unreachable(Unreachable::from_string(format!("node {target}: {other}"))),
     }
 }
@@ -286,7 +301,12 @@ impl PeerConnection {
             .call(&self.addr, rpc, req, option.hard_ttl())
             .await
             .map_err(|e| rpc_error(self.target, e))?;
-        reply.map_err(|e| RPCError::Unreachable(Unreachable::from_string(format!("node {}: {e}", self.target))))
+        reply.map_err(|e| {
+            RPCError::Unreachable(Unreachable::from_string(format!(
+                "node {}: {e}",
+                self.target
+            )))
+        })
     }
 }
 
@@ -332,7 +352,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         tracing::info!(target = self.target, bytes, "sending snapshot");
         // A snapshot of many MB needs more than one RPC's soft deadline.
         let timeout = option.hard_ttl().max(Duration::from_secs(120));
-        let send = self.client.send_snapshot(&self.addr, &header, snapshot.snapshot, timeout);
+        let send = self
+            .client
+            .send_snapshot(&self.addr, &header, snapshot.snapshot, timeout);
         tokio::pin!(cancel);
         let reply = tokio::select! {
             closed = &mut cancel => return Err(StreamingError::Closed(closed)),
@@ -340,15 +362,15 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         };
         match reply {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(StreamingError::Unreachable(Unreachable::from_string(format!(
-                "node {}: {e}",
-                self.target
-            )))),
-            Err(PeerCallError::Decode(m)) => Err(StreamingError::Network(NetworkError::from_string(m))),
-            Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(format!(
-                "node {}: {e}",
-                self.target
-            )))),
+            Ok(Err(e)) => Err(StreamingError::Unreachable(Unreachable::from_string(
+                format!("node {}: {e}", self.target),
+            ))),
+            Err(PeerCallError::Decode(m)) => {
+                Err(StreamingError::Network(NetworkError::from_string(m)))
+            }
+            Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(
+                format!("node {}: {e}", self.target),
+            ))),
         }
     }
 

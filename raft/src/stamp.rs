@@ -38,7 +38,9 @@ impl From<PkiError> for Error {
     fn from(e: PkiError) -> Self {
         match e {
             PkiError::Invalid(m) => Error::Domain(DomainError::Invalid(m)),
-            PkiError::NoCa => Error::Domain(DomainError::Conflict("the cluster CA is not initialized".into())),
+            PkiError::NoCa => Error::Domain(DomainError::Conflict(
+                "the cluster CA is not initialized".into(),
+            )),
             PkiError::NotFound(s) => Error::Domain(DomainError::CertificateNotFound(s)),
             PkiError::Ca(m) => Error::Internal(format!("pki: {m}")),
         }

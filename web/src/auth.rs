@@ -40,7 +40,8 @@ impl Auth {
     /// Replaces the admin tokens (reload). Several may be valid at once, so
     /// a token can be rotated without downtime.
     pub fn set_admin_tokens(&self, tokens: Vec<String>) {
-        *self.admin_tokens.write().unwrap_or_else(|e| e.into_inner()) = tokens.into_iter().map(Arc::from).collect();
+        *self.admin_tokens.write().unwrap_or_else(|e| e.into_inner()) =
+            tokens.into_iter().map(Arc::from).collect();
     }
 
     /// Whether the request carries a valid admin token.
@@ -50,9 +51,9 @@ impl Auth {
         };
         let tokens = self.admin_tokens.read().unwrap_or_else(|e| e.into_inner());
         // Compare against every token so timing does not reveal which matched.
-        tokens
-            .iter()
-            .fold(false, |ok, t| constant_time_eq(t.as_bytes(), presented.as_bytes()) | ok)
+        tokens.iter().fold(false, |ok, t| {
+            constant_time_eq(t.as_bytes(), presented.as_bytes()) | ok
+        })
     }
 
     /// Whether the request carries the cluster secret.
@@ -75,7 +76,10 @@ mod tests {
 
     #[test]
     fn accepts_any_configured_token_only_as_bearer() {
-        let auth = Auth::new(vec!["old".into(), "new".into()], ClusterSecret::new("s3cret"));
+        let auth = Auth::new(
+            vec!["old".into(), "new".into()],
+            ClusterSecret::new("s3cret"),
+        );
         assert!(auth.admin_ok(&headers("Bearer old")));
         assert!(auth.admin_ok(&headers("bearer new")));
         assert!(!auth.admin_ok(&headers("Bearer nope")));

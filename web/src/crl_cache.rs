@@ -10,7 +10,11 @@ pub struct CrlCache(Mutex<Option<(u64, Vec<u8>)>>);
 
 impl CrlCache {
     /// The CRL for `number`, building (and caching) it if needed.
-    pub fn get_or_build<E>(&self, number: u64, build: impl FnOnce() -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
+    pub fn get_or_build<E>(
+        &self,
+        number: u64,
+        build: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
         if let Some((n, der)) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && *n == number
         {

@@ -127,9 +127,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         response
     }
@@ -152,12 +153,12 @@ impl From<DomainError> for ApiError {
                 code: "certificate_not_found",
                 message,
             },
-            DomainError::AlreadyExists(_) | DomainError::Conflict(_) | DomainError::IdempotencyConflict => {
-                ApiError::Conflict {
-                    code: "conflict",
-                    message,
-                }
-            }
+            DomainError::AlreadyExists(_)
+            | DomainError::Conflict(_)
+            | DomainError::IdempotencyConflict => ApiError::Conflict {
+                code: "conflict",
+                message,
+            },
             DomainError::AccountInactive(_) => ApiError::Conflict {
                 code: "account_inactive",
                 message,
@@ -190,7 +191,9 @@ impl From<Error> for ApiError {
                 message: format!("member {id} not found"),
             },
             Error::BadRequest(m) => ApiError::BadRequest(m),
-            Error::Peer { peer, message } => ApiError::NoLeader(format!("the leader could not be reached ({peer}: {message})")),
+            Error::Peer { peer, message } => ApiError::NoLeader(format!(
+                "the leader could not be reached ({peer}: {message})"
+            )),
             Error::Storage(m) => ApiError::Internal(format!("storage: {m}")),
             Error::Internal(m) => ApiError::Internal(m),
         }

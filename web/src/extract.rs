@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use keel_raft::Consistency;
 use keel_raft::clock::parse_duration_ms;
 use keel_raft::domain::list::{DEFAULT_LIMIT, MAX_LIMIT};
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use crate::error::ApiError;
 use crate::shared::Shared;
@@ -36,13 +36,18 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError>
     let body: Body = req.into_body();
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge(limit)),
-        Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge(limit))
+        }
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
     }
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// A required JSON body.
@@ -126,7 +131,9 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(0) => Err(ApiError::BadRequest("limit must be at least 1".into())),
-        Some(n) if n > MAX_LIMIT => Err(ApiError::BadRequest(format!("limit must be at most {MAX_LIMIT}"))),
+        Some(n) if n > MAX_LIMIT => Err(ApiError::BadRequest(format!(
+            "limit must be at most {MAX_LIMIT}"
+        ))),
         Some(n) => Ok(n),
     }
 }
@@ -168,7 +175,9 @@ impl<'de> Deserialize<'de> for DurationInput {
 
 /// Deserializes a field that distinguishes "absent" (`None`) from `null`
 /// (`Some(None)`); use with `#[serde(default)]`.
-pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 

@@ -112,7 +112,11 @@ impl LifecycleBoard {
     /// A component's state, if registered.
     pub fn component(&self, name: &str) -> Option<ComponentState> {
         let board = self.board.read().unwrap_or_else(|e| e.into_inner());
-        board.components.iter().find(|(n, _, _)| n == name).map(|(_, s, _)| *s)
+        board
+            .components
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, s, _)| *s)
     }
 
     /// The served view.

@@ -114,18 +114,42 @@ impl Metrics {
             account_expirations: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("http_requests", "HTTP requests served", m.http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests served",
+            m.http_requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency",
             m.http_duration.clone(),
         );
         registry.register("raft_term", "Current Raft term", m.raft_term.clone());
-        registry.register("raft_leader", "Id of the known leader, -1 if none", m.raft_leader.clone());
-        registry.register("raft_is_leader", "1 if this node leads", m.raft_is_leader.clone());
-        registry.register("raft_commit_index", "Committed log index known locally", m.raft_commit_index.clone());
-        registry.register("raft_applied_index", "Applied log index", m.raft_applied_index.clone());
-        registry.register("raft_last_log_index", "Last log index held", m.raft_last_log_index.clone());
+        registry.register(
+            "raft_leader",
+            "Id of the known leader, -1 if none",
+            m.raft_leader.clone(),
+        );
+        registry.register(
+            "raft_is_leader",
+            "1 if this node leads",
+            m.raft_is_leader.clone(),
+        );
+        registry.register(
+            "raft_commit_index",
+            "Committed log index known locally",
+            m.raft_commit_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Applied log index",
+            m.raft_applied_index.clone(),
+        );
+        registry.register(
+            "raft_last_log_index",
+            "Last log index held",
+            m.raft_last_log_index.clone(),
+        );
         registry.register(
             "raft_replication_lag",
             "Entries each follower is behind (leader only)",
@@ -138,7 +162,11 @@ impl Metrics {
             m.lease_expiry_debt.clone(),
         );
         registry.register("accounts", "Accounts by state", m.accounts.clone());
-        registry.register("certificates", "Certificates by state", m.certificates.clone());
+        registry.register(
+            "certificates",
+            "Certificates by state",
+            m.certificates.clone(),
+        );
         registry.register(
             "suspended_resources",
             "Resources suspended because their account is not active",
@@ -205,10 +233,14 @@ impl Metrics {
         let status = cp.status();
         self.raft_term.set(status.term as i64);
         self.raft_leader.set(status.leader.map_or(-1, |l| l as i64));
-        self.raft_is_leader.set(i64::from(status.role == Role::Leader));
-        self.raft_commit_index.set(status.committed.unwrap_or(0) as i64);
-        self.raft_applied_index.set(status.applied.unwrap_or(0) as i64);
-        self.raft_last_log_index.set(status.last_log_index.unwrap_or(0) as i64);
+        self.raft_is_leader
+            .set(i64::from(status.role == Role::Leader));
+        self.raft_commit_index
+            .set(status.committed.unwrap_or(0) as i64);
+        self.raft_applied_index
+            .set(status.applied.unwrap_or(0) as i64);
+        self.raft_last_log_index
+            .set(status.last_log_index.unwrap_or(0) as i64);
         self.raft_replication_lag.clear();
         if status.role == Role::Leader {
             let last = status.last_log_index.unwrap_or(0);
@@ -216,7 +248,9 @@ impl Metrics {
                 if *peer != status.node_id {
                     let lag = last.saturating_sub(matched.unwrap_or(0));
                     self.raft_replication_lag
-                        .get_or_create(&PeerLabels { peer: peer.to_string() })
+                        .get_or_create(&PeerLabels {
+                            peer: peer.to_string(),
+                        })
                         .set(lag as i64);
                 }
             }
@@ -247,7 +281,9 @@ impl Metrics {
                 accounts[i] += 1;
             }
             for (i, name) in ["active", "expired", "disabled"].iter().enumerate() {
-                self.accounts.get_or_create(&state_label(name)).set(accounts[i]);
+                self.accounts
+                    .get_or_create(&state_label(name))
+                    .set(accounts[i]);
             }
             let mut certs = [0i64; 5];
             for cert in state.pki.iter_from(None) {
@@ -260,11 +296,20 @@ impl Metrics {
                 };
                 certs[i] += 1;
             }
-            for (i, name) in ["active", "suspended", "superseded", "revoked", "expired"].iter().enumerate() {
-                self.certificates.get_or_create(&state_label(name)).set(certs[i]);
+            for (i, name) in ["active", "suspended", "superseded", "revoked", "expired"]
+                .iter()
+                .enumerate()
+            {
+                self.certificates
+                    .get_or_create(&state_label(name))
+                    .set(certs[i]);
             }
-            self.suspended.get_or_create(&kind_label("lease")).set(leases[1]);
-            self.suspended.get_or_create(&kind_label("certificate")).set(certs[1]);
+            self.suspended
+                .get_or_create(&kind_label("lease"))
+                .set(leases[1]);
+            self.suspended
+                .get_or_create(&kind_label("certificate"))
+                .set(certs[1]);
             let ca_left = state
                 .pki
                 .ca()
@@ -275,9 +320,13 @@ impl Metrics {
 }
 
 fn state_label(state: &str) -> StateLabels {
-    StateLabels { state: state.to_string() }
+    StateLabels {
+        state: state.to_string(),
+    }
 }
 
 fn kind_label(kind: &str) -> KindLabels {
-    KindLabels { kind: kind.to_string() }
+    KindLabels {
+        kind: kind.to_string(),
+    }
 }

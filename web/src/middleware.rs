@@ -40,12 +40,22 @@ pub async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    shared.metrics.observe_http(&method, &route, status, elapsed);
+    shared
+        .metrics
+        .observe_http(&method, &route, status, elapsed);
     span.in_scope(|| {
         if status >= 500 {
-            tracing::warn!(status, elapsed_ms = elapsed.as_millis() as u64, "request failed");
+            tracing::warn!(
+                status,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request failed"
+            );
         } else {
-            tracing::debug!(status, elapsed_ms = elapsed.as_millis() as u64, "request served");
+            tracing::debug!(
+                status,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request served"
+            );
         }
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -55,7 +65,11 @@ pub async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next
 }
 
 /// Requires a valid admin bearer token.
-pub async fn require_admin(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(shared): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if !shared.auth.admin_ok(req.headers()) {
         return ApiError::Unauthorized.into_response();
     }
@@ -63,7 +77,11 @@ pub async fn require_admin(State(shared): State<Arc<Shared>>, req: Request, next
 }
 
 /// Refuses new API requests once the node is draining.
-pub async fn refuse_when_draining(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub async fn refuse_when_draining(
+    State(shared): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if shared.draining() {
         return ApiError::ShuttingDown.into_response();
     }

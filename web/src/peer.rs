@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
 use keel_raft::network::CLUSTER_HEADER;
-use keel_raft::{ControlPlane, Error};
 use keel_raft::wire::{self, PeerRpc};
+use keel_raft::{ControlPlane, Error};
 
 use crate::error::ApiError;
 use crate::middleware::require_peer;
@@ -108,7 +108,11 @@ async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, ApiError::not_found("no such peer route")).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        ApiError::not_found("no such peer route"),
+    )
+        .into_response()
 }
 
 /// The peer listener's router.
@@ -117,9 +121,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
     for rpc in PeerRpc::ALL {
         router = router.route(
             rpc.path(),
-            post(move |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body| {
-                serve_rpc(shared, rpc, headers, body)
-            }),
+            post(
+                move |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body| {
+                    serve_rpc(shared, rpc, headers, body)
+                },
+            ),
         );
     }
     router

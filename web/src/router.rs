@@ -27,8 +27,14 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/sys/reload", post(sys::reload))
         .route("/v1/cluster", get(cluster::get_cluster))
         .route("/v1/cluster/members", post(cluster::add_member))
-        .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))
-        .route("/v1/cluster/transfer-leader", post(cluster::transfer_leader))
+        .route(
+            "/v1/cluster/members/{id}",
+            axum::routing::delete(cluster::remove_member),
+        )
+        .route(
+            "/v1/cluster/transfer-leader",
+            post(cluster::transfer_leader),
+        )
         .route("/v1/leases", post(leases::grant).get(leases::list))
         .route("/v1/leases/revoke-prefix", post(leases::revoke_prefix))
         .route("/v1/leases/{id}", get(leases::get).delete(leases::revoke))
@@ -36,7 +42,9 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/accounts", post(accounts::create).get(accounts::list))
         .route(
             "/v1/accounts/{name}",
-            get(accounts::get).patch(accounts::update).delete(accounts::delete),
+            get(accounts::get)
+                .patch(accounts::update)
+                .delete(accounts::delete),
         )
         .route("/v1/accounts/{name}/disable", post(accounts::disable))
         .route("/v1/accounts/{name}/enable", post(accounts::enable))
@@ -49,11 +57,17 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/pki/certs/{serial}/activate", post(pki::activate))
         .route("/v1/pki/certs/{serial}/revoke", post(pki::revoke))
         .route("/v1/pki/crl", get(pki::crl))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), require_admin));
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_admin,
+        ));
     let v1 = Router::new()
         .route("/v1/sys/seal-status", get(sys::seal_status))
         .merge(protected)
-        .route_layer(middleware::from_fn_with_state(shared.clone(), refuse_when_draining));
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            refuse_when_draining,
+        ));
     Router::new()
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))

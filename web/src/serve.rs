@@ -138,13 +138,23 @@ pub async fn serve(
     }
     drop(listener);
     let open_at_stop = connections.len();
-    tracing::info!(listener = name, open = open_at_stop, "stopped accepting; draining");
-    let drained = tokio::time::timeout(drain.get(), graceful.shutdown()).await.is_ok();
+    tracing::info!(
+        listener = name,
+        open = open_at_stop,
+        "stopped accepting; draining"
+    );
+    let drained = tokio::time::timeout(drain.get(), graceful.shutdown())
+        .await
+        .is_ok();
     let cut = if drained {
         0
     } else {
         let n = connections.len();
-        tracing::warn!(listener = name, cut = n, "drain deadline reached; cutting connections");
+        tracing::warn!(
+            listener = name,
+            cut = n,
+            "drain deadline reached; cutting connections"
+        );
         connections.abort_all();
         n
     };

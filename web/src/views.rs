@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use keel_raft::clock::{Millis, to_rfc3339};
+use keel_raft::domain::CertView;
 use keel_raft::domain::State;
 use keel_raft::domain::account::{Account, AccountState};
 use keel_raft::domain::cert::{CertRecord, CertState, Pki};
 use keel_raft::domain::lease::{self, Lease, LeaseState, LeaseView};
-use keel_raft::domain::CertView;
 use serde::Serialize;
 use utoipa::ToSchema;
 

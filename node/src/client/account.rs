@@ -8,9 +8,22 @@ use super::{ClientError, output};
 use crate::cli::{AccountOp, ClientArgs};
 
 fn print(v: &Value) {
-    output::record(v, &["name", "state", "expires_at", "created_at", "updated_at"]);
-    println!("{:<10}  leases {} certificates {}", "limits", output::text(&v["limits"]["max_leases"]), output::text(&v["limits"]["max_certificates"]));
-    println!("{:<10}  leases {} certificates {}", "usage", output::text(&v["usage"]["leases"]), output::text(&v["usage"]["certificates"]));
+    output::record(
+        v,
+        &["name", "state", "expires_at", "created_at", "updated_at"],
+    );
+    println!(
+        "{:<10}  leases {} certificates {}",
+        "limits",
+        output::text(&v["limits"]["max_leases"]),
+        output::text(&v["limits"]["max_certificates"])
+    );
+    println!(
+        "{:<10}  leases {} certificates {}",
+        "usage",
+        output::text(&v["usage"]["leases"]),
+        output::text(&v["usage"]["certificates"])
+    );
 }
 
 /// `none` clears; anything else must be a number.
@@ -40,15 +53,26 @@ pub async fn run(args: &ClientArgs, op: &AccountOp) -> Result<(), ClientError> {
             });
             client.post("/v1/accounts", Some(body)).await?
         }
-        AccountOp::Get { name } => client.get(&format!("/v1/accounts/{}", encode(name))).await?,
+        AccountOp::Get { name } => {
+            client
+                .get(&format!("/v1/accounts/{}", encode(name)))
+                .await?
+        }
         AccountOp::List { state } => {
             let page = client
-                .get(&format!("/v1/accounts{}", query(&[("state", state.clone())])))
+                .get(&format!(
+                    "/v1/accounts{}",
+                    query(&[("state", state.clone())])
+                ))
                 .await?;
             if args.json {
                 return output::json(&page);
             }
-            output::items(&page, &["name", "state", "expires_at"], &["name", "state", "expires_at"]);
+            output::items(
+                &page,
+                &["name", "state", "expires_at"],
+                &["name", "state", "expires_at"],
+            );
             return Ok(());
         }
         AccountOp::Update {
@@ -70,19 +94,38 @@ pub async fn run(args: &ClientArgs, op: &AccountOp) -> Result<(), ClientError> {
             }
             body["limits"] = limits;
             client
-                .request(Method::PATCH, &format!("/v1/accounts/{}", encode(name)), Some(body))
+                .request(
+                    Method::PATCH,
+                    &format!("/v1/accounts/{}", encode(name)),
+                    Some(body),
+                )
                 .await?
         }
-        AccountOp::Disable { name } => client.post(&format!("/v1/accounts/{}/disable", encode(name)), None).await?,
-        AccountOp::Enable { name } => client.post(&format!("/v1/accounts/{}/enable", encode(name)), None).await?,
+        AccountOp::Disable { name } => {
+            client
+                .post(&format!("/v1/accounts/{}/disable", encode(name)), None)
+                .await?
+        }
+        AccountOp::Enable { name } => {
+            client
+                .post(&format!("/v1/accounts/{}/enable", encode(name)), None)
+                .await?
+        }
         AccountOp::Delete { name } => {
             let answer = client
-                .request(Method::DELETE, &format!("/v1/accounts/{}", encode(name)), None)
+                .request(
+                    Method::DELETE,
+                    &format!("/v1/accounts/{}", encode(name)),
+                    None,
+                )
                 .await?;
             if args.json {
                 return output::json(&answer);
             }
-            println!("deleted {name}; revoked {}", output::text(&answer["revoked"]));
+            println!(
+                "deleted {name}; revoked {}",
+                output::text(&answer["revoked"])
+            );
             return Ok(());
         }
     };

@@ -58,10 +58,24 @@ pub async fn run(args: &ClientArgs, op: &CertOp) -> Result<(), ClientError> {
             let issued = client.post("/v1/pki/issue", Some(body)).await?;
             if let Some(dir) = out_dir {
                 std::fs::create_dir_all(dir)?;
-                let write = |name: &str, text: &str, mode: u32| rotate::write_atomic(&dir.join(name), text.as_bytes(), mode);
-                write("cert.pem", issued["certificate"].as_str().unwrap_or_default(), 0o644)?;
-                write("key.pem", issued["private_key"].as_str().unwrap_or_default(), 0o600)?;
-                write("ca.pem", issued["ca_certificate"].as_str().unwrap_or_default(), 0o644)?;
+                let write = |name: &str, text: &str, mode: u32| {
+                    rotate::write_atomic(&dir.join(name), text.as_bytes(), mode)
+                };
+                write(
+                    "cert.pem",
+                    issued["certificate"].as_str().unwrap_or_default(),
+                    0o644,
+                )?;
+                write(
+                    "key.pem",
+                    issued["private_key"].as_str().unwrap_or_default(),
+                    0o600,
+                )?;
+                write(
+                    "ca.pem",
+                    issued["ca_certificate"].as_str().unwrap_or_default(),
+                    0o644,
+                )?;
                 eprintln!("wrote cert.pem, key.pem and ca.pem to {}", dir.display());
             } else if !args.json {
                 print!("{}", output::text(&issued["certificate"]));
@@ -71,7 +85,8 @@ pub async fn run(args: &ClientArgs, op: &CertOp) -> Result<(), ClientError> {
             issued
         }
         CertOp::Sign { csr, ttl, account } => {
-            let pem = std::fs::read_to_string(csr).map_err(|e| ClientError::Message(format!("{}: {e}", csr.display())))?;
+            let pem = std::fs::read_to_string(csr)
+                .map_err(|e| ClientError::Message(format!("{}: {e}", csr.display())))?;
             let body = json!({"csr": pem, "ttl": duration(ttl), "account": account});
             let signed = client.post("/v1/pki/sign", Some(body)).await?;
             if !args.json {
@@ -80,7 +95,11 @@ pub async fn run(args: &ClientArgs, op: &CertOp) -> Result<(), ClientError> {
             }
             signed
         }
-        CertOp::Get { serial } => client.get(&format!("/v1/pki/certs/{}", encode(serial))).await?,
+        CertOp::Get { serial } => {
+            client
+                .get(&format!("/v1/pki/certs/{}", encode(serial)))
+                .await?
+        }
         CertOp::List { account, state } => {
             let page = client
                 .get(&format!(
@@ -112,11 +131,17 @@ pub async fn run(args: &ClientArgs, op: &CertOp) -> Result<(), ClientError> {
         }
         CertOp::Revoke { serial, reason } => {
             let body = reason.as_ref().map(|r| json!({"reason": r}));
-            client.post(&format!("/v1/pki/certs/{}/revoke", encode(serial)), body).await?
+            client
+                .post(&format!("/v1/pki/certs/{}/revoke", encode(serial)), body)
+                .await?
         }
         CertOp::Crl { format } => {
             let bytes = client
-                .request_bytes(reqwest::Method::GET, &format!("/v1/pki/crl?format={}", encode(format)), None)
+                .request_bytes(
+                    reqwest::Method::GET,
+                    &format!("/v1/pki/crl?format={}", encode(format)),
+                    None,
+                )
                 .await?;
             std::io::stdout().write_all(&bytes)?;
             return Ok(());

@@ -14,15 +14,26 @@ pub fn print_members(view: &Value) {
             members
                 .iter()
                 .map(|m| {
-                    ["id", "role", "state", "api_addr", "peer_addr", "match_index", "lag"]
-                        .iter()
-                        .map(|f| output::text(&m[*f]))
-                        .collect()
+                    [
+                        "id",
+                        "role",
+                        "state",
+                        "api_addr",
+                        "peer_addr",
+                        "match_index",
+                        "lag",
+                    ]
+                    .iter()
+                    .map(|f| output::text(&m[*f]))
+                    .collect()
                 })
                 .collect()
         })
         .unwrap_or_default();
-    output::table(&["id", "role", "state", "api", "peer", "match", "lag"], &rows);
+    output::table(
+        &["id", "role", "state", "api", "peer", "match", "lag"],
+        &rows,
+    );
 }
 
 /// Runs a cluster subcommand.
@@ -36,12 +47,17 @@ pub async fn run(args: &ClientArgs, op: &ClusterOp) -> Result<(), ClientError> {
             peer_addr,
             learner,
         } => {
-            let body = json!({"id": id, "api_addr": api_addr, "peer_addr": peer_addr, "voter": !learner});
+            let body =
+                json!({"id": id, "api_addr": api_addr, "peer_addr": peer_addr, "voter": !learner});
             client.post("/v1/cluster/members", Some(body)).await?
         }
         ClusterOp::Remove { id } => {
             client
-                .request(reqwest::Method::DELETE, &format!("/v1/cluster/members/{id}"), None)
+                .request(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/cluster/members/{id}"),
+                    None,
+                )
                 .await?
         }
         ClusterOp::TransferLeader { to } => {
@@ -52,7 +68,11 @@ pub async fn run(args: &ClientArgs, op: &ClusterOp) -> Result<(), ClientError> {
     if args.json {
         return output::json(&view);
     }
-    println!("leader {}  term {}", output::text(&view["leader"]), output::text(&view["term"]));
+    println!(
+        "leader {}  term {}",
+        output::text(&view["leader"]),
+        output::text(&view["term"])
+    );
     print_members(&view);
     Ok(())
 }

@@ -38,7 +38,11 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// A client for `addr` (`http://host:port`, or `host:port`).
-    pub fn new(addr: &str, token: Option<String>, cacert: Option<&Path>) -> Result<Self, ClientError> {
+    pub fn new(
+        addr: &str,
+        token: Option<String>,
+        cacert: Option<&Path>,
+    ) -> Result<Self, ClientError> {
         crate::tls::install_crypto_provider();
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
@@ -47,12 +51,17 @@ impl ApiClient {
         };
         let mut builder = reqwest::Client::builder().no_proxy();
         if let Some(path) = cacert {
-            let pem = std::fs::read(path).map_err(|e| ClientError::Message(format!("{}: {e}", path.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientError::Message(e.to_string()))? {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Message(format!("{}: {e}", path.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Message(e.to_string()))?
+            {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder.build().map_err(|e| ClientError::Message(e.to_string()))?;
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Message(e.to_string()))?;
         Ok(ApiClient { http, base, token })
     }
 
@@ -70,21 +79,35 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::Message(format!("cannot reach {}: {e}", self.base)))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| ClientError::Message(e.to_string()))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Message(e.to_string()))?;
         Ok((status, body.to_vec()))
     }
 
     /// Sends a request and returns the JSON answer (or `null` for 204).
-    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
         let bytes = self.request_bytes(method, path, body).await?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Message(format!("unexpected answer: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Message(format!("unexpected answer: {e}")))
     }
 
     /// Sends a request and returns the raw answer body.
-    pub async fn request_bytes(&self, method: Method, path: &str, body: Option<Value>) -> Result<Vec<u8>, ClientError> {
+    pub async fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Vec<u8>, ClientError> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -97,7 +120,10 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::Message(format!("cannot reach {}: {e}", self.base)))?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Message(e.to_string()))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Message(e.to_string()))?;
         if status >= 400 {
             let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
             let code = parsed
@@ -108,7 +134,11 @@ impl ApiClient {
                 .as_ref()
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api { status, code, message });
+            return Err(ClientError::Api {
+                status,
+                code,
+                message,
+            });
         }
         Ok(bytes.to_vec())
     }
@@ -128,7 +158,9 @@ impl ApiClient {
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()

@@ -44,9 +44,9 @@ pub async fn run(args: &ClientArgs, op: &LeaseOp) -> Result<(), ClientError> {
         } => {
             let mut meta = BTreeMap::new();
             for entry in metadata {
-                let (k, v) = entry
-                    .split_once('=')
-                    .ok_or_else(|| ClientError::Message(format!("--meta `{entry}` must be key=value")))?;
+                let (k, v) = entry.split_once('=').ok_or_else(|| {
+                    ClientError::Message(format!("--meta `{entry}` must be key=value"))
+                })?;
                 meta.insert(k.to_string(), v.to_string());
             }
             let mut body = json!({"ttl": duration(ttl), "metadata": meta});
@@ -83,13 +83,24 @@ pub async fn run(args: &ClientArgs, op: &LeaseOp) -> Result<(), ClientError> {
             output::items(
                 &page,
                 &["id", "name", "account", "state", "remaining", "expires_at"],
-                &["id", "name", "account", "state", "remaining_ttl", "expires_at"],
+                &[
+                    "id",
+                    "name",
+                    "account",
+                    "state",
+                    "remaining_ttl",
+                    "expires_at",
+                ],
             );
             return Ok(());
         }
         LeaseOp::Renew { id, increment } => {
-            let body = increment.as_ref().map(|i| json!({"increment": duration(i)}));
-            client.post(&format!("/v1/leases/{}/renew", encode(id)), body).await?
+            let body = increment
+                .as_ref()
+                .map(|i| json!({"increment": duration(i)}));
+            client
+                .post(&format!("/v1/leases/{}/renew", encode(id)), body)
+                .await?
         }
         LeaseOp::Revoke { id } => {
             client

@@ -61,7 +61,9 @@ pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientEr
         return output::json(&answer);
     }
     match op {
-        OperatorOp::Seal | OperatorOp::Unseal => println!("sealed: {}", output::text(&answer["sealed"])),
+        OperatorOp::Seal | OperatorOp::Unseal => {
+            println!("sealed: {}", output::text(&answer["sealed"]))
+        }
         OperatorOp::Reload => {
             let changes = answer["changes"].as_array().cloned().unwrap_or_default();
             if changes.is_empty() {

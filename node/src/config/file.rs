@@ -47,7 +47,8 @@ impl FileConfig {
     /// Reads and parses a TOML file. Relative paths inside it are taken
     /// relative to the file's directory.
     pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("--config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(format!("--config {}: {e}", path.display())))?;
         let mut cfg: FileConfig =
             toml::from_str(&text).map_err(|e| err(format!("--config {}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -78,10 +79,32 @@ impl FileConfig {
             ($($field:ident),*) => { $( if a.$field.is_none() { a.$field = self.$field; } )* };
         }
         fill!(
-            node_id, data_dir, api_listen, peer_listen, advertise_api, advertise_peer, peers, bootstrap_expect,
-            join, cluster_id, admin_token_file, cluster_secret_file, shutdown_timeout, log_format, log_level,
-            heartbeat_interval, election_timeout, snapshot_threshold, lease_max_ttl, pki_max_ttl,
-            pki_ca_cert_file, pki_ca_key_file, pki_allowed_domains, tls_cert_file, tls_key_file, tls_ca_file,
+            node_id,
+            data_dir,
+            api_listen,
+            peer_listen,
+            advertise_api,
+            advertise_peer,
+            peers,
+            bootstrap_expect,
+            join,
+            cluster_id,
+            admin_token_file,
+            cluster_secret_file,
+            shutdown_timeout,
+            log_format,
+            log_level,
+            heartbeat_interval,
+            election_timeout,
+            snapshot_threshold,
+            lease_max_ttl,
+            pki_max_ttl,
+            pki_ca_cert_file,
+            pki_ca_key_file,
+            pki_allowed_domains,
+            tls_cert_file,
+            tls_key_file,
+            tls_ca_file,
             max_body_bytes
         );
         a

@@ -24,7 +24,7 @@ use crate::cli::ServerArgs;
 use crate::tls::TlsMaterial;
 pub use file::FileConfig;
 pub use peers::{hostname, ordinal_of, parse_peers};
-use secrets::{read_cluster_secret, read_tokens, random_secret};
+use secrets::{random_secret, read_cluster_secret, read_tokens};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,10 @@ impl fmt::Debug for Config {
             .field("bootstrap_expect", &self.bootstrap_expect)
             .field("join", &self.join)
             .field("cluster_id", &self.cluster_id)
-            .field("admin_tokens", &format_args!("<{} redacted>", self.admin_tokens.len()))
+            .field(
+                "admin_tokens",
+                &format_args!("<{} redacted>", self.admin_tokens.len()),
+            )
             .field("cluster_secret", &"<redacted>")
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("tls", &self.tls.is_some())
@@ -126,7 +129,9 @@ fn socket(what: &str, value: &str) -> Result<SocketAddr, ConfigError> {
 
 fn host_port(what: &str, value: &str) -> Result<String, ConfigError> {
     match value.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(value.to_string()),
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(value.to_string())
+        }
         _ => Err(err(format!("{what} must be host:port (got `{value}`)"))),
     }
 }
@@ -168,11 +173,13 @@ impl Config {
         let default_host = if dev { "127.0.0.1" } else { "0.0.0.0" };
         let api_listen = socket(
             "--api-listen",
-            &a.api_listen.unwrap_or_else(|| format!("{default_host}:7400")),
+            &a.api_listen
+                .unwrap_or_else(|| format!("{default_host}:7400")),
         )?;
         let peer_listen = socket(
             "--peer-listen",
-            &a.peer_listen.unwrap_or_else(|| format!("{default_host}:7401")),
+            &a.peer_listen
+                .unwrap_or_else(|| format!("{default_host}:7401")),
         )?;
         let peers = match &a.peers {
             Some(p) => parse_peers(p).map_err(err)?,
@@ -184,7 +191,10 @@ impl Config {
         )?;
         let advertise_peer = match a.advertise_peer {
             Some(p) => host_port("--advertise-peer", &p)?,
-            None => peers.get(&node_id).cloned().unwrap_or_else(|| advertised(peer_listen)),
+            None => peers
+                .get(&node_id)
+                .cloned()
+                .unwrap_or_else(|| advertised(peer_listen)),
         };
         let mut peers = peers;
         if dev && peers.is_empty() {
@@ -201,12 +211,18 @@ impl Config {
         }
         let join = a.join.map(|j| host_port("--join", &j)).transpose()?;
         if peers.is_empty() && join.is_none() {
-            return Err(err("give --peers (to bootstrap or resume a cluster) or --join (to join one)"));
+            return Err(err(
+                "give --peers (to bootstrap or resume a cluster) or --join (to join one)",
+            ));
         }
         if let Some(id) = &a.cluster_id
-            && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            && (id.is_empty()
+                || id.len() > 64
+                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         {
-            return Err(err("--cluster-id must be 1 to 64 letters, digits or hyphens"));
+            return Err(err(
+                "--cluster-id must be 1 to 64 letters, digits or hyphens",
+            ));
         }
 
         let admin_tokens = match &a.admin_token_file {
@@ -221,14 +237,22 @@ impl Config {
             None if dev || peers.len() == 1 && join.is_none() => previous
                 .map(|p| p.cluster_secret.clone())
                 .unwrap_or_else(random_secret),
-            None => return Err(err("--cluster-secret-file is required for a multi-node cluster")),
+            None => {
+                return Err(err(
+                    "--cluster-secret-file is required for a multi-node cluster",
+                ));
+            }
         };
 
         let shutdown_timeout = duration("--shutdown-timeout", a.shutdown_timeout, 30_000)?;
         let log_format = match a.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(err(format!("--log-format must be text or json (got `{other}`)"))),
+            other => {
+                return Err(err(format!(
+                    "--log-format must be text or json (got `{other}`)"
+                )));
+            }
         };
         let log_level = a.log_level.unwrap_or_else(|| "info,openraft=warn".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
@@ -237,7 +261,9 @@ impl Config {
         let heartbeat = duration("--heartbeat-interval", a.heartbeat_interval, 100)?;
         let election = duration("--election-timeout", a.election_timeout, 500)?;
         if heartbeat.is_zero() || election < heartbeat * 3 {
-            return Err(err("--election-timeout must be at least three heartbeat intervals"));
+            return Err(err(
+                "--election-timeout must be at least three heartbeat intervals",
+            ));
         }
         let mut raft = RaftSettings::for_node(node_id);
         raft.heartbeat_interval = heartbeat;
@@ -250,7 +276,8 @@ impl Config {
             raft.snapshot_threshold = n;
             raft.logs_kept_after_snapshot = raft.logs_kept_after_snapshot.min(n);
         }
-        raft.lease_default_max_ttl_ms = duration("--lease-max-ttl", a.lease_max_ttl, 24 * 3_600_000)?.as_millis() as u64;
+        raft.lease_default_max_ttl_ms =
+            duration("--lease-max-ttl", a.lease_max_ttl, 24 * 3_600_000)?.as_millis() as u64;
         raft.pki = pki;
 
         let tls = TlsMaterial::load(
@@ -289,7 +316,8 @@ impl Config {
 
 fn pki_settings(a: &ServerArgs) -> Result<PkiSettings, ConfigError> {
     let mut pki = PkiSettings {
-        max_ttl_ms: duration("--pki-max-ttl", a.pki_max_ttl.clone(), 90 * 24 * 3_600_000)?.as_millis() as u64,
+        max_ttl_ms: duration("--pki-max-ttl", a.pki_max_ttl.clone(), 90 * 24 * 3_600_000)?
+            .as_millis() as u64,
         ..PkiSettings::default()
     };
     match (&a.pki_ca_cert_file, &a.pki_ca_key_file) {
@@ -300,7 +328,8 @@ fn pki_settings(a: &ServerArgs) -> Result<PkiSettings, ConfigError> {
             let key_pem = std::fs::read_to_string(key)
                 .map_err(|e| err(format!("--pki-ca-key-file {}: {e}", key.display())))?;
             let key_pem = SecretPem::new(key_pem);
-            keel_raft::pki::import_ca(&cert_pem, &key_pem).map_err(|e| err(format!("CA import: {e}")))?;
+            keel_raft::pki::import_ca(&cert_pem, &key_pem)
+                .map_err(|e| err(format!("CA import: {e}")))?;
             pki.import = Some((cert_pem, key_pem));
         }
         _ => return Err(err("--pki-ca-cert-file and --pki-ca-key-file go together")),

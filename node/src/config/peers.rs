@@ -18,7 +18,9 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
             .rsplit_once(':')
             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
         if !valid {
-            return Err(format!("--peers entry `{entry}`: `{addr}` is not host:port"));
+            return Err(format!(
+                "--peers entry `{entry}`: `{addr}` is not host:port"
+            ));
         }
         if peers.insert(id, addr.to_string()).is_some() {
             return Err(format!("--peers lists node {id} twice"));

@@ -25,7 +25,10 @@ fn check(what: &str, path: &Path, value: &str) -> Result<(), ConfigError> {
         )));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(err(format!("{what} in {} must not contain whitespace", path.display())));
+        return Err(err(format!(
+            "{what} in {} must not contain whitespace",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -42,7 +45,10 @@ pub fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
         .map(str::to_string)
         .collect();
     if tokens.is_empty() {
-        return Err(err(format!("--admin-token-file {} holds no token", path.display())));
+        return Err(err(format!(
+            "--admin-token-file {} holds no token",
+            path.display()
+        )));
     }
     for t in &tokens {
         check("an admin token", path, t)?;

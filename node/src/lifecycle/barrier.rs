@@ -29,14 +29,22 @@ fn local_target(bound: SocketAddr) -> SocketAddr {
 /// Passes when both listeners answer over the network as they should
 /// before Raft exists: `/livez` 200 on the API, and `503 raft_not_ready`
 /// from the peer router to an authenticated request.
-pub async fn pass(config: &Config, api_bound: SocketAddr, peer_bound: SocketAddr) -> Result<(), String> {
+pub async fn pass(
+    config: &Config,
+    api_bound: SocketAddr,
+    peer_bound: SocketAddr,
+) -> Result<(), String> {
     if config.admin_tokens.is_empty() || config.cluster_secret.is_empty() {
         return Err("credentials are missing".into());
     }
     if config.advertise_api.is_empty() || config.advertise_peer.is_empty() {
         return Err("advertised addresses are missing".into());
     }
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     // The self-check proves the listener serves; certificate names are
     // checked by real clients, not here.
     let client = reqwest::Client::builder()
@@ -46,7 +54,11 @@ pub async fn pass(config: &Config, api_bound: SocketAddr, peer_bound: SocketAddr
         .build()
         .map_err(|e| e.to_string())?;
     let api_url = format!("{scheme}://{}/livez", local_target(api_bound));
-    let peer_url = format!("{scheme}://{}{}", local_target(peer_bound), wire::PATH_HELLO);
+    let peer_url = format!(
+        "{scheme}://{}{}",
+        local_target(peer_bound),
+        wire::PATH_HELLO
+    );
     let deadline = tokio::time::Instant::now() + BARRIER_TIMEOUT;
     let mut last_error;
     loop {
@@ -71,7 +83,9 @@ pub async fn pass(config: &Config, api_bound: SocketAddr, peer_bound: SocketAddr
             (Err(e), _) | (_, Err(e)) => last_error = e.to_string(),
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!("listeners did not pass the self-check: {last_error}"));
+            return Err(format!(
+                "listeners did not pass the self-check: {last_error}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

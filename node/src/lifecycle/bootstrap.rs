@@ -55,7 +55,9 @@ pub enum BootstrapError {
 }
 
 async fn hello(cp: &ControlPlane, addr: &str) -> Result<Hello, PeerCallError> {
-    cp.peers().call::<_, Hello>(addr, PeerRpc::Hello, &(), HELLO_TIMEOUT).await
+    cp.peers()
+        .call::<_, Hello>(addr, PeerRpc::Hello, &(), HELLO_TIMEOUT)
+        .await
 }
 
 /// Whether a peer refused us for belonging to another cluster.
@@ -64,7 +66,11 @@ fn cluster_mismatch(e: &PeerCallError) -> bool {
 }
 
 /// Runs phase 6 until the node is part of a cluster (or `stop`).
-pub async fn run(config: &Config, cp: &ControlPlane, stop: &CancellationToken) -> Result<Membership, BootstrapError> {
+pub async fn run(
+    config: &Config,
+    cp: &ControlPlane,
+    stop: &CancellationToken,
+) -> Result<Membership, BootstrapError> {
     if cp.is_initialized().await? {
         check_peers_cluster(config, cp).await?;
         tracing::info!("resuming from disk");
@@ -98,19 +104,30 @@ pub async fn run(config: &Config, cp: &ControlPlane, stop: &CancellationToken) -
 }
 
 /// One bootstrap round for a pristine node with `--peers`.
-async fn try_bootstrap(config: &Config, cp: &ControlPlane) -> Result<Option<Membership>, BootstrapError> {
+async fn try_bootstrap(
+    config: &Config,
+    cp: &ControlPlane,
+) -> Result<Option<Membership>, BootstrapError> {
     let mut answered: BTreeMap<NodeId, Hello> = BTreeMap::new();
     for (id, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
         if let Ok(h) = hello(cp, addr).await {
             if h.node_id != *id {
-                tracing::warn!(peer = addr, expected = id, got = h.node_id, "peer answered with another node id");
+                tracing::warn!(
+                    peer = addr,
+                    expected = id,
+                    got = h.node_id,
+                    "peer answered with another node id"
+                );
                 continue;
             }
             answered.insert(*id, h);
         }
     }
     // A cluster already exists among the peers: join it.
-    if let Some((id, existing)) = answered.iter().find(|(_, h)| h.initialized && h.leader.is_some()) {
+    if let Some((id, existing)) = answered
+        .iter()
+        .find(|(_, h)| h.initialized && h.leader.is_some())
+    {
         if let (Some(expected), Some(theirs)) = (&config.cluster_id, &existing.cluster_id)
             && expected != theirs
         {
@@ -120,7 +137,9 @@ async fn try_bootstrap(config: &Config, cp: &ControlPlane) -> Result<Option<Memb
         }
         let addr = &config.peers[id];
         tracing::info!(peer = id, "a cluster already exists; asking to join it");
-        return Ok(try_join(config, cp, addr).await.then_some(Membership::Joined));
+        return Ok(try_join(config, cp, addr)
+            .await
+            .then_some(Membership::Joined));
     }
     let lowest = config.peers.keys().next().copied();
     if lowest != Some(config.node_id) {
@@ -128,7 +147,11 @@ async fn try_bootstrap(config: &Config, cp: &ControlPlane) -> Result<Option<Memb
     }
     let pristine = answered.values().filter(|h| !h.initialized).count() + 1;
     if pristine < config.bootstrap_expect {
-        tracing::debug!(pristine, expect = config.bootstrap_expect, "waiting for peers before bootstrap");
+        tracing::debug!(
+            pristine,
+            expect = config.bootstrap_expect,
+            "waiting for peers before bootstrap"
+        );
         return Ok(None);
     }
     let members: BTreeMap<NodeId, Member> = config
@@ -138,14 +161,22 @@ async fn try_bootstrap(config: &Config, cp: &ControlPlane) -> Result<Option<Memb
             let api_addr = if *id == config.node_id {
                 config.advertise_api.clone()
             } else {
-                answered.get(id).map_or_else(String::new, |h| h.api_addr.clone())
+                answered
+                    .get(id)
+                    .map_or_else(String::new, |h| h.api_addr.clone())
             };
             let peer_addr = if *id == config.node_id {
                 config.advertise_peer.clone()
             } else {
                 peer_addr.clone()
             };
-            (*id, Member { api_addr, peer_addr })
+            (
+                *id,
+                Member {
+                    api_addr,
+                    peer_addr,
+                },
+            )
         })
         .collect();
     tracing::info!(members = ?members.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
@@ -162,8 +193,10 @@ async fn try_join(config: &Config, cp: &ControlPlane, target: &str) -> bool {
         peer_addr: config.advertise_peer.clone(),
         voter: true,
     };
-    let reply: Result<MembershipReply, PeerCallError> =
-        cp.peers().call(target, PeerRpc::Membership, &change, JOIN_TIMEOUT).await;
+    let reply: Result<MembershipReply, PeerCallError> = cp
+        .peers()
+        .call(target, PeerRpc::Membership, &change, JOIN_TIMEOUT)
+        .await;
     match reply {
         Ok(Ok(_)) => {
             tracing::info!(via = target, "joined the cluster");
@@ -188,7 +221,10 @@ async fn check_peers_cluster(config: &Config, cp: &ControlPlane) -> Result<(), B
     };
     for (id, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
         let theirs = match hello(cp, addr).await {
-            Ok(h) => h.cluster_id.filter(|theirs| **theirs != *ours).map(|t| format!("cluster {t}")),
+            Ok(h) => h
+                .cluster_id
+                .filter(|theirs| **theirs != *ours)
+                .map(|t| format!("cluster {t}")),
             Err(e) if cluster_mismatch(&e) => Some("another cluster".to_string()),
             Err(_) => None,
         };

@@ -32,7 +32,14 @@ impl RunningListener {
             .map_err(|e| format!("cannot bind the {name} to {addr}: {e}"))?;
         let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stop = CancellationToken::new();
-        let task = tokio::spawn(keel_web::serve(name, listener, router, tls, stop.clone(), drain));
+        let task = tokio::spawn(keel_web::serve(
+            name,
+            listener,
+            router,
+            tls,
+            stop.clone(),
+            drain,
+        ));
         Ok(RunningListener {
             name,
             local_addr,

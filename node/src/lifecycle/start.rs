@@ -45,13 +45,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         print_dev_banner(&config);
     }
     let signals = Signals::install().context("installing signal handlers")?;
-    let auth = Auth::new(config.admin_tokens.clone(), ClusterSecret::new(&config.cluster_secret));
+    let auth = Auth::new(
+        config.admin_tokens.clone(),
+        ClusterSecret::new(&config.cluster_secret),
+    );
     let limits = ApiLimits {
         max_body_bytes: config.max_body_bytes,
     };
     let shared = Arc::new(Shared::new(config.node_id, auth, limits));
     let board = &shared.lifecycle;
-    for name in ["config", "storage", "peer-listener", "api-listener", "raft", "cluster", "managers"] {
+    for name in [
+        "config",
+        "storage",
+        "peer-listener",
+        "api-listener",
+        "raft",
+        "cluster",
+        "managers",
+    ] {
         board.set_component(name, ComponentState::Pending);
     }
     board.set_component("config", ComponentState::Running);
@@ -124,7 +135,10 @@ async fn start(
         .await
         .map_err(|e| anyhow!("readiness barrier: {e}"))?;
     shared.pass_barrier();
-    tracing::info!(phase = "barrier", "readiness barrier passed: configured and serving");
+    tracing::info!(
+        phase = "barrier",
+        "readiness barrier passed: configured and serving"
+    );
 
     // Phase 5: Raft.
     board.set_component("raft", ComponentState::Starting);
@@ -193,7 +207,9 @@ async fn start(
         && *want != applied_id
     {
         board.set_component("cluster", ComponentState::Failed);
-        bail!("this node is configured for cluster {want}, but the cluster it is part of is {applied_id}");
+        bail!(
+            "this node is configured for cluster {want}, but the cluster it is part of is {applied_id}"
+        );
     }
     board.set_component("cluster", ComponentState::Running);
 
@@ -208,8 +224,12 @@ async fn start(
 /// configured, this cluster) before anything is written.
 fn open_storage(config: &Config) -> anyhow::Result<Storage> {
     let dir = &config.data_dir;
-    let storage = Storage::open(dir)
-        .map_err(|e| anyhow!("cannot open data directory {}: {e} (is another keel using it?)", dir.display()))?;
+    let storage = Storage::open(dir).map_err(|e| {
+        anyhow!(
+            "cannot open data directory {}: {e} (is another keel using it?)",
+            dir.display()
+        )
+    })?;
     let meta = storage.node_meta();
     match meta.node_id()? {
         Some(stored) if stored != config.node_id => bail!(
@@ -287,10 +307,17 @@ async fn serve_until_stopped(runtime: &NodeRuntime, signals: &Signals) {
 }
 
 fn print_dev_banner(config: &Config) {
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let addr = format!("{scheme}://{}", config.advertise_api);
     let token = &config.admin_tokens[0];
-    println!("keel dev server (single node, data in {})", config.data_dir.display());
+    println!(
+        "keel dev server (single node, data in {})",
+        config.data_dir.display()
+    );
     println!();
     println!("  API:    {addr}");
     println!("  Token:  {token}");

@@ -68,7 +68,10 @@ pub async fn run(parts: Parts) {
     let board = &shared.lifecycle;
     board.set_phase(Phase::Draining);
     shared.start_draining();
-    tracing::info!(step = 1, "draining: readiness fails, new requests are refused");
+    tracing::info!(
+        step = 1,
+        "draining: readiness fails, new requests are refused"
+    );
 
     if let Some((_, stop, task)) = supervisor {
         board.set_component("managers", ComponentState::Stopping);
@@ -86,8 +89,13 @@ pub async fn run(parts: Parts) {
     {
         match tokio::time::timeout(HANDOFF_TIMEOUT, cp.transfer_leader(None)).await {
             Ok(Ok(to)) => tracing::info!(step = 3, to, "leadership handed off"),
-            Ok(Err(e)) => tracing::warn!(step = 3, error = %e, "leadership hand-off failed; followers will elect"),
-            Err(_) => tracing::warn!(step = 3, "leadership hand-off timed out; followers will elect"),
+            Ok(Err(e)) => {
+                tracing::warn!(step = 3, error = %e, "leadership hand-off failed; followers will elect")
+            }
+            Err(_) => tracing::warn!(
+                step = 3,
+                "leadership hand-off timed out; followers will elect"
+            ),
         }
     }
 
@@ -96,7 +104,13 @@ pub async fn run(parts: Parts) {
         board.set_component(name, ComponentState::Stopping);
         let report = listener.stop().await;
         board.set_component(name, ComponentState::Stopped);
-        tracing::info!(step = 4, listener = name, open = report.open_at_stop, cut = report.cut, "listener drained");
+        tracing::info!(
+            step = 4,
+            listener = name,
+            open = report.open_at_stop,
+            cut = report.cut,
+            "listener drained"
+        );
     }
 
     if let Some(cp) = cp {

@@ -27,7 +27,9 @@ pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
         for name in due {
             let write = ctx
                 .cp
-                .write_on_leader(Request::Apply(Command::ExpireAccount { name: name.clone() }));
+                .write_on_leader(Request::Apply(Command::ExpireAccount {
+                    name: name.clone(),
+                }));
             let result = tokio::select! {
                 _ = cancel.cancelled() => break,
                 r = write => r,
@@ -46,7 +48,9 @@ pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
         let wait = if failed {
             RETRY
         } else {
-            next.map_or(IDLE_POLL, |t| Duration::from_millis(t.saturating_sub(now_ms())).min(IDLE_POLL))
+            next.map_or(IDLE_POLL, |t| {
+                Duration::from_millis(t.saturating_sub(now_ms())).min(IDLE_POLL)
+            })
         };
         tokio::select! {
             _ = cancel.cancelled() => break,

@@ -33,9 +33,13 @@ pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
     let mut backoff = BACKOFF_MIN;
     while !cancel.is_cancelled() {
         let now = now_ms();
-        let (due, next) = ctx.cp.local(|s| (s.leases.due(now, BATCH), s.leases.next_deadline()));
+        let (due, next) = ctx
+            .cp
+            .local(|s| (s.leases.due(now, BATCH), s.leases.next_deadline()));
         if due.is_empty() {
-            let wait = next.map_or(IDLE_POLL, |t| Duration::from_millis(t.saturating_sub(now)).min(IDLE_POLL));
+            let wait = next.map_or(IDLE_POLL, |t| {
+                Duration::from_millis(t.saturating_sub(now)).min(IDLE_POLL)
+            });
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}

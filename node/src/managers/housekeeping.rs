@@ -22,9 +22,13 @@ fn new_cluster_id() -> String {
 
 /// One pass: what is missing or stale gets proposed.
 async fn tend(ctx: &ManagerContext) -> Result<(), keel_raft::Error> {
-    let (cluster_id, has_ca, crl) = ctx
-        .cp
-        .local(|s| (s.cluster.cluster_id.clone(), s.pki.ca().is_some(), s.pki.crl_version()));
+    let (cluster_id, has_ca, crl) = ctx.cp.local(|s| {
+        (
+            s.cluster.cluster_id.clone(),
+            s.pki.ca().is_some(),
+            s.pki.crl_version(),
+        )
+    });
     if cluster_id.is_none() {
         let id = ctx.config.cluster_id.clone().unwrap_or_else(new_cluster_id);
         tracing::info!(manager = "housekeeping", cluster_id = %id, "recording the cluster id");
@@ -39,16 +43,30 @@ async fn tend(ctx: &ManagerContext) -> Result<(), keel_raft::Error> {
             None => pki::create_ca(settings, now_ms()),
         }
         .map_err(|e| keel_raft::Error::Internal(format!("CA: {e}")))?;
-        tracing::info!(manager = "housekeeping", imported = settings.import.is_some(), "installing the cluster CA");
-        match ctx.cp.write_on_leader(Request::Apply(Command::InitCa { ca })).await {
+        tracing::info!(
+            manager = "housekeeping",
+            imported = settings.import.is_some(),
+            "installing the cluster CA"
+        );
+        match ctx
+            .cp
+            .write_on_leader(Request::Apply(Command::InitCa { ca }))
+            .await
+        {
             Ok(_) | Err(keel_raft::Error::Domain(keel_raft::DomainError::Conflict(_))) => {}
             Err(e) => return Err(e),
         }
     }
     let validity = ctx.config.raft.pki.crl_validity_ms;
     if has_ca && now_ms().saturating_sub(crl.this_update) > validity / 2 {
-        tracing::info!(manager = "housekeeping", number = crl.number, "re-publishing the CRL");
-        ctx.cp.write_on_leader(Request::Apply(Command::RefreshCrl)).await?;
+        tracing::info!(
+            manager = "housekeeping",
+            number = crl.number,
+            "re-publishing the CRL"
+        );
+        ctx.cp
+            .write_on_leader(Request::Apply(Command::RefreshCrl))
+            .await?;
     }
     Ok(())
 }

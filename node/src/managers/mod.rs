@@ -58,7 +58,9 @@ impl Supervisor {
     /// A supervisor; `sealed` is the persisted seal state.
     pub fn new(ctx: ManagerContext, sealed: bool) -> Arc<Self> {
         ctx.shared.set_sealed(sealed);
-        ctx.shared.lifecycle.set_component("managers", ComponentState::Pending);
+        ctx.shared
+            .lifecycle
+            .set_component("managers", ComponentState::Pending);
         Arc::new(Supervisor {
             ctx,
             running: Mutex::new(None),
@@ -80,7 +82,10 @@ impl Supervisor {
         loop {
             self.reconcile().await;
             let leading = self.ctx.cp.is_leader();
-            if leading && self.sealed.load(Ordering::Acquire) && last_handoff.elapsed() > Duration::from_secs(2) {
+            if leading
+                && self.sealed.load(Ordering::Acquire)
+                && last_handoff.elapsed() > Duration::from_secs(2)
+            {
                 last_handoff = tokio::time::Instant::now();
                 self.hand_off_leadership().await;
             }
@@ -132,11 +137,12 @@ impl Supervisor {
         let board = &self.ctx.shared.lifecycle;
         board.set_component("managers", ComponentState::Stopping);
         running.cancel.cancel();
-        let all_done = async {
-            while running.tasks.join_next().await.is_some() {}
-        };
+        let all_done = async { while running.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(STOP_DEADLINE, all_done).await.is_err() {
-            tracing::warn!(left = running.tasks.len(), "managers did not stop in time; aborting them");
+            tracing::warn!(
+                left = running.tasks.len(),
+                "managers did not stop in time; aborting them"
+            );
             running.tasks.abort_all();
             while running.tasks.join_next().await.is_some() {}
         }
@@ -162,7 +168,11 @@ impl Supervisor {
             if let Some(r) = running.take() {
                 self.stop(r).await;
             }
-            self.ctx.cp.node_meta().set_sealed(true).map_err(|e| e.to_string())?;
+            self.ctx
+                .cp
+                .node_meta()
+                .set_sealed(true)
+                .map_err(|e| e.to_string())?;
             self.ctx.shared.set_sealed(true);
         }
         tracing::info!("sealed");
@@ -174,7 +184,11 @@ impl Supervisor {
 
     /// Unseals this node; managers restart if it leads.
     pub async fn unseal(&self) -> Result<(), String> {
-        self.ctx.cp.node_meta().set_sealed(false).map_err(|e| e.to_string())?;
+        self.ctx
+            .cp
+            .node_meta()
+            .set_sealed(false)
+            .map_err(|e| e.to_string())?;
         self.sealed.store(false, Ordering::Release);
         self.ctx.shared.set_sealed(false);
         tracing::info!("unsealed");
@@ -192,11 +206,17 @@ impl Supervisor {
             .filter(|id| **id != status.node_id)
             .filter_map(|id| status.nodes.get(id).map(|m| (*id, m.peer_addr.clone())))
             .collect();
-        candidates.sort_by_key(|(id, _)| std::cmp::Reverse(status.matched.get(id).copied().flatten()));
+        candidates
+            .sort_by_key(|(id, _)| std::cmp::Reverse(status.matched.get(id).copied().flatten()));
         for (id, addr) in candidates {
             let hello: Result<keel_raft::wire::Hello, _> = cp
                 .peers()
-                .call(&addr, keel_raft::wire::PeerRpc::Hello, &(), Duration::from_secs(2))
+                .call(
+                    &addr,
+                    keel_raft::wire::PeerRpc::Hello,
+                    &(),
+                    Duration::from_secs(2),
+                )
                 .await;
             if hello.is_ok_and(|h| !h.sealed) {
                 match cp.transfer_leader(Some(id)).await {

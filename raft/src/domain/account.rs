@@ -138,9 +138,9 @@ pub fn validate_name(name: &str) -> Result<(), DomainError> {
     let ok = !bytes.is_empty()
         && bytes.len() <= MAX_NAME_LEN
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
     if ok {
         Ok(())
     } else {
@@ -170,7 +170,10 @@ impl Accounts {
     }
 
     /// Accounts in name order, starting after `after`.
-    pub fn iter_from<'a>(&'a self, after: Option<&'a str>) -> impl Iterator<Item = &'a Account> + 'a {
+    pub fn iter_from<'a>(
+        &'a self,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Account> + 'a {
         use std::ops::Bound;
         let start = match after {
             Some(name) => Bound::Excluded(name),
@@ -211,7 +214,13 @@ impl Accounts {
 
     /// Refuses a new resource for `name` unless the account exists, is
     /// active at `now`, and `in_use` leaves room under its limit.
-    pub fn admit(&self, now: Millis, name: &str, resource: Resource, in_use: u64) -> Result<(), DomainError> {
+    pub fn admit(
+        &self,
+        now: Millis,
+        name: &str,
+        resource: Resource,
+        in_use: u64,
+    ) -> Result<(), DomainError> {
         let account = self.get(name)?;
         if account.state_at(now) != AccountState::Active {
             return Err(DomainError::AccountInactive(name.to_string()));
@@ -249,7 +258,9 @@ impl Accounts {
     ) -> Result<Account, DomainError> {
         validate_name(name)?;
         if self.by_name.contains_key(name) {
-            return Err(DomainError::AlreadyExists(format!("account `{name}` already exists")));
+            return Err(DomainError::AlreadyExists(format!(
+                "account `{name}` already exists"
+            )));
         }
         let mut account = Account {
             name: name.to_string(),
@@ -288,7 +299,12 @@ impl Accounts {
     }
 
     /// Flips the operator switch.
-    pub fn set_disabled(&mut self, now: Millis, name: &str, disabled: bool) -> Result<Account, DomainError> {
+    pub fn set_disabled(
+        &mut self,
+        now: Millis,
+        name: &str,
+        disabled: bool,
+    ) -> Result<Account, DomainError> {
         let account = self.get_mut(name)?;
         if account.disabled != disabled {
             account.disabled = disabled;

@@ -160,7 +160,10 @@ pub struct Pki {
 
 impl PartialEq for Pki {
     fn eq(&self, other: &Self) -> bool {
-        self.ca == other.ca && self.certs == other.certs && self.crl == other.crl && self.hold_since == other.hold_since
+        self.ca == other.ca
+            && self.certs == other.certs
+            && self.crl == other.crl
+            && self.hold_since == other.hold_since
     }
 }
 impl Eq for Pki {}
@@ -182,13 +185,18 @@ impl Pki {
     }
 
     /// Certificates in serial order starting after `after`.
-    pub fn iter_from<'a>(&'a self, after: Option<&'a str>) -> impl Iterator<Item = &'a CertRecord> + 'a {
+    pub fn iter_from<'a>(
+        &'a self,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a CertRecord> + 'a {
         use std::ops::Bound;
         let start = match after {
             Some(s) => Bound::Excluded(s),
             None => Bound::Unbounded,
         };
-        self.certs.range::<str, _>((start, Bound::Unbounded)).map(|(_, c)| c)
+        self.certs
+            .range::<str, _>((start, Bound::Unbounded))
+            .map(|(_, c)| c)
     }
 
     /// How many certificates are recorded.
@@ -237,7 +245,9 @@ impl Pki {
     /// Installs the CA, once.
     pub fn init_ca(&mut self, now: Millis, ca: CaRecord) -> Result<(), DomainError> {
         if self.ca.is_some() {
-            return Err(DomainError::Conflict("the cluster CA already exists".into()));
+            return Err(DomainError::Conflict(
+                "the cluster CA already exists".into(),
+            ));
         }
         self.ca = Some(ca);
         self.bump_crl(now);
@@ -245,15 +255,30 @@ impl Pki {
     }
 
     /// Records a certificate signed by the leader.
-    pub fn record(&mut self, now: Millis, cert: CertRecord, accounts: &Accounts) -> Result<CertView, DomainError> {
+    pub fn record(
+        &mut self,
+        now: Millis,
+        cert: CertRecord,
+        accounts: &Accounts,
+    ) -> Result<CertView, DomainError> {
         if self.ca.is_none() {
-            return Err(DomainError::Conflict("the cluster CA is not initialized".into()));
+            return Err(DomainError::Conflict(
+                "the cluster CA is not initialized".into(),
+            ));
         }
         if self.certs.contains_key(&cert.serial) {
-            return Err(DomainError::Conflict(format!("serial {} is taken", cert.serial)));
+            return Err(DomainError::Conflict(format!(
+                "serial {} is taken",
+                cert.serial
+            )));
         }
         if let Some(account) = &cert.account {
-            accounts.admit(now, account, Resource::Certificate, self.live_count(account, now))?;
+            accounts.admit(
+                now,
+                account,
+                Resource::Certificate,
+                self.live_count(account, now),
+            )?;
         }
         if let Some(old) = &cert.replaces {
             let previous = self
@@ -261,7 +286,9 @@ impl Pki {
                 .get_mut(old)
                 .ok_or_else(|| DomainError::CertificateNotFound(old.clone()))?;
             if previous.revocation.is_some() {
-                return Err(DomainError::Conflict(format!("certificate {old} is revoked and cannot be renewed")));
+                return Err(DomainError::Conflict(format!(
+                    "certificate {old} is revoked and cannot be renewed"
+                )));
             }
             previous.replaced_by = Some(cert.serial.clone());
         }
@@ -278,13 +305,20 @@ impl Pki {
 
     /// The holder confirms it stored `serial`; the certificate it replaces
     /// becomes superseded. Repeating it changes nothing.
-    pub fn activate(&mut self, now: Millis, serial: &str, accounts: &Accounts) -> Result<CertView, DomainError> {
+    pub fn activate(
+        &mut self,
+        now: Millis,
+        serial: &str,
+        accounts: &Accounts,
+    ) -> Result<CertView, DomainError> {
         let cert = self
             .certs
             .get(serial)
             .ok_or_else(|| DomainError::CertificateNotFound(serial.to_string()))?;
         if cert.revocation.is_some() {
-            return Err(DomainError::Conflict(format!("certificate {serial} is revoked")));
+            return Err(DomainError::Conflict(format!(
+                "certificate {serial} is revoked"
+            )));
         }
         if let Some(old) = cert.replaces.clone()
             && let Some(previous) = self.certs.get_mut(&old)

@@ -100,7 +100,11 @@ impl IdempotencyTable {
     /// The time index is not stored in snapshots; rebuild it lazily.
     fn ensure_index(&mut self) {
         if self.by_time.len() != self.entries.len() {
-            self.by_time = self.entries.iter().map(|(k, e)| (e.at, k.clone())).collect();
+            self.by_time = self
+                .entries
+                .iter()
+                .map(|(k, e)| (e.at, k.clone()))
+                .collect();
         }
     }
 }
@@ -123,7 +127,10 @@ mod tests {
         assert_eq!(t.lookup(&stamp("a", 1)), None);
         t.record(&stamp("a", 1), 10, &Ok(Outcome::Count(3)));
         assert_eq!(t.lookup(&stamp("a", 1)), Some(Ok(Outcome::Count(3))));
-        assert_eq!(t.lookup(&stamp("a", 2)), Some(Err(DomainError::IdempotencyConflict)));
+        assert_eq!(
+            t.lookup(&stamp("a", 2)),
+            Some(Err(DomainError::IdempotencyConflict))
+        );
     }
 
     #[test]

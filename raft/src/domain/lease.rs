@@ -130,7 +130,9 @@ pub fn validate_ttl(what: &str, ms: u64) -> Result<(), DomainError> {
         return Err(DomainError::Invalid(format!("{what} must be at least 1s")));
     }
     if ms > MAX_TTL_MS {
-        return Err(DomainError::Invalid(format!("{what} must be at most 8760h (one year)")));
+        return Err(DomainError::Invalid(format!(
+            "{what} must be at most 8760h (one year)"
+        )));
     }
     Ok(())
 }
@@ -138,10 +140,14 @@ pub fn validate_ttl(what: &str, ms: u64) -> Result<(), DomainError> {
 /// Checks a lease name (also used for prefixes, which may not be empty).
 pub fn validate_name(what: &str, name: &str) -> Result<(), DomainError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(DomainError::Invalid(format!("{what} must be 1 to {MAX_NAME_LEN} bytes")));
+        return Err(DomainError::Invalid(format!(
+            "{what} must be 1 to {MAX_NAME_LEN} bytes"
+        )));
     }
     if name.chars().any(char::is_control) {
-        return Err(DomainError::Invalid(format!("{what} must not contain control characters")));
+        return Err(DomainError::Invalid(format!(
+            "{what} must not contain control characters"
+        )));
     }
     Ok(())
 }
@@ -160,8 +166,7 @@ fn validate_grant(g: &Grant) -> Result<(), DomainError> {
             "metadata may hold at most {MAX_METADATA_ENTRIES} entries"
         )));
     }
-    if g
-        .metadata
+    if g.metadata
         .iter()
         .any(|(k, v)| k.is_empty() || k.len() > MAX_METADATA_LEN || v.len() > MAX_METADATA_LEN)
     {
@@ -260,10 +265,18 @@ impl Leases {
     }
 
     /// Applies a grant.
-    pub fn grant(&mut self, now: Millis, g: Grant, accounts: &mut Accounts) -> Result<LeaseView, DomainError> {
+    pub fn grant(
+        &mut self,
+        now: Millis,
+        g: Grant,
+        accounts: &mut Accounts,
+    ) -> Result<LeaseView, DomainError> {
         validate_grant(&g)?;
         if self.by_id.contains_key(&g.id) {
-            return Err(DomainError::Conflict(format!("lease id {} is taken", format_id(g.id))));
+            return Err(DomainError::Conflict(format!(
+                "lease id {} is taken",
+                format_id(g.id)
+            )));
         }
         if let Some(name) = &g.account {
             accounts.admit(now, name, Resource::Lease, 1)?;
@@ -330,11 +343,18 @@ impl Leases {
     }
 
     /// Revokes every lease whose name starts with `prefix`.
-    pub fn revoke_prefix(&mut self, prefix: &str, accounts: &mut Accounts) -> Result<u64, DomainError> {
+    pub fn revoke_prefix(
+        &mut self,
+        prefix: &str,
+        accounts: &mut Accounts,
+    ) -> Result<u64, DomainError> {
         validate_name("prefix", prefix)?;
         let ids: Vec<LeaseId> = self
             .by_name
-            .range::<(Box<str>, LeaseId), _>((Bound::Included((Box::from(prefix), 0)), Bound::Unbounded))
+            .range::<(Box<str>, LeaseId), _>((
+                Bound::Included((Box::from(prefix), 0)),
+                Bound::Unbounded,
+            ))
             .take_while(|(name, _)| name.starts_with(prefix))
             .map(|(_, id)| *id)
             .collect();
@@ -415,10 +435,16 @@ impl Leases {
         }
         for l in self.by_id.values() {
             if !(l.issued_at <= l.expires_at && l.expires_at <= l.hard_expires_at) {
-                return Err(format!("lease {} breaks issued <= expires <= hard", format_id(l.id)));
+                return Err(format!(
+                    "lease {} breaks issued <= expires <= hard",
+                    format_id(l.id)
+                ));
             }
             if !self.by_deadline.contains(&(l.expires_at, l.id)) {
-                return Err(format!("lease {} missing from the deadline index", format_id(l.id)));
+                return Err(format!(
+                    "lease {} missing from the deadline index",
+                    format_id(l.id)
+                ));
             }
         }
         Ok(())

@@ -21,7 +21,11 @@ pub struct Page<T> {
 
 /// Takes up to `limit` items from `iter` (already positioned after the
 /// cursor and filtered), producing the cursor of the next page.
-pub fn paginate<T>(iter: impl Iterator<Item = T>, limit: usize, key_of: impl Fn(&T) -> String) -> Page<T> {
+pub fn paginate<T>(
+    iter: impl Iterator<Item = T>,
+    limit: usize,
+    key_of: impl Fn(&T) -> String,
+) -> Page<T> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut items: Vec<T> = iter.take(limit + 1).collect();
     let next_cursor = if items.len() > limit {

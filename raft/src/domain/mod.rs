@@ -121,7 +121,10 @@ impl State {
     fn apply_command(&mut self, now: Millis, command: &Command) -> Response {
         match command {
             Command::InitCluster { cluster_id } => {
-                let id = self.cluster.cluster_id.get_or_insert_with(|| cluster_id.clone());
+                let id = self
+                    .cluster
+                    .cluster_id
+                    .get_or_insert_with(|| cluster_id.clone());
                 Ok(Outcome::ClusterId(id.clone()))
             }
             Command::GrantLease {
@@ -156,7 +159,11 @@ impl State {
                 .leases
                 .revoke_prefix(prefix, &mut self.accounts)
                 .map(Outcome::Count),
-            Command::ExpireLeases { ids } => Ok(Outcome::Count(self.leases.expire(now, ids, &mut self.accounts))),
+            Command::ExpireLeases { ids } => Ok(Outcome::Count(self.leases.expire(
+                now,
+                ids,
+                &mut self.accounts,
+            ))),
             Command::CreateAccount {
                 name,
                 expires_at,

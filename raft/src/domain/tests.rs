@@ -46,7 +46,9 @@ fn create_account(name: &str, expires_at: Option<Millis>, max_leases: Option<u64
 }
 
 fn lease_state(s: &State, id: u64, now: Millis) -> Option<LeaseState> {
-    s.leases.get(id).map(|l| Leases::state_of(l, now, &s.accounts))
+    s.leases
+        .get(id)
+        .map(|l| Leases::state_of(l, now, &s.accounts))
 }
 
 #[test]
@@ -60,7 +62,13 @@ fn grant_renew_revoke_lifecycle() {
     assert_eq!(v.lease.hard_expires_at, T0 + 25 * SEC);
 
     // Renewal extends from the renewal time, never past the hard deadline.
-    let Ok(Outcome::Lease(v)) = s.apply(&at(T0 + 5 * SEC, Command::RenewLease { id: 1, increment_ms: None })) else {
+    let Ok(Outcome::Lease(v)) = s.apply(&at(
+        T0 + 5 * SEC,
+        Command::RenewLease {
+            id: 1,
+            increment_ms: None,
+        },
+    )) else {
         panic!("renew failed")
     };
     assert_eq!(v.lease.expires_at, T0 + 15 * SEC);
@@ -79,10 +87,19 @@ fn grant_renew_revoke_lifecycle() {
     // Past its deadline a lease is expired, whatever was applied.
     assert_eq!(lease_state(&s, 1, T0 + 25 * SEC), Some(LeaseState::Expired));
     assert_eq!(
-        s.apply(&at(T0 + 25 * SEC, Command::RenewLease { id: 1, increment_ms: None })),
+        s.apply(&at(
+            T0 + 25 * SEC,
+            Command::RenewLease {
+                id: 1,
+                increment_ms: None
+            }
+        )),
         Err(DomainError::LeaseNotFound("0000000000000001".into()))
     );
-    assert_eq!(s.apply(&at(T0 + 1, Command::RevokeLease { id: 1 })), Ok(Outcome::Done));
+    assert_eq!(
+        s.apply(&at(T0 + 1, Command::RevokeLease { id: 1 })),
+        Ok(Outcome::Done)
+    );
     assert!(s.leases.is_empty());
     assert!(matches!(
         s.apply(&at(T0 + 2, Command::RevokeLease { id: 1 })),
@@ -97,7 +114,10 @@ fn expire_rechecks_deadlines_so_stale_batches_are_harmless() {
     s.apply(&at(T0, grant(2, 5 * SEC, 60 * SEC, None))).unwrap();
     // A batch proposed before lease 2 is due expires only lease 1.
     assert_eq!(
-        s.apply(&at(T0 + 2 * SEC, Command::ExpireLeases { ids: vec![1, 2, 3] })),
+        s.apply(&at(
+            T0 + 2 * SEC,
+            Command::ExpireLeases { ids: vec![1, 2, 3] }
+        )),
         Ok(Outcome::Count(1))
     );
     // Repeating it changes nothing.
@@ -106,8 +126,14 @@ fn expire_rechecks_deadlines_so_stale_batches_are_harmless() {
         Ok(Outcome::Count(0))
     );
     // A lease renewed after being listed in a stale batch survives it.
-    s.apply(&at(T0 + 4 * SEC, Command::RenewLease { id: 2, increment_ms: None }))
-        .unwrap();
+    s.apply(&at(
+        T0 + 4 * SEC,
+        Command::RenewLease {
+            id: 2,
+            increment_ms: None,
+        },
+    ))
+    .unwrap();
     assert_eq!(
         s.apply(&at(T0 + 6 * SEC, Command::ExpireLeases { ids: vec![2] })),
         Ok(Outcome::Count(0))
@@ -125,13 +151,18 @@ fn bad_lease_input_is_refused_without_change() {
         grant(1, 10 * SEC, 5 * SEC, None),
         grant(1, 10 * SEC, 400 * 24 * 3600 * SEC, None),
         grant(1, 10 * SEC, 20 * SEC, Some("nobody")),
-        Command::RevokeLeasePrefix { prefix: String::new() },
+        Command::RevokeLeasePrefix {
+            prefix: String::new(),
+        },
         Command::RenewLease {
             id: 9,
             increment_ms: None,
         },
     ] {
-        assert!(s.apply(&at(T0, cmd.clone())).is_err(), "{cmd:?} was accepted");
+        assert!(
+            s.apply(&at(T0, cmd.clone())).is_err(),
+            "{cmd:?} was accepted"
+        );
     }
     assert_eq!(s, before);
 }
@@ -151,11 +182,21 @@ fn revoke_prefix_takes_only_matching_names() {
         s.apply(&at(T0, cmd)).unwrap();
     }
     assert_eq!(
-        s.apply(&at(T0, Command::RevokeLeasePrefix { prefix: "svc/a/".into() })),
+        s.apply(&at(
+            T0,
+            Command::RevokeLeasePrefix {
+                prefix: "svc/a/".into()
+            }
+        )),
         Ok(Outcome::Count(2))
     );
     assert_eq!(
-        s.apply(&at(T0, Command::RevokeLeasePrefix { prefix: "svc/a".into() })),
+        s.apply(&at(
+            T0,
+            Command::RevokeLeasePrefix {
+                prefix: "svc/a".into()
+            }
+        )),
         Ok(Outcome::Count(1))
     );
     assert_eq!(s.leases.len(), 1);
@@ -182,13 +223,20 @@ fn account_in(state: AccountState) -> State {
     } else {
         T0 + 3600 * SEC
     };
-    s.apply(&at(T0, create_account("acme", Some(expiry), None))).unwrap();
-    s.apply(&at(T0, grant(1, 60 * SEC, 600 * SEC, Some("acme")))).unwrap();
+    s.apply(&at(T0, create_account("acme", Some(expiry), None)))
+        .unwrap();
+    s.apply(&at(T0, grant(1, 60 * SEC, 600 * SEC, Some("acme"))))
+        .unwrap();
     match state {
         AccountState::Active => {}
         AccountState::Expired => {
-            s.apply(&at(T0 + 10 * SEC, Command::ExpireAccount { name: "acme".into() }))
-                .unwrap();
+            s.apply(&at(
+                T0 + 10 * SEC,
+                Command::ExpireAccount {
+                    name: "acme".into(),
+                },
+            ))
+            .unwrap();
         }
         AccountState::Disabled => {
             s.apply(&at(
@@ -205,7 +253,13 @@ fn account_in(state: AccountState) -> State {
 }
 
 /// (initial state, operation, succeeds, account state after, lease 1 state after)
-type MatrixRow = (AccountState, Op, bool, Option<AccountState>, Option<LeaseState>);
+type MatrixRow = (
+    AccountState,
+    Op,
+    bool,
+    Option<AccountState>,
+    Option<LeaseState>,
+);
 
 #[test]
 fn account_transition_matrix() {
@@ -214,33 +268,144 @@ fn account_transition_matrix() {
     let expired = Some(AccountState::Expired);
     let disabled = Some(AccountState::Disabled);
     let table: Vec<MatrixRow> = vec![
-        (AccountState::Active, Op::Grant, true, active, Some(LeaseState::Active)),
-        (AccountState::Active, Op::Renew, true, active, Some(LeaseState::Active)),
-        (AccountState::Active, Op::ExtendExpiry, true, active, Some(LeaseState::Active)),
-        (AccountState::Active, Op::Disable, true, disabled, Some(LeaseState::Suspended)),
-        (AccountState::Active, Op::Enable, true, active, Some(LeaseState::Active)),
-        (AccountState::Active, Op::Expire, true, active, Some(LeaseState::Active)),
+        (
+            AccountState::Active,
+            Op::Grant,
+            true,
+            active,
+            Some(LeaseState::Active),
+        ),
+        (
+            AccountState::Active,
+            Op::Renew,
+            true,
+            active,
+            Some(LeaseState::Active),
+        ),
+        (
+            AccountState::Active,
+            Op::ExtendExpiry,
+            true,
+            active,
+            Some(LeaseState::Active),
+        ),
+        (
+            AccountState::Active,
+            Op::Disable,
+            true,
+            disabled,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Active,
+            Op::Enable,
+            true,
+            active,
+            Some(LeaseState::Active),
+        ),
+        (
+            AccountState::Active,
+            Op::Expire,
+            true,
+            active,
+            Some(LeaseState::Active),
+        ),
         (AccountState::Active, Op::Delete, true, None, None),
-        (AccountState::Expired, Op::Grant, false, expired, Some(LeaseState::Suspended)),
-        (AccountState::Expired, Op::Renew, false, expired, Some(LeaseState::Suspended)),
-        (AccountState::Expired, Op::ExtendExpiry, true, active, Some(LeaseState::Active)),
-        (AccountState::Expired, Op::Disable, true, disabled, Some(LeaseState::Suspended)),
-        (AccountState::Expired, Op::Enable, true, expired, Some(LeaseState::Suspended)),
-        (AccountState::Expired, Op::Expire, true, expired, Some(LeaseState::Suspended)),
+        (
+            AccountState::Expired,
+            Op::Grant,
+            false,
+            expired,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Expired,
+            Op::Renew,
+            false,
+            expired,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Expired,
+            Op::ExtendExpiry,
+            true,
+            active,
+            Some(LeaseState::Active),
+        ),
+        (
+            AccountState::Expired,
+            Op::Disable,
+            true,
+            disabled,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Expired,
+            Op::Enable,
+            true,
+            expired,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Expired,
+            Op::Expire,
+            true,
+            expired,
+            Some(LeaseState::Suspended),
+        ),
         (AccountState::Expired, Op::Delete, true, None, None),
-        (AccountState::Disabled, Op::Grant, false, disabled, Some(LeaseState::Suspended)),
-        (AccountState::Disabled, Op::Renew, false, disabled, Some(LeaseState::Suspended)),
-        (AccountState::Disabled, Op::ExtendExpiry, true, disabled, Some(LeaseState::Suspended)),
-        (AccountState::Disabled, Op::Disable, true, disabled, Some(LeaseState::Suspended)),
-        (AccountState::Disabled, Op::Enable, true, active, Some(LeaseState::Active)),
-        (AccountState::Disabled, Op::Expire, true, disabled, Some(LeaseState::Suspended)),
+        (
+            AccountState::Disabled,
+            Op::Grant,
+            false,
+            disabled,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Disabled,
+            Op::Renew,
+            false,
+            disabled,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Disabled,
+            Op::ExtendExpiry,
+            true,
+            disabled,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Disabled,
+            Op::Disable,
+            true,
+            disabled,
+            Some(LeaseState::Suspended),
+        ),
+        (
+            AccountState::Disabled,
+            Op::Enable,
+            true,
+            active,
+            Some(LeaseState::Active),
+        ),
+        (
+            AccountState::Disabled,
+            Op::Expire,
+            true,
+            disabled,
+            Some(LeaseState::Suspended),
+        ),
         (AccountState::Disabled, Op::Delete, true, None, None),
     ];
     for (initial, op, ok, account_after, lease_after) in table {
         let mut s = account_in(initial);
         let cmd = match op {
             Op::Grant => grant(2, 60 * SEC, 600 * SEC, Some("acme")),
-            Op::Renew => Command::RenewLease { id: 1, increment_ms: None },
+            Op::Renew => Command::RenewLease {
+                id: 1,
+                increment_ms: None,
+            },
             Op::ExtendExpiry => Command::UpdateAccount {
                 name: "acme".into(),
                 expires_at: Some(Some(now + 3600 * SEC)),
@@ -254,8 +419,12 @@ fn account_transition_matrix() {
                 name: "acme".into(),
                 disabled: false,
             },
-            Op::Expire => Command::ExpireAccount { name: "acme".into() },
-            Op::Delete => Command::DeleteAccount { name: "acme".into() },
+            Op::Expire => Command::ExpireAccount {
+                name: "acme".into(),
+            },
+            Op::Delete => Command::DeleteAccount {
+                name: "acme".into(),
+            },
         };
         let before = s.clone();
         let result = s.apply(&at(now, cmd));
@@ -263,7 +432,11 @@ fn account_transition_matrix() {
         if !ok {
             assert_eq!(s, before, "{initial:?} x {op:?} changed state on refusal");
         }
-        assert_eq!(s.account_state("acme", now), account_after, "{initial:?} x {op:?}");
+        assert_eq!(
+            s.account_state("acme", now),
+            account_after,
+            "{initial:?} x {op:?}"
+        );
         assert_eq!(lease_state(&s, 1, now), lease_after, "{initial:?} x {op:?}");
     }
 }
@@ -273,7 +446,13 @@ fn renewing_an_account_reactivates_what_it_owns_in_the_same_apply() {
     let mut s = account_in(AccountState::Expired);
     let now = T0 + 20 * SEC;
     assert_eq!(
-        s.apply(&at(now, Command::RenewLease { id: 1, increment_ms: None })),
+        s.apply(&at(
+            now,
+            Command::RenewLease {
+                id: 1,
+                increment_ms: None
+            }
+        )),
         Err(DomainError::LeaseSuspended("0000000000000001".into()))
     );
     for cycle in 0..100u64 {
@@ -288,9 +467,23 @@ fn renewing_an_account_reactivates_what_it_owns_in_the_same_apply() {
         ))
         .unwrap();
         assert_eq!(lease_state(&s, 1, t), Some(LeaseState::Active));
-        assert!(s.apply(&at(t, Command::RenewLease { id: 1, increment_ms: None })).is_ok());
-        s.apply(&at(t + SEC, Command::ExpireAccount { name: "acme".into() }))
-            .unwrap();
+        assert!(
+            s.apply(&at(
+                t,
+                Command::RenewLease {
+                    id: 1,
+                    increment_ms: None
+                }
+            ))
+            .is_ok()
+        );
+        s.apply(&at(
+            t + SEC,
+            Command::ExpireAccount {
+                name: "acme".into(),
+            },
+        ))
+        .unwrap();
         assert_eq!(lease_state(&s, 1, t + SEC), Some(LeaseState::Suspended));
     }
 }
@@ -298,9 +491,12 @@ fn renewing_an_account_reactivates_what_it_owns_in_the_same_apply() {
 #[test]
 fn limits_are_enforced_at_apply_and_can_be_raised() {
     let mut s = State::default();
-    s.apply(&at(T0, create_account("acme", None, Some(2)))).unwrap();
-    s.apply(&at(T0, grant(1, 60 * SEC, 60 * SEC, Some("acme")))).unwrap();
-    s.apply(&at(T0, grant(2, 60 * SEC, 60 * SEC, Some("acme")))).unwrap();
+    s.apply(&at(T0, create_account("acme", None, Some(2))))
+        .unwrap();
+    s.apply(&at(T0, grant(1, 60 * SEC, 60 * SEC, Some("acme"))))
+        .unwrap();
+    s.apply(&at(T0, grant(2, 60 * SEC, 60 * SEC, Some("acme"))))
+        .unwrap();
     assert!(matches!(
         s.apply(&at(T0, grant(3, 60 * SEC, 60 * SEC, Some("acme")))),
         Err(DomainError::LimitExceeded { limit: 2, .. })
@@ -317,10 +513,16 @@ fn limits_are_enforced_at_apply_and_can_be_raised() {
         },
     ))
     .unwrap();
-    assert!(s.apply(&at(T0, grant(3, 60 * SEC, 60 * SEC, Some("acme")))).is_ok());
+    assert!(
+        s.apply(&at(T0, grant(3, 60 * SEC, 60 * SEC, Some("acme"))))
+            .is_ok()
+    );
     // Expiry and revocation give the slots back.
-    s.apply(&at(T0 + 60 * SEC, Command::ExpireLeases { ids: vec![1, 2] }))
-        .unwrap();
+    s.apply(&at(
+        T0 + 60 * SEC,
+        Command::ExpireLeases { ids: vec![1, 2] },
+    ))
+    .unwrap();
     assert_eq!(s.accounts.find("acme").unwrap().lease_count, 1);
 }
 
@@ -328,9 +530,15 @@ fn limits_are_enforced_at_apply_and_can_be_raised() {
 fn invalid_account_names_are_refused() {
     let mut s = State::default();
     for name in ["", "Acme", "-x", ".x", "a b", "a/b", &"a".repeat(64)] {
-        assert!(s.apply(&at(T0, create_account(name, None, None))).is_err(), "{name:?}");
+        assert!(
+            s.apply(&at(T0, create_account(name, None, None))).is_err(),
+            "{name:?}"
+        );
     }
-    assert!(s.apply(&at(T0, create_account(&"a".repeat(63), None, None))).is_ok());
+    assert!(
+        s.apply(&at(T0, create_account(&"a".repeat(63), None, None)))
+            .is_ok()
+    );
     assert!(matches!(
         s.apply(&at(T0, create_account(&"a".repeat(63), None, None))),
         Err(DomainError::AlreadyExists(_))
@@ -370,14 +578,30 @@ fn idempotency_key_returns_first_result() {
 
 #[derive(Debug, Clone)]
 enum RandomOp {
-    Grant { id: u8, ttl_s: u8, extra_s: u8, owned: bool },
-    Renew { id: u8, inc_s: Option<u8> },
-    Revoke { id: u8 },
-    Expire { ids: Vec<u8> },
-    ExtendAccount { by_s: u8 },
+    Grant {
+        id: u8,
+        ttl_s: u8,
+        extra_s: u8,
+        owned: bool,
+    },
+    Renew {
+        id: u8,
+        inc_s: Option<u8>,
+    },
+    Revoke {
+        id: u8,
+    },
+    Expire {
+        ids: Vec<u8>,
+    },
+    ExtendAccount {
+        by_s: u8,
+    },
     ExpireAccount,
     Disable(bool),
-    Tick { s: u8 },
+    Tick {
+        s: u8,
+    },
 }
 
 fn random_op() -> impl Strategy<Value = RandomOp> {
@@ -402,7 +626,12 @@ fn build_log(ops: &[RandomOp]) -> Vec<Proposal> {
     let mut log = vec![at(now, create_account("acme", Some(now + 30 * SEC), None))];
     for op in ops {
         let cmd = match op.clone() {
-            RandomOp::Grant { id, ttl_s, extra_s, owned } => grant(
+            RandomOp::Grant {
+                id,
+                ttl_s,
+                extra_s,
+                owned,
+            } => grant(
                 u64::from(id) + 1,
                 u64::from(ttl_s) * SEC,
                 u64::from(ttl_s + extra_s / 2 + 1) * SEC,
@@ -412,7 +641,9 @@ fn build_log(ops: &[RandomOp]) -> Vec<Proposal> {
                 id: u64::from(id) + 1,
                 increment_ms: inc_s.map(|s| u64::from(s) * SEC),
             },
-            RandomOp::Revoke { id } => Command::RevokeLease { id: u64::from(id) + 1 },
+            RandomOp::Revoke { id } => Command::RevokeLease {
+                id: u64::from(id) + 1,
+            },
             RandomOp::Expire { ids } => Command::ExpireLeases {
                 ids: ids.into_iter().map(|i| u64::from(i) + 1).collect(),
             },
@@ -421,7 +652,9 @@ fn build_log(ops: &[RandomOp]) -> Vec<Proposal> {
                 expires_at: Some(Some(now + u64::from(by_s) * SEC)),
                 limits: LimitsPatch::default(),
             },
-            RandomOp::ExpireAccount => Command::ExpireAccount { name: "acme".into() },
+            RandomOp::ExpireAccount => Command::ExpireAccount {
+                name: "acme".into(),
+            },
             RandomOp::Disable(disabled) => Command::SetAccountDisabled {
                 name: "acme".into(),
                 disabled,

@@ -55,11 +55,18 @@ fn membership_error(e: impl std::fmt::Display) -> Error {
 impl ControlPlane {
     /// Applies a membership change through the leader. Returns the leader
     /// afterwards.
-    pub async fn change_membership(&self, change: MembershipChange) -> Result<Option<NodeId>, Error> {
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<Option<NodeId>, Error> {
         Box::pin(self.change_membership_hop(change, false)).await
     }
 
-    async fn change_membership_hop(&self, change: MembershipChange, forwarded: bool) -> Result<Option<NodeId>, Error> {
+    async fn change_membership_hop(
+        &self,
+        change: MembershipChange,
+        forwarded: bool,
+    ) -> Result<Option<NodeId>, Error> {
         let status = self.status();
         match status.leader {
             Some(leader) if leader == self.node_id() => self.change_as_leader(change).await,
@@ -70,13 +77,15 @@ impl ControlPlane {
                     .map(|m| m.peer_addr.clone())
                     .ok_or(Error::NoLeader)?;
                 let timeout = CATCH_UP_TIMEOUT + Duration::from_secs(10);
-                let reply: Result<MembershipReply, PeerCallError> =
-                    self.inner.peers.call(&addr, PeerRpc::Membership, &change, timeout).await;
+                let reply: Result<MembershipReply, PeerCallError> = self
+                    .inner
+                    .peers
+                    .call(&addr, PeerRpc::Membership, &change, timeout)
+                    .await;
                 match reply {
                     Ok(r) => r.map_err(Error::from),
-                    Err(PeerCallError::Connect(_)) | Err(PeerCallError::Status { status: 503, .. }) => {
-                        Err(Error::NoLeader)
-                    }
+                    Err(PeerCallError::Connect(_))
+                    | Err(PeerCallError::Status { status: 503, .. }) => Err(Error::NoLeader),
                     Err(e) => Err(Error::Peer {
                         peer: format!("node {leader}"),
                         message: e.to_string(),
@@ -102,7 +111,15 @@ impl ControlPlane {
                 peer_addr,
                 voter,
             } => {
-                self.add_member(node_id, Member { api_addr, peer_addr }, voter).await?;
+                self.add_member(
+                    node_id,
+                    Member {
+                        api_addr,
+                        peer_addr,
+                    },
+                    voter,
+                )
+                .await?;
                 Ok(self.leader())
             }
             MembershipChange::Remove { node_id } => self.remove_member(node_id).await,
@@ -112,7 +129,9 @@ impl ControlPlane {
 
     async fn add_member(&self, id: NodeId, member: Member, voter: bool) -> Result<(), Error> {
         if member.api_addr.is_empty() || member.peer_addr.is_empty() {
-            return Err(Error::BadRequest("api_addr and peer_addr are required".into()));
+            return Err(Error::BadRequest(
+                "api_addr and peer_addr are required".into(),
+            ));
         }
         let status = self.status();
         if let Some(existing) = status.nodes.get(&id) {
@@ -159,7 +178,8 @@ impl ControlPlane {
                 // Step down first, then let the new leader remove this node.
                 let new_leader = self.transfer_leader(None).await?;
                 tracing::info!(new_leader, "leader handed off before its own removal");
-                return Box::pin(self.change_membership(MembershipChange::Remove { node_id: id })).await;
+                return Box::pin(self.change_membership(MembershipChange::Remove { node_id: id }))
+                    .await;
             }
             self.inner
                 .raft
@@ -182,7 +202,10 @@ impl ControlPlane {
     pub async fn transfer_leader(&self, to: Option<NodeId>) -> Result<NodeId, Error> {
         let status = self.status();
         if status.role != Role::Leader {
-            return match self.change_membership(MembershipChange::TransferLeader { to }).await? {
+            return match self
+                .change_membership(MembershipChange::TransferLeader { to })
+                .await?
+            {
                 Some(leader) => Ok(leader),
                 None => Err(Error::NoLeader),
             };
@@ -197,8 +220,9 @@ impl ControlPlane {
                 });
             }
             Some(t) => t,
-            None => best_successor(&status)
-                .ok_or_else(|| Error::MembershipRefused("no other voter can take over leadership".into()))?,
+            None => best_successor(&status).ok_or_else(|| {
+                Error::MembershipRefused("no other voter can take over leadership".into())
+            })?,
         };
         tracing::info!(to = target, "transferring leadership");
         self.inner
@@ -209,7 +233,11 @@ impl ControlPlane {
             .map_err(|e| Error::Internal(e.to_string()))?;
         self.wait_for(TRANSFER_TIMEOUT, |s| s.leader == Some(target))
             .await
-            .map_err(|_| Error::Timeout(format!("node {target} did not take over leadership in time")))?;
+            .map_err(|_| {
+                Error::Timeout(format!(
+                    "node {target} did not take over leadership in time"
+                ))
+            })?;
         Ok(target)
     }
 }
@@ -241,7 +269,9 @@ fn reachable(status: &RaftStatus, id: NodeId) -> bool {
 fn check_quorum_after_removal(status: &RaftStatus, id: NodeId) -> Result<(), Error> {
     let remaining: Vec<NodeId> = status.voters.iter().copied().filter(|v| *v != id).collect();
     if remaining.is_empty() {
-        return Err(Error::MembershipRefused("cannot remove the last voter".into()));
+        return Err(Error::MembershipRefused(
+            "cannot remove the last voter".into(),
+        ));
     }
     let healthy = remaining.iter().filter(|v| reachable(status, **v)).count();
     let quorum = remaining.len() / 2 + 1;

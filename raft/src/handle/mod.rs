@@ -148,7 +148,11 @@ impl ControlPlane {
     }
 
     /// Waits until `cond` holds for the Raft status, up to `timeout`.
-    pub async fn wait_for(&self, timeout: Duration, cond: impl Fn(&RaftStatus) -> bool) -> Result<RaftStatus, Error> {
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        cond: impl Fn(&RaftStatus) -> bool,
+    ) -> Result<RaftStatus, Error> {
         let mut rx = self.inner.raft.metrics();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

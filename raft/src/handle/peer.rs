@@ -9,7 +9,9 @@ use crate::error::Error;
 use crate::types::{Snapshot, SnapshotData, TypeConfig};
 use crate::wire::{Hello, PeerRpc, SnapshotHeader};
 
-fn fatal_to_raft<T>(r: Result<T, openraft::errors::Fatal<TypeConfig>>) -> Result<T, RaftError<TypeConfig>> {
+fn fatal_to_raft<T>(
+    r: Result<T, openraft::errors::Fatal<TypeConfig>>,
+) -> Result<T, RaftError<TypeConfig>> {
     r.map_err(RaftError::Fatal)
 }
 
@@ -37,20 +39,28 @@ impl ControlPlane {
             PeerRpc::Append => codec::encode(&raft.append_entries(codec::decode(body)?).await)?,
             PeerRpc::Vote => codec::encode(&raft.vote(codec::decode(body)?).await)?,
             PeerRpc::PreVote => codec::encode(&raft.pre_vote(codec::decode(body)?).await)?,
-            PeerRpc::TransferLeader => {
-                codec::encode(&fatal_to_raft(raft.handle_transfer_leader(codec::decode(body)?).await))?
-            }
+            PeerRpc::TransferLeader => codec::encode(&fatal_to_raft(
+                raft.handle_transfer_leader(codec::decode(body)?).await,
+            ))?,
             PeerRpc::Forward => codec::encode(&self.serve_forward(codec::decode(body)?).await)?,
-            PeerRpc::ReadIndex => codec::encode(&self.serve_read_index(codec::decode(body)?).await)?,
+            PeerRpc::ReadIndex => {
+                codec::encode(&self.serve_read_index(codec::decode(body)?).await)?
+            }
             PeerRpc::Hello => codec::encode(&self.hello().await)?,
-            PeerRpc::Membership => codec::encode(&self.serve_membership(codec::decode(body)?).await)?,
+            PeerRpc::Membership => {
+                codec::encode(&self.serve_membership(codec::decode(body)?).await)?
+            }
         };
         Ok(out)
     }
 
     /// Installs a snapshot streamed by the leader: `header` is the encoded
     /// [`SnapshotHeader`], `data` the snapshot bytes.
-    pub async fn serve_snapshot(&self, header: &[u8], data: SnapshotData) -> Result<Vec<u8>, Error> {
+    pub async fn serve_snapshot(
+        &self,
+        header: &[u8],
+        data: SnapshotData,
+    ) -> Result<Vec<u8>, Error> {
         let header: SnapshotHeader = codec::decode(header)?;
         tracing::info!(
             bytes = data.len(),
@@ -61,7 +71,12 @@ impl ControlPlane {
             meta: header.meta,
             snapshot: data,
         };
-        let reply = fatal_to_raft(self.inner.raft.install_full_snapshot(header.vote, snapshot).await);
+        let reply = fatal_to_raft(
+            self.inner
+                .raft
+                .install_full_snapshot(header.vote, snapshot)
+                .await,
+        );
         Ok(codec::encode(&reply)?)
     }
 }

@@ -50,7 +50,11 @@ impl Consistency {
 impl ControlPlane {
     /// Reads the state at `consistency`; `f` gets the state and the time
     /// to derive states at (the local wall clock after the barrier).
-    pub async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&State, Millis) -> T) -> Result<T, Error> {
+    pub async fn read<T>(
+        &self,
+        consistency: Consistency,
+        f: impl FnOnce(&State, Millis) -> T,
+    ) -> Result<T, Error> {
         match consistency {
             Consistency::Local => {}
             Consistency::Leader => self.read_barrier(true).await?,
@@ -83,15 +87,23 @@ impl ControlPlane {
 
     /// On the leader: the index a linearizable read must observe.
     async fn leader_read_index(&self, lease: bool) -> Result<u64, Error> {
-        let policy = if lease { ReadPolicy::LeaseRead } else { ReadPolicy::ReadIndex };
+        let policy = if lease {
+            ReadPolicy::LeaseRead
+        } else {
+            ReadPolicy::ReadIndex
+        };
         let fetch = self.inner.raft.get_read_log_id(policy);
         match tokio::time::timeout(READ_TIMEOUT, fetch).await {
-            Err(_) => Err(Error::Timeout("leadership was not confirmed in time".into())),
+            Err(_) => Err(Error::Timeout(
+                "leadership was not confirmed in time".into(),
+            )),
             Ok(Ok((read_log_id, _))) => Ok(read_log_id.index()),
-            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => Err(Error::NoLeader),
-            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(q)))) => {
-                Err(Error::Timeout(format!("no quorum to confirm leadership: {q}")))
+            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => {
+                Err(Error::NoLeader)
             }
+            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(q)))) => Err(
+                Error::Timeout(format!("no quorum to confirm leadership: {q}")),
+            ),
             Ok(Err(RaftError::Fatal(e))) => Err(if self.is_stopping() {
                 Error::ShuttingDown
             } else {
@@ -112,12 +124,19 @@ impl ControlPlane {
         let reply: Result<ReadIndexReply, PeerCallError> = self
             .inner
             .peers
-            .call(&addr, PeerRpc::ReadIndex, &ReadIndexRequest { lease }, READ_TIMEOUT)
+            .call(
+                &addr,
+                PeerRpc::ReadIndex,
+                &ReadIndexRequest { lease },
+                READ_TIMEOUT,
+            )
             .await;
         match reply {
             Ok(Ok(index)) => Ok(index),
             Ok(Err(e)) => Err(e.into()),
-            Err(PeerCallError::Connect(_)) | Err(PeerCallError::Status { status: 503, .. }) => Err(Error::NoLeader),
+            Err(PeerCallError::Connect(_)) | Err(PeerCallError::Status { status: 503, .. }) => {
+                Err(Error::NoLeader)
+            }
             Err(e) => Err(Error::Peer {
                 peer: format!("node {leader}"),
                 message: e.to_string(),
@@ -132,12 +151,16 @@ impl ControlPlane {
         match tokio::time::timeout(READ_TIMEOUT, wait).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(Error::ShuttingDown),
-            Err(_) => Err(Error::Timeout(format!("this node did not apply index {index} in time"))),
+            Err(_) => Err(Error::Timeout(format!(
+                "this node did not apply index {index} in time"
+            ))),
         }
     }
 
     /// Serves a follower's read-index request on the leader.
     pub(crate) async fn serve_read_index(&self, req: ReadIndexRequest) -> ReadIndexReply {
-        self.leader_read_index(req.lease).await.map_err(|e| WireError::from(&e))
+        self.leader_read_index(req.lease)
+            .await
+            .map_err(|e| WireError::from(&e))
     }
 }

@@ -93,7 +93,11 @@ impl RaftStatus {
             acked_ago: m
                 .heartbeat
                 .as_ref()
-                .map(|h| h.iter().map(|(id, t)| (*id, t.as_ref().map(|t| t.elapsed()))).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|(id, t)| (*id, t.as_ref().map(|t| t.elapsed())))
+                        .collect()
+                })
                 .unwrap_or_default(),
             failed: m.running_state.as_ref().err().map(|e| e.to_string()),
         }
@@ -188,7 +192,12 @@ impl ClusterView {
                     status.matched.get(id).copied().flatten()
                 };
                 let lag = if am_leader {
-                    Some(status.last_log_index.unwrap_or(0).saturating_sub(match_index.unwrap_or(0)))
+                    Some(
+                        status
+                            .last_log_index
+                            .unwrap_or(0)
+                            .saturating_sub(match_index.unwrap_or(0)),
+                    )
                 } else {
                     None
                 };

@@ -31,14 +31,20 @@ enum Attempt {
 
 impl ControlPlane {
     /// Writes `request` through the leader and returns its applied result.
-    pub async fn write(&self, request: Request, idempotency_key: Option<String>) -> Result<WriteResult, Error> {
+    pub async fn write(
+        &self,
+        request: Request,
+        idempotency_key: Option<String>,
+    ) -> Result<WriteResult, Error> {
         let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
         loop {
             if self.is_stopping() {
                 return Err(Error::ShuttingDown);
             }
             let attempt = match self.leader() {
-                Some(leader) if leader == self.node_id() => self.propose(request.clone(), idempotency_key.clone()).await,
+                Some(leader) if leader == self.node_id() => {
+                    self.propose(request.clone(), idempotency_key.clone()).await
+                }
                 Some(leader) => self.forward(leader, &request, &idempotency_key).await,
                 None => Attempt::Retry,
             };
@@ -53,7 +59,9 @@ impl ControlPlane {
                     // Wait for a (different) leader, or a short pause if the
                     // same one is still believed to lead.
                     let wait = remaining.min(Duration::from_millis(200));
-                    let _ = self.wait_for(wait, |s| s.leader.is_some() && s.leader != before).await;
+                    let _ = self
+                        .wait_for(wait, |s| s.leader.is_some() && s.leader != before)
+                        .await;
                 }
             }
         }
@@ -75,7 +83,13 @@ impl ControlPlane {
     async fn propose(&self, request: Request, idempotency_key: Option<String>) -> Attempt {
         let stamped = {
             let m = self.inner.machine.read();
-            stamp(request, idempotency_key, now_ms(), &m.state, &self.inner.settings)
+            stamp(
+                request,
+                idempotency_key,
+                now_ms(),
+                &m.state,
+                &self.inner.settings,
+            )
         };
         let stamped = match stamped {
             Ok(s) => s,
@@ -84,7 +98,9 @@ impl ControlPlane {
         let verb = stamped.proposal.command.verb();
         let write = self.inner.raft.client_write(stamped.proposal);
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Err(_) => Attempt::Done(Err(Error::Timeout(format!("{verb} was not committed in time")))),
+            Err(_) => Attempt::Done(Err(Error::Timeout(format!(
+                "{verb} was not committed in time"
+            )))),
             Ok(Ok(response)) => Attempt::Done(
                 response
                     .data
@@ -95,9 +111,11 @@ impl ControlPlane {
                     .map_err(Error::Domain),
             ),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Attempt::Retry,
-            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Attempt::Done(Err(
-                Error::Timeout(format!("{verb} lost its leader before commit; it may or may not apply")),
-            )),
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => {
+                Attempt::Done(Err(Error::Timeout(format!(
+                    "{verb} lost its leader before commit; it may or may not apply"
+                ))))
+            }
             Ok(Err(RaftError::APIError(e))) => Attempt::Done(Err(Error::Internal(e.to_string()))),
             Ok(Err(RaftError::Fatal(e))) => Attempt::Done(Err(if self.is_stopping() {
                 Error::ShuttingDown
@@ -108,8 +126,18 @@ impl ControlPlane {
     }
 
     /// Sends the request to the leader's forwarding route.
-    async fn forward(&self, leader: NodeId, request: &Request, idempotency_key: &Option<String>) -> Attempt {
-        let Some(addr) = self.status().nodes.get(&leader).map(|m| m.peer_addr.clone()) else {
+    async fn forward(
+        &self,
+        leader: NodeId,
+        request: &Request,
+        idempotency_key: &Option<String>,
+    ) -> Attempt {
+        let Some(addr) = self
+            .status()
+            .nodes
+            .get(&leader)
+            .map(|m| m.peer_addr.clone())
+        else {
             return Attempt::Retry;
         };
         let body = ForwardWrite {
@@ -119,7 +147,12 @@ impl ControlPlane {
         let reply: Result<ForwardReply, PeerCallError> = self
             .inner
             .peers
-            .call(&addr, PeerRpc::Forward, &body, WRITE_TIMEOUT + Duration::from_secs(2))
+            .call(
+                &addr,
+                PeerRpc::Forward,
+                &body,
+                WRITE_TIMEOUT + Duration::from_secs(2),
+            )
             .await;
         match reply {
             Ok(Ok(result)) => Attempt::Done(Ok(result)),

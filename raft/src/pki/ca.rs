@@ -10,10 +10,15 @@ use crate::domain::cert::CaRecord;
 
 /// Creates a self-signed ECDSA P-256 CA valid from `now` for `ca_ttl_ms`.
 pub fn create_ca(settings: &PkiSettings, now: Millis) -> Result<CaRecord, PkiError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| PkiError::Ca(e.to_string()))?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| PkiError::Ca(e.to_string()))?;
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, settings.ca_common_name.clone());
-    params.distinguished_name.push(DnType::OrganizationName, "keel");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, settings.ca_common_name.clone());
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "keel");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -23,8 +28,12 @@ pub fn create_ca(settings: &PkiSettings, now: Millis) -> Result<CaRecord, PkiErr
     params.not_before = to_datetime(now.saturating_sub(60_000));
     let not_after = now.saturating_add(settings.ca_ttl_ms);
     params.not_after = to_datetime(not_after);
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(&super::sign::random_serial()));
-    let cert = params.self_signed(&key).map_err(|e| PkiError::Ca(e.to_string()))?;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(
+        &super::sign::random_serial(),
+    ));
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| PkiError::Ca(e.to_string()))?;
     Ok(CaRecord {
         certificate_pem: cert.pem(),
         key_pem: SecretPem::new(key.serialize_pem()),
@@ -35,15 +44,21 @@ pub fn create_ca(settings: &PkiSettings, now: Millis) -> Result<CaRecord, PkiErr
 /// Imports an operator-supplied CA: the certificate must be a CA and the key
 /// must match it.
 pub fn import_ca(cert_pem: &str, key_pem: &SecretPem) -> Result<CaRecord, PkiError> {
-    let key = KeyPair::from_pem(key_pem.expose()).map_err(|e| PkiError::Invalid(format!("CA key: {e}")))?;
-    let der = pem_to_der(cert_pem).map_err(|e| PkiError::Invalid(format!("CA certificate: {e}")))?;
-    let (_, cert) =
-        X509Certificate::from_der(&der).map_err(|e| PkiError::Invalid(format!("CA certificate: {e}")))?;
+    let key = KeyPair::from_pem(key_pem.expose())
+        .map_err(|e| PkiError::Invalid(format!("CA key: {e}")))?;
+    let der =
+        pem_to_der(cert_pem).map_err(|e| PkiError::Invalid(format!("CA certificate: {e}")))?;
+    let (_, cert) = X509Certificate::from_der(&der)
+        .map_err(|e| PkiError::Invalid(format!("CA certificate: {e}")))?;
     if !cert.is_ca() {
-        return Err(PkiError::Invalid("the imported certificate is not a CA".into()));
+        return Err(PkiError::Invalid(
+            "the imported certificate is not a CA".into(),
+        ));
     }
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err(PkiError::Invalid("the imported CA key does not match its certificate".into()));
+        return Err(PkiError::Invalid(
+            "the imported CA key does not match its certificate".into(),
+        ));
     }
     let not_after = to_millis(cert.validity().not_after.to_datetime());
     Ok(CaRecord {

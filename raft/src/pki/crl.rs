@@ -16,7 +16,9 @@ fn reason_code(reason: Option<RevocationReason>) -> rcgen::RevocationReason {
         Some(RevocationReason::KeyCompromise) => rcgen::RevocationReason::KeyCompromise,
         Some(RevocationReason::AffiliationChanged) => rcgen::RevocationReason::AffiliationChanged,
         Some(RevocationReason::Superseded) => rcgen::RevocationReason::Superseded,
-        Some(RevocationReason::CessationOfOperation) => rcgen::RevocationReason::CessationOfOperation,
+        Some(RevocationReason::CessationOfOperation) => {
+            rcgen::RevocationReason::CessationOfOperation
+        }
     }
 }
 
@@ -26,7 +28,10 @@ fn serial_bytes(hex: &str) -> Result<Vec<u8>, PkiError> {
     }
     (0..hex.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| PkiError::Ca(format!("bad serial {hex}"))))
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|_| PkiError::Ca(format!("bad serial {hex}")))
+        })
         .collect()
 }
 
@@ -58,6 +63,8 @@ pub fn build_crl(
         key_identifier_method: KeyIdMethod::Sha256,
     };
     let issuer = super::issuer_from(ca)?;
-    let crl = params.signed_by(&issuer).map_err(|e| PkiError::Ca(e.to_string()))?;
+    let crl = params
+        .signed_by(&issuer)
+        .map_err(|e| PkiError::Ca(e.to_string()))?;
     Ok(crl.der().to_vec())
 }

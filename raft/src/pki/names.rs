@@ -28,9 +28,13 @@ pub fn validate_dns_name(name: &str, allowed: &[String]) -> Result<(), PkiError>
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
-            return Err(bad("labels are letters, digits and inner hyphens (no wildcards)"));
+            return Err(bad(
+                "labels are letters, digits and inner hyphens (no wildcards)",
+            ));
         }
     }
     if !allowed.is_empty() {

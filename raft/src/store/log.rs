@@ -73,7 +73,10 @@ fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> io::Result<Vec<Entr
         Bound::Unbounded => 0,
     };
     let mut out = Vec::new();
-    let iter = db.iterator_cf(cf(db, CF_LOGS), IteratorMode::From(&index_key(start), Direction::Forward));
+    let iter = db.iterator_cf(
+        cf(db, CF_LOGS),
+        IteratorMode::From(&index_key(start), Direction::Forward),
+    );
     for item in iter {
         let (key, value) = item.map_err(io_err)?;
         let index = key_index(&key);
@@ -116,7 +119,12 @@ fn run_flusher(db: std::sync::Weak<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>
             None => Err(std::io::Error::other("database closed")),
         };
         for callback in pending {
-            callback.io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
+            callback.io_completed(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
         }
     }
 }
@@ -156,7 +164,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader { db: self.db.clone() }
+        LogReader {
+            db: self.db.clone(),
+        }
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
@@ -171,7 +181,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(get_meta::<Option<LogId>>(&self.db, KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -202,7 +216,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // from then on, so deleting them need not be atomic with it.
         put_meta(&self.db, KEY_PURGED, &log_id, true)?;
         self.db
-            .delete_range_cf(cf(&self.db, CF_LOGS), index_key(0), index_key(log_id.index + 1))
+            .delete_range_cf(
+                cf(&self.db, CF_LOGS),
+                index_key(0),
+                index_key(log_id.index + 1),
+            )
             .map_err(io_err)
     }
 }

@@ -96,8 +96,15 @@ impl Storage {
     pub fn is_pristine(&self) -> Result<bool, Error> {
         let raft = self.cf(CF_RAFT);
         let has_vote = self.db.get_cf(raft, log::KEY_VOTE)?.is_some();
-        let has_log = self.db.iterator_cf(self.cf(CF_LOGS), rocksdb::IteratorMode::Start).next().is_some();
-        let has_snapshot = self.db.get_cf(self.cf(CF_SNAPSHOT), snapshot::KEY_META)?.is_some();
+        let has_log = self
+            .db
+            .iterator_cf(self.cf(CF_LOGS), rocksdb::IteratorMode::Start)
+            .next()
+            .is_some();
+        let has_snapshot = self
+            .db
+            .get_cf(self.cf(CF_SNAPSHOT), snapshot::KEY_META)?
+            .is_some();
         Ok(!has_vote && !has_log && !has_snapshot)
     }
 

@@ -32,7 +32,8 @@ impl NodeMeta {
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.put_cf_opt(cf(&self.db, CF_NODE), key, value, &opts)?;
+        self.db
+            .put_cf_opt(cf(&self.db, CF_NODE), key, value, &opts)?;
         Ok(())
     }
 
@@ -58,7 +59,10 @@ impl NodeMeta {
     /// The cluster id this node last applied, if any.
     pub fn cluster_id(&self) -> Result<Option<String>, Error> {
         self.get(KEY_CLUSTER_ID)?
-            .map(|v| String::from_utf8(v).map_err(|_| Error::Storage("stored cluster id is corrupt".into())))
+            .map(|v| {
+                String::from_utf8(v)
+                    .map_err(|_| Error::Storage("stored cluster id is corrupt".into()))
+            })
             .transpose()
     }
 

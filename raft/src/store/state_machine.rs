@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use super::node_meta::NodeMeta;
 use super::snapshot::{self, decode_state, encode_state};
 use crate::command::Outcome;
-use crate::network::ClusterIdentity;
 use crate::domain::State;
+use crate::network::ClusterIdentity;
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// The applied state of a replica.
@@ -73,7 +73,13 @@ impl SharedMachine {
         if let Some(id) = cluster_id
             && !self.cluster_id_recorded.load(Ordering::Acquire)
         {
-            if self.node_meta.cluster_id().map_err(super::io_err)?.as_deref() != Some(id) {
+            if self
+                .node_meta
+                .cluster_id()
+                .map_err(super::io_err)?
+                .as_deref()
+                != Some(id)
+            {
                 self.node_meta.set_cluster_id(id).map_err(super::io_err)?;
             }
             self.identity.set(id);
@@ -109,7 +115,10 @@ impl StateMachineStore {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Machine> {
-        self.shared.machine.write().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .machine
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -137,7 +146,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             bytes = data.len(),
             "snapshot built"
         );
-        Ok(Snapshot { meta, snapshot: data })
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
     }
 }
 
@@ -163,7 +175,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => Ok(Outcome::Done),
                     EntryPayload::Normal(proposal) => m.state.apply(proposal),
                     EntryPayload::Membership(membership) => {
-                        m.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                        m.membership =
+                            StoredMembership::new(Some(entry.log_id), membership.clone());
                         Ok(Outcome::Done)
                     }
                 };
@@ -186,7 +199,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        data: SnapshotData,
+    ) -> Result<(), io::Error> {
         let db = self.db.clone();
         let meta_copy = meta.clone();
         let state = tokio::task::spawn_blocking(move || {
@@ -207,7 +224,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         self.shared.record_cluster_id(cluster_id.as_deref())?;
         self.shared.publish(meta.last_log_id);
-        tracing::info!(last_log_index = meta.last_log_id.map(|l| l.index), "snapshot installed");
+        tracing::info!(
+            last_log_index = meta.last_log_id.map(|l| l.index),
+            "snapshot installed"
+        );
         Ok(())
     }
 

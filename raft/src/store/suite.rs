@@ -12,9 +12,16 @@ use crate::types::TypeConfig;
 struct RocksBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBuilder {
-    async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
-        let dir = TempDir::new()
-            .map_err(|e| StorageError::new(ErrorSubject::Store, ErrorVerb::Write, TypeConfig::err_from_error(&e)))?;
+    async fn build(
+        &self,
+    ) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
+        let dir = TempDir::new().map_err(|e| {
+            StorageError::new(
+                ErrorSubject::Store,
+                ErrorVerb::Write,
+                TypeConfig::err_from_error(&e),
+            )
+        })?;
         let storage = Storage::open(dir.path()).map_err(|e| {
             StorageError::new(
                 ErrorSubject::Store,

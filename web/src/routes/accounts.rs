@@ -109,7 +109,9 @@ async fn write_account(
     match result.outcome {
         Outcome::Account(account) => {
             // Certificate usage is derived from the PKI table.
-            Ok(Json(cp.local(|s| AccountJson::new(&account, Some(s), now_ms()))))
+            Ok(Json(
+                cp.local(|s| AccountJson::new(&account, Some(s), now_ms())),
+            ))
         }
         other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }
@@ -153,7 +155,11 @@ pub async fn get(
     check_name(&name)?;
     let cp = shared.domain_cp()?;
     let found = cp
-        .read(q.consistency()?, |s, now| s.accounts.find(&name).map(|a| AccountJson::new(a, Some(s), now)))
+        .read(q.consistency()?, |s, now| {
+            s.accounts
+                .find(&name)
+                .map(|a| AccountJson::new(a, Some(s), now))
+        })
         .await?;
     found.map(Json).ok_or_else(|| ApiError::NotFound {
         code: "account_not_found",
@@ -176,7 +182,10 @@ pub async fn list(
     let state_filter = q
         .state
         .as_deref()
-        .map(|s| AccountState::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown account state `{s}`"))))
+        .map(|s| {
+            AccountState::parse(s)
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown account state `{s}`")))
+        })
         .transpose()?;
     let cp = shared.domain_cp()?;
     let page = cp
@@ -232,7 +241,15 @@ pub async fn disable(
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<AccountJson>, ApiError> {
     check_name(&name)?;
-    write_account(&shared, Command::SetAccountDisabled { name, disabled: true }, key).await
+    write_account(
+        &shared,
+        Command::SetAccountDisabled {
+            name,
+            disabled: true,
+        },
+        key,
+    )
+    .await
 }
 
 /// Switches an account back on: what it owns is active again at once.
@@ -245,7 +262,15 @@ pub async fn enable(
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<AccountJson>, ApiError> {
     check_name(&name)?;
-    write_account(&shared, Command::SetAccountDisabled { name, disabled: false }, key).await
+    write_account(
+        &shared,
+        Command::SetAccountDisabled {
+            name,
+            disabled: false,
+        },
+        key,
+    )
+    .await
 }
 
 /// Revokes an account's leases and certificates, then deletes it.
@@ -260,10 +285,16 @@ pub async fn delete(
     check_name(&name)?;
     let cp = shared.domain_cp()?;
     let result = cp
-        .write(Request::Apply(Command::DeleteAccount { name: name.clone() }), key)
+        .write(
+            Request::Apply(Command::DeleteAccount { name: name.clone() }),
+            key,
+        )
         .await?;
     match result.outcome {
-        Outcome::Count(revoked) => Ok(Json(Deleted { deleted: name, revoked })),
+        Outcome::Count(revoked) => Ok(Json(Deleted {
+            deleted: name,
+            revoked,
+        })),
         other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }
 }

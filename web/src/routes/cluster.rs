@@ -52,7 +52,9 @@ fn check_addr(what: &str, addr: &str) -> Result<(), ApiError> {
     if valid {
         Ok(())
     } else {
-        Err(ApiError::BadRequest(format!("{what} must be host:port (got `{addr}`)")))
+        Err(ApiError::BadRequest(format!(
+            "{what} must be host:port (got `{addr}`)"
+        )))
     }
 }
 
@@ -95,7 +97,8 @@ pub async fn remove_member(
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a node id")))?;
     let cp = shared.cp()?;
-    cp.change_membership(MembershipChange::Remove { node_id: id }).await?;
+    cp.change_membership(MembershipChange::Remove { node_id: id })
+        .await?;
     Ok(Json(view(&shared)?))
 }
 

@@ -76,7 +76,10 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
             checks.push(check(
                 "raft",
                 running,
-                status.failed.clone().unwrap_or_else(|| format!("{:?}", status.role).to_lowercase()),
+                status
+                    .failed
+                    .clone()
+                    .unwrap_or_else(|| format!("{:?}", status.role).to_lowercase()),
             ));
             let member = status.nodes.contains_key(&status.node_id);
             checks.push(check(
@@ -91,9 +94,10 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
             checks.push(check(
                 "leader",
                 status.leader.is_some(),
-                status
-                    .leader
-                    .map_or_else(|| "no known leader".to_string(), |l| format!("leader is node {l}")),
+                status.leader.map_or_else(
+                    || "no known leader".to_string(),
+                    |l| format!("leader is node {l}"),
+                ),
             ));
             checks.push(check(
                 "caught_up",
@@ -112,11 +116,23 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
         phase == Phase::Ready,
         format!("lifecycle phase {}", format!("{phase:?}").to_lowercase()),
     ));
-    checks.push(check("unsealed", !shared.sealed(), if shared.sealed() { "sealed" } else { "unsealed" }));
+    checks.push(check(
+        "unsealed",
+        !shared.sealed(),
+        if shared.sealed() {
+            "sealed"
+        } else {
+            "unsealed"
+        },
+    ));
     checks.push(check(
         "not_draining",
         !shared.draining(),
-        if shared.draining() { "shutting down" } else { "serving" },
+        if shared.draining() {
+            "shutting down"
+        } else {
+            "serving"
+        },
     ));
     checks
 }
@@ -129,7 +145,11 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
 pub async fn readyz(State(shared): State<Arc<Shared>>, Query(q): Query<ReadyQuery>) -> Response {
     let checks = readiness(&shared);
     let ready = checks.iter().all(|c| c.ok);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Status {
         status: if ready { "ready" } else { "not_ready" },
         checks: q.verbose.is_some().then_some(checks),
@@ -148,7 +168,10 @@ pub async fn readyz(State(shared): State<Arc<Shared>>, Query(q): Query<ReadyQuer
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let body = shared.metrics.render(shared.control_plane());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use keel_raft::clock::now_ms;
 use keel_raft::command::{Command, Outcome, Request};
 use keel_raft::domain::lease::{self, LeaseState, Leases};
 use keel_raft::domain::list::paginate;
-use keel_raft::clock::now_ms;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -156,7 +156,10 @@ pub async fn list(
     let state_filter = q
         .state
         .as_deref()
-        .map(|s| LeaseState::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown lease state `{s}`"))))
+        .map(|s| {
+            LeaseState::parse(s)
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown lease state `{s}`")))
+        })
         .transpose()?;
     let after = q.cursor.as_deref().map(lease::parse_id).transpose()?;
     let cp = shared.domain_cp()?;
@@ -165,8 +168,16 @@ pub async fn list(
             let items = s
                 .leases
                 .iter_from(after)
-                .filter(|l| q.prefix.as_deref().is_none_or(|p| l.name.as_deref().is_some_and(|n| n.starts_with(p))))
-                .filter(|l| q.account.as_deref().is_none_or(|a| l.account.as_deref() == Some(a)))
+                .filter(|l| {
+                    q.prefix
+                        .as_deref()
+                        .is_none_or(|p| l.name.as_deref().is_some_and(|n| n.starts_with(p)))
+                })
+                .filter(|l| {
+                    q.account
+                        .as_deref()
+                        .is_none_or(|a| l.account.as_deref() == Some(a))
+                })
                 .map(|l| (l, Leases::state_of(l, now, &s.accounts)))
                 .filter(|(_, st)| state_filter.is_none_or(|f| f == *st))
                 .map(|(l, st)| LeaseJson::new(l, st, now));
@@ -213,7 +224,8 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let id = lease::parse_id(&id)?;
     let cp = shared.domain_cp()?;
-    cp.write(Request::Apply(Command::RevokeLease { id }), key).await?;
+    cp.write(Request::Apply(Command::RevokeLease { id }), key)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,7 +240,12 @@ pub async fn revoke_prefix(
     lease::validate_name("prefix", &body.prefix)?;
     let cp = shared.domain_cp()?;
     let result = cp
-        .write(Request::Apply(Command::RevokeLeasePrefix { prefix: body.prefix }), key)
+        .write(
+            Request::Apply(Command::RevokeLeasePrefix {
+                prefix: body.prefix,
+            }),
+            key,
+        )
         .await?;
     match result.outcome {
         Outcome::Count(revoked) => Ok(Json(Revoked { revoked })),

@@ -119,7 +119,9 @@ pub struct CrlQuery {
 
 fn parse_serial(s: &str) -> Result<String, ApiError> {
     if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::BadRequest(format!("`{s}` is not a certificate serial (hex digits)")));
+        return Err(ApiError::BadRequest(format!(
+            "`{s}` is not a certificate serial (hex digits)"
+        )));
     }
     Ok(s.to_ascii_lowercase())
 }
@@ -130,7 +132,10 @@ fn ca_pem(shared: &Shared) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::not_found("the cluster CA is not initialized yet"))
 }
 
-fn issued(shared: &Shared, result: WriteResult) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
+fn issued(
+    shared: &Shared,
+    result: WriteResult,
+) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
     match result.outcome {
         Outcome::Certificate(view) => Ok((
             StatusCode::CREATED,
@@ -168,7 +173,8 @@ pub async fn issue(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<IssueBody>,
 ) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
-    pki::validate_common_name(&body.common_name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    pki::validate_common_name(&body.common_name)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     for ip in &body.ip_addresses {
         pki::validate_ip(ip).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
@@ -214,7 +220,9 @@ pub async fn get(
     let serial = parse_serial(&serial)?;
     let cp = shared.domain_cp()?;
     let found = cp
-        .read(q.consistency()?, |s, now| s.pki.get(&serial).map(|c| CertJson::at(c, s, now)))
+        .read(q.consistency()?, |s, now| {
+            s.pki.get(&serial).map(|c| CertJson::at(c, s, now))
+        })
         .await?;
     found.map(Json).ok_or_else(|| ApiError::NotFound {
         code: "certificate_not_found",
@@ -237,7 +245,10 @@ pub async fn list(
     let state_filter = q
         .state
         .as_deref()
-        .map(|s| CertState::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown certificate state `{s}`"))))
+        .map(|s| {
+            CertState::parse(s)
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown certificate state `{s}`")))
+        })
         .transpose()?;
     let after = q.cursor.as_deref().map(parse_serial).transpose()?;
     let cp = shared.domain_cp()?;
@@ -246,7 +257,11 @@ pub async fn list(
             let items = s
                 .pki
                 .iter_from(after.as_deref())
-                .filter(|c| q.account.as_deref().is_none_or(|a| c.account.as_deref() == Some(a)))
+                .filter(|c| {
+                    q.account
+                        .as_deref()
+                        .is_none_or(|a| c.account.as_deref() == Some(a))
+                })
                 .map(|c| (c, Pki::state_of(c, now, &s.accounts)))
                 .filter(|(_, st)| state_filter.is_none_or(|f| f == *st))
                 .map(|(c, st)| CertJson::new(c, st));
@@ -293,7 +308,10 @@ pub async fn activate(
 ) -> Result<Json<CertJson>, ApiError> {
     let serial = parse_serial(&serial)?;
     let cp = shared.domain_cp()?;
-    cert_result(cp.write(Request::Apply(Command::ActivateCertificate { serial }), key).await?)
+    cert_result(
+        cp.write(Request::Apply(Command::ActivateCertificate { serial }), key)
+            .await?,
+    )
 }
 
 /// Revokes a certificate.
@@ -313,17 +331,30 @@ pub async fn revoke(
             .ok_or_else(|| ApiError::BadRequest(format!("unknown revocation reason `{r}`")))?,
     };
     let cp = shared.domain_cp()?;
-    cert_result(cp.write(Request::Apply(Command::RevokeCertificate { serial, reason }), key).await?)
+    cert_result(
+        cp.write(
+            Request::Apply(Command::RevokeCertificate { serial, reason }),
+            key,
+        )
+        .await?,
+    )
 }
 
 /// The CA-signed CRL (PEM, or DER with `?format=der`).
 #[utoipa::path(get, path = "/v1/pki/crl", tag = "pki", security(("bearer" = [])), params(CrlQuery),
     responses((status = 200, description = "CRL in PEM or DER"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn crl(State(shared): State<Arc<Shared>>, Query(q): Query<CrlQuery>) -> Result<Response, ApiError> {
+pub async fn crl(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<CrlQuery>,
+) -> Result<Response, ApiError> {
     let der_wanted = match q.format.as_deref() {
         None | Some("pem") => false,
         Some("der") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("format must be pem or der (got `{other}`)"))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "format must be pem or der (got `{other}`)"
+            )));
+        }
     };
     let consistency = ReadQuery {
         consistency: q.consistency.clone(),
@@ -332,11 +363,18 @@ pub async fn crl(State(shared): State<Arc<Shared>>, Query(q): Query<CrlQuery>) -
     let cp = shared.domain_cp()?;
     let validity = cp.settings().pki.crl_validity_ms;
     let (ca, entries, version) = cp
-        .read(consistency, |s, _| (s.pki.ca().cloned(), s.pki.crl_entries(), s.pki.crl_version()))
+        .read(consistency, |s, _| {
+            (
+                s.pki.ca().cloned(),
+                s.pki.crl_entries(),
+                s.pki.crl_version(),
+            )
+        })
         .await?;
     let ca = ca.ok_or_else(|| ApiError::not_found("the cluster CA is not initialized yet"))?;
     let der = shared.crl_cache.get_or_build(version.number, || {
-        pki::build_crl(&ca, &entries, version, validity).map_err(|e| ApiError::Internal(e.to_string()))
+        pki::build_crl(&ca, &entries, version, validity)
+            .map_err(|e| ApiError::Internal(e.to_string()))
     })?;
     if der_wanted {
         Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
@@ -351,7 +389,10 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::with_capacity(der.len().div_ceil(3) * 4);
     for chunk in der.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 b64.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -376,7 +417,10 @@ mod tests {
     #[test]
     fn pem_armour_is_base64_in_64_column_lines() {
         let pem = pem_encode("X", b"hello world");
-        assert_eq!(pem, "-----BEGIN X-----\naGVsbG8gd29ybGQ=\n-----END X-----\n");
+        assert_eq!(
+            pem,
+            "-----BEGIN X-----\naGVsbG8gd29ybGQ=\n-----END X-----\n"
+        );
         let pem = pem_encode("X", &[0u8; 60]);
         assert_eq!(pem.lines().nth(1).unwrap().len(), 64);
     }

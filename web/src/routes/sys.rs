@@ -37,7 +37,9 @@ pub async fn lifecycle(State(shared): State<Arc<Shared>>) -> Json<LifecycleView>
 /// Whether this node is sealed (no token needed).
 #[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys", responses((status = 200, body = SealStatus)))]
 pub async fn seal_status(State(shared): State<Arc<Shared>>) -> Json<SealStatus> {
-    Json(SealStatus { sealed: shared.sealed() })
+    Json(SealStatus {
+        sealed: shared.sealed(),
+    })
 }
 
 /// Stops this node's managers (awaited), hands leadership away if it leads,
@@ -47,7 +49,9 @@ pub async fn seal_status(State(shared): State<Arc<Shared>>) -> Json<SealStatus> 
 pub async fn seal(State(shared): State<Arc<Shared>>) -> Result<Json<SealStatus>, ApiError> {
     let control = shared.node_control()?;
     control.seal().await.map_err(ApiError::Internal)?;
-    Ok(Json(SealStatus { sealed: shared.sealed() }))
+    Ok(Json(SealStatus {
+        sealed: shared.sealed(),
+    }))
 }
 
 /// Reverses a seal.
@@ -56,7 +60,9 @@ pub async fn seal(State(shared): State<Arc<Shared>>) -> Result<Json<SealStatus>,
 pub async fn unseal(State(shared): State<Arc<Shared>>) -> Result<Json<SealStatus>, ApiError> {
     let control = shared.node_control()?;
     control.unseal().await.map_err(ApiError::Internal)?;
-    Ok(Json(SealStatus { sealed: shared.sealed() }))
+    Ok(Json(SealStatus {
+        sealed: shared.sealed(),
+    }))
 }
 
 /// Re-reads the config file and the files it names; a bad configuration is
@@ -65,10 +71,11 @@ pub async fn unseal(State(shared): State<Arc<Shared>>) -> Result<Json<SealStatus
     responses((status = 200, body = ReloadReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn reload(State(shared): State<Arc<Shared>>) -> Result<Json<ReloadReport>, ApiError> {
     let control = shared.node_control()?;
-    let changes = control
-        .reload()
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("reload rejected, the previous configuration stays in force: {e}")))?;
+    let changes = control.reload().await.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "reload rejected, the previous configuration stays in force: {e}"
+        ))
+    })?;
     Ok(Json(ReloadReport {
         reloaded: true,
         changes,
