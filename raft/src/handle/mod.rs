@@ -137,14 +137,22 @@ impl ControlPlane {
         RaftStatus::from_metrics(&m)
     }
 
-    /// Whether this node is the leader right now.
+    /// Whether this node is the leader right now. Cheap: reads one field of
+    /// the metrics (it is on every request's path).
     pub fn is_leader(&self) -> bool {
-        self.status().role == Role::Leader
+        self.inner.raft.metrics().borrow_watched().state == openraft::ServerState::Leader
     }
 
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<NodeId> {
-        self.status().leader
+        self.inner.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The peer address of a member, from the membership in force.
+    pub fn peer_addr_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config.membership().get_node(&id).map(|n| n.peer_addr.clone())
     }
 
     /// Waits until `cond` holds for the Raft status, up to `timeout`.

@@ -114,13 +114,8 @@ impl ControlPlane {
 
     /// On a follower: asks the leader for the read index.
     async fn remote_read_index(&self, lease: bool) -> Result<u64, Error> {
-        let status = self.status();
-        let leader = status.leader.ok_or(Error::NoLeader)?;
-        let addr = status
-            .nodes
-            .get(&leader)
-            .map(|m| m.peer_addr.clone())
-            .ok_or(Error::NoLeader)?;
+        let leader = self.leader().ok_or(Error::NoLeader)?;
+        let addr = self.peer_addr_of(leader).ok_or(Error::NoLeader)?;
         let reply: Result<ReadIndexReply, PeerCallError> = self
             .inner
             .peers
