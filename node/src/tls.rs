@@ -20,6 +20,12 @@ pub struct TlsMaterial {
     pub server: Arc<ServerConfig>,
     /// PEM of the CA peers' certificates chain to, if given.
     pub ca_pem: Option<Vec<u8>>,
+    /// Where the certificate chain was read from.
+    pub cert_path: std::path::PathBuf,
+    /// Where the key was read from.
+    pub key_path: std::path::PathBuf,
+    /// Where the CA was read from.
+    pub ca_path: Option<std::path::PathBuf>,
 }
 
 impl TlsMaterial {
@@ -65,6 +71,9 @@ impl TlsMaterial {
         Ok(Some(TlsMaterial {
             server: Arc::new(server),
             ca_pem,
+            cert_path: cert.to_path_buf(),
+            key_path: key.to_path_buf(),
+            ca_path: ca.map(Path::to_path_buf),
         }))
     }
 }

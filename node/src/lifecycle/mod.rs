@@ -6,5 +6,7 @@ pub mod bootstrap;
 mod listener;
 pub mod start;
 pub mod stop;
+mod tls_watch;
 
 pub use listener::RunningListener;
+pub use tls_watch::TlsWatcher;

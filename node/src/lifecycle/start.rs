@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
 use super::stop::{self, Parts};
-use super::{RunningListener, barrier};
+use super::{RunningListener, TlsWatcher, barrier};
 use crate::cli::ServerArgs;
 use crate::config::Config;
 use crate::control::{Control, NodeRuntime};
@@ -200,6 +200,9 @@ async fn start(
     let supervisor_task = supervisor.spawn(supervisor_stop.clone());
     let _ = runtime.supervisor.set(supervisor.clone());
     parts.supervisor = Some((supervisor, supervisor_stop, supervisor_task));
+    if let (Some(material), Some(slot)) = (&config.tls, &runtime.tls) {
+        parts.tls_watcher = Some(TlsWatcher::start(material, slot.clone()));
+    }
     let Some(applied_id) = wait_for_cluster_id(&cp, &signals.stop).await else {
         return Ok(());
     };

@@ -19,7 +19,7 @@ use keel_web::{ComponentState, Phase, Shared};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::RunningListener;
+use super::{RunningListener, TlsWatcher};
 use crate::managers::Supervisor;
 
 /// How long a departing leader waits for a successor.
@@ -39,6 +39,8 @@ pub struct Parts {
     pub cp: Option<ControlPlane>,
     /// The manager supervisor, its stop token and task.
     pub supervisor: Option<(Arc<Supervisor>, CancellationToken, JoinHandle<()>)>,
+    /// The TLS file watcher.
+    pub tls_watcher: Option<TlsWatcher>,
 }
 
 impl Parts {
@@ -51,6 +53,7 @@ impl Parts {
             api: None,
             cp: None,
             supervisor: None,
+            tls_watcher: None,
         }
     }
 }
@@ -64,6 +67,7 @@ pub async fn run(parts: Parts) {
         api,
         cp,
         supervisor,
+        tls_watcher,
     } = parts;
     let board = &shared.lifecycle;
     board.set_phase(Phase::Draining);
@@ -81,6 +85,9 @@ pub async fn run(parts: Parts) {
         }
         board.set_component("managers", ComponentState::Stopped);
         tracing::info!(step = 2, "managers stopped");
+    }
+    if let Some(watcher) = tls_watcher {
+        watcher.stop().await;
     }
 
     if let Some(cp) = &cp
