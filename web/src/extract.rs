@@ -115,15 +115,33 @@ pub struct ReadQuery {
 impl ReadQuery {
     /// The parsed consistency.
     pub fn consistency(&self) -> Result<Consistency, ApiError> {
-        match self.consistency.as_deref() {
-            None => Ok(Consistency::Linearizable),
-            Some(s) => Consistency::parse(s).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "consistency must be linearizable, leader or local (got `{s}`)"
-                ))
-            }),
-        }
+        consistency(self.consistency.as_deref())
     }
+}
+
+/// Parses a `?consistency=` value (default linearizable).
+pub fn consistency(value: Option<&str>) -> Result<Consistency, ApiError> {
+    match value {
+        None => Ok(Consistency::Linearizable),
+        Some(s) => Consistency::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "consistency must be linearizable, leader or local (got `{s}`)"
+            ))
+        }),
+    }
+}
+
+/// Parses a `?state=` filter with the resource's state parser.
+pub fn state_filter<T>(
+    what: &str,
+    value: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|s| {
+            parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown {what} state `{s}`")))
+        })
+        .transpose()
 }
 
 /// Parses `?limit=` within bounds.

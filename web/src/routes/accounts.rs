@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, IdempotencyKey, ReadQuery, double_option, page_limit};
+use crate::extract::{
+    ApiJson, IdempotencyKey, ReadQuery, consistency, double_option, page_limit, state_filter,
+};
 use crate::shared::Shared;
 use crate::views::{AccountJson, ListJson};
 
@@ -174,19 +176,9 @@ pub async fn list(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ListJson<AccountJson>>, ApiError> {
-    let consistency = ReadQuery {
-        consistency: q.consistency.clone(),
-    }
-    .consistency()?;
+    let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
-    let state_filter = q
-        .state
-        .as_deref()
-        .map(|s| {
-            AccountState::parse(s)
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown account state `{s}`")))
-        })
-        .transpose()?;
+    let state_filter = state_filter("account", q.state.as_deref(), AccountState::parse)?;
     let cp = shared.domain_cp()?;
     let page = cp
         .read(consistency, |s, now| {

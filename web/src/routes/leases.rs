@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, page_limit};
+use crate::extract::{
+    ApiJson, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency, page_limit,
+    state_filter,
+};
 use crate::shared::Shared;
 use crate::views::{LeaseJson, ListJson};
 
@@ -148,19 +151,9 @@ pub async fn list(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ListJson<LeaseJson>>, ApiError> {
-    let consistency = ReadQuery {
-        consistency: q.consistency.clone(),
-    }
-    .consistency()?;
+    let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
-    let state_filter = q
-        .state
-        .as_deref()
-        .map(|s| {
-            LeaseState::parse(s)
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown lease state `{s}`")))
-        })
-        .transpose()?;
+    let state_filter = state_filter("lease", q.state.as_deref(), LeaseState::parse)?;
     let after = q.cursor.as_deref().map(lease::parse_id).transpose()?;
     let cp = shared.domain_cp()?;
     let page = cp

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, page_limit};
+use crate::extract::{
+    ApiJson, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency, page_limit,
+    state_filter,
+};
 use crate::shared::Shared;
 use crate::views::{CertJson, ListJson};
 
@@ -237,19 +240,9 @@ pub async fn list(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ListJson<CertJson>>, ApiError> {
-    let consistency = ReadQuery {
-        consistency: q.consistency.clone(),
-    }
-    .consistency()?;
+    let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
-    let state_filter = q
-        .state
-        .as_deref()
-        .map(|s| {
-            CertState::parse(s)
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown certificate state `{s}`")))
-        })
-        .transpose()?;
+    let state_filter = state_filter("certificate", q.state.as_deref(), CertState::parse)?;
     let after = q.cursor.as_deref().map(parse_serial).transpose()?;
     let cp = shared.domain_cp()?;
     let page = cp
@@ -356,10 +349,7 @@ pub async fn crl(
             )));
         }
     };
-    let consistency = ReadQuery {
-        consistency: q.consistency.clone(),
-    }
-    .consistency()?;
+    let consistency = consistency(q.consistency.as_deref())?;
     let cp = shared.domain_cp()?;
     let validity = cp.settings().pki.crl_validity_ms;
     let (ca, entries, version) = cp
