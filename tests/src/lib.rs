@@ -6,6 +6,9 @@
 
 mod api;
 mod cluster;
+pub mod config_cluster;
+pub mod leases;
+pub mod manager_log;
 pub mod pki;
 mod process;
 

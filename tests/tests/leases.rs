@@ -1,0 +1,765 @@
+//! Leases through the API and the CLI of a real three-node cluster.
+//!
+//! What is checked, and why:
+//! - grant, lookup, list (filters `prefix`, `account`, `state`; paging with
+//!   `limit`/`cursor`), renew, revoke and revoke-prefix, with writes sent to
+//!   followers (forwarded to the leader) and every read asked of every node
+//!   with the default linearizable consistency: all three must answer the
+//!   same, since a client may be routed to any of them;
+//! - a 2 s lease is gone within 3 s, and renewal never carries `expires_at`
+//!   past `hard_expires_at` (a renewal near the end is clamped to it);
+//! - bad input (TTLs zero, negative, absurd or unparseable; `max_ttl` below
+//!   `ttl`; unknown or malformed ids) gets a 4xx with the JSON error body
+//!   and changes nothing;
+//! - `keel lease grant|get|list|renew|revoke|revoke-prefix`, as tables and
+//!   as `--json`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use keel_tests::leases::{
+    error_everywhere, keel_cli, list_all, now_ms, same_everywhere, time_of, without_clock,
+};
+use keel_tests::{Api, Cluster, TOKEN, eventually};
+use serde_json::{Value, json};
+
+/// Clients of nodes 1..=3.
+fn apis(cluster: &Cluster) -> Vec<Api> {
+    (1..=3).map(|id| cluster.api(id)).collect()
+}
+
+fn ids(items: &[Value]) -> BTreeSet<String> {
+    items
+        .iter()
+        .map(|l| l["id"].as_str().expect("lease id").to_string())
+        .collect()
+}
+
+async fn listed(apis: &[Api], query: &str) -> BTreeSet<String> {
+    let body = same_everywhere(apis, &format!("/v1/leases?{query}")).await;
+    assert!(
+        body["next_cursor"].is_null(),
+        "{query}: unexpected second page"
+    );
+    ids(body["items"].as_array().expect("items"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_lifecycle_answers_the_same_on_every_node() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let (f1, f2, lead) = (
+        cluster.api(followers[0]),
+        cluster.api(followers[1]),
+        cluster.api(leader),
+    );
+    let apis = apis(&cluster);
+
+    f1.post_expect("/v1/accounts", &json!({"name": "acme"}), 201)
+        .await;
+    f2.post_expect("/v1/accounts", &json!({"name": "beta"}), 201)
+        .await;
+
+    // Grants, mostly through followers.
+    let mut web = Vec::new();
+    for i in 0..3 {
+        let before = now_ms();
+        let body = json!({"ttl": "1h", "name": format!("app/web/{i}"), "account": "acme", "metadata": {"i": i.to_string()}});
+        let l = f1.post_expect("/v1/leases", &body, 201).await;
+        let after = now_ms();
+        assert_eq!(l["state"], "active");
+        assert_eq!(
+            (l["ttl"].as_u64(), l["max_ttl"].as_u64()),
+            (Some(3600), Some(86_400)),
+            "{l}"
+        );
+        assert_eq!(l["renewals"], 0);
+        assert_eq!(l["account"], "acme");
+        assert_eq!(l["metadata"]["i"], i.to_string());
+        let issued = time_of(&l, "issued_at");
+        assert!(
+            (before..=after).contains(&issued),
+            "issued_at {issued} outside [{before}, {after}]"
+        );
+        assert_eq!(time_of(&l, "expires_at"), issued + 3_600_000);
+        assert_eq!(time_of(&l, "hard_expires_at"), issued + 86_400_000);
+        assert_eq!(l["id"].as_str().map(str::len), Some(16));
+        web.push(l);
+    }
+    let mut db = Vec::new();
+    for i in 0..2 {
+        let body =
+            json!({"ttl": 600, "max_ttl": "2h", "name": format!("app/db/{i}"), "account": "beta"});
+        let l = f2.post_expect("/v1/leases", &body, 201).await;
+        assert_eq!(
+            (l["ttl"].as_u64(), l["max_ttl"].as_u64()),
+            (Some(600), Some(7200))
+        );
+        db.push(l);
+    }
+    let other = lead
+        .post_expect("/v1/leases", &json!({"ttl": "30m", "name": "other/x"}), 201)
+        .await;
+    assert!(other["account"].is_null());
+    let all: Vec<Value> = web.iter().chain(&db).chain([&other]).cloned().collect();
+    assert_eq!(ids(&all).len(), 6, "ids are unique");
+
+    // Lookup: every node returns what the grant returned.
+    for l in &all {
+        let seen =
+            same_everywhere(&apis, &format!("/v1/leases/{}", l["id"].as_str().unwrap())).await;
+        assert_eq!(seen, without_clock(l));
+    }
+
+    // Lists and their filters.
+    let everything = same_everywhere(&apis, "/v1/leases").await;
+    let items = everything["items"].as_array().unwrap();
+    assert_eq!(ids(items), ids(&all));
+    let order: Vec<&str> = items.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "list is in id order: {order:?}"
+    );
+    assert_eq!(listed(&apis, "prefix=app/web/").await, ids(&web));
+    assert_eq!(
+        listed(&apis, "prefix=app/").await,
+        ids(&web).union(&ids(&db)).cloned().collect()
+    );
+    assert_eq!(listed(&apis, "prefix=nothing/").await, BTreeSet::new());
+    assert_eq!(listed(&apis, "account=beta").await, ids(&db));
+    assert_eq!(listed(&apis, "account=nobody").await, BTreeSet::new());
+    assert_eq!(
+        listed(&apis, "account=acme&prefix=app/db/").await,
+        BTreeSet::new()
+    );
+    assert_eq!(listed(&apis, "state=active").await, ids(&all));
+    assert_eq!(listed(&apis, "state=suspended").await, BTreeSet::new());
+    f1.post_expect("/v1/accounts/beta/disable", &json!({}), 200)
+        .await;
+    assert_eq!(listed(&apis, "state=suspended").await, ids(&db));
+    assert_eq!(
+        listed(&apis, "state=active").await,
+        ids(&web).union(&ids(&[other.clone()])).cloned().collect()
+    );
+    assert_eq!(
+        listed(&apis, "state=suspended&account=beta&prefix=app/db/1").await,
+        ids(&db[1..])
+    );
+    f2.post_expect("/v1/accounts/beta/enable", &json!({}), 200)
+        .await;
+    assert_eq!(listed(&apis, "state=suspended").await, BTreeSet::new());
+
+    // Paging: pages of two, each page the same on every node, together
+    // every lease exactly once, in order.
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            None => "/v1/leases?limit=2".to_string(),
+            Some(c) => format!("/v1/leases?limit=2&cursor={c}"),
+        };
+        let page = same_everywhere(&apis, &path).await;
+        pages.push(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_str().unwrap().to_string())
+                .collect(),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert!(
+        pages.len() >= 3 && pages.iter().all(|p| p.len() <= 2),
+        "{pages:?}"
+    );
+    let flat: Vec<String> = pages.concat();
+    assert_eq!(
+        flat,
+        order.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "pages cover the list once, in order"
+    );
+    assert_eq!(
+        ids(&list_all(&f2, "/v1/leases?limit=1&prefix=app/")
+            .await
+            .unwrap()),
+        listed(&apis, "prefix=app/").await
+    );
+
+    // Renew through a follower: an explicit increment, then the default.
+    let target = web[0]["id"].as_str().unwrap().to_string();
+    let before = now_ms();
+    let renewed = f2
+        .post_expect(
+            &format!("/v1/leases/{target}/renew"),
+            &json!({"increment": "2h"}),
+            200,
+        )
+        .await;
+    let after = now_ms();
+    assert_eq!(renewed["renewals"], 1);
+    let expires = time_of(&renewed, "expires_at");
+    assert!(
+        (before + 7_200_000..=after + 7_200_000).contains(&expires),
+        "{renewed}"
+    );
+    assert!(expires <= time_of(&renewed, "hard_expires_at"));
+    assert_eq!(
+        same_everywhere(&apis, &format!("/v1/leases/{target}")).await,
+        without_clock(&renewed)
+    );
+    let renewed = lead
+        .post_expect(&format!("/v1/leases/{target}/renew"), &json!({}), 200)
+        .await;
+    assert_eq!(renewed["renewals"], 2);
+    let expires = time_of(&renewed, "expires_at");
+    assert!(
+        expires >= before + 3_600_000 && expires <= now_ms() + 3_600_000,
+        "default increment is the ttl: {renewed}"
+    );
+    // An empty body is the same as `{}`.
+    let r = f1
+        .send_raw("POST", &format!("/v1/leases/{target}/renew"), None, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, &r.body["renewals"]),
+        (200, &json!(3)),
+        "{:?}",
+        r.body
+    );
+
+    // Revoke through a follower: gone everywhere; a second revoke is 404.
+    let gone = db[0]["id"].as_str().unwrap().to_string();
+    let r = f1.delete(&format!("/v1/leases/{gone}")).await.unwrap();
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    error_everywhere(&apis, &format!("/v1/leases/{gone}"), 404, "lease_not_found").await;
+    let r = f2.delete(&format!("/v1/leases/{gone}")).await.unwrap();
+    assert_eq!((r.status, r.code()), (404, "lease_not_found"));
+    let beta = same_everywhere(&apis, "/v1/accounts/beta").await;
+    assert_eq!(beta["usage"]["leases"], 1);
+
+    // Revoke by prefix through a follower.
+    let r = f2
+        .post_expect(
+            "/v1/leases/revoke-prefix",
+            &json!({"prefix": "app/web/"}),
+            200,
+        )
+        .await;
+    assert_eq!(r, json!({"revoked": 3}));
+    for l in &web {
+        error_everywhere(
+            &apis,
+            &format!("/v1/leases/{}", l["id"].as_str().unwrap()),
+            404,
+            "lease_not_found",
+        )
+        .await;
+    }
+    assert_eq!(listed(&apis, "prefix=app/").await, ids(&db[1..]));
+    let acme = same_everywhere(&apis, "/v1/accounts/acme").await;
+    assert_eq!(acme["usage"]["leases"], 0);
+    let r = f1
+        .post_expect(
+            "/v1/leases/revoke-prefix",
+            &json!({"prefix": "app/web/"}),
+            200,
+        )
+        .await;
+    assert_eq!(r, json!({"revoked": 0}));
+    assert_eq!(
+        listed(&apis, "").await,
+        ids(&[db[1].clone(), other.clone()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_leases_expire_and_renewal_never_passes_max_ttl() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.api(if leader == 1 { 2 } else { 1 });
+    let apis = apis(&cluster);
+
+    // A 2 s lease is readable (and active) at once, and gone within 3 s.
+    let short = follower
+        .post_expect("/v1/leases", &json!({"ttl": 2, "name": "short"}), 201)
+        .await;
+    let id = short["id"].as_str().unwrap().to_string();
+    let issued = time_of(&short, "issued_at");
+    assert_eq!(time_of(&short, "expires_at"), issued + 2_000);
+    for api in &apis {
+        let r = api.get(&format!("/v1/leases/{id}")).await.unwrap();
+        if now_ms() < issued + 2_000 {
+            assert_eq!(
+                (r.status, &r.body["state"]),
+                (200, &json!("active")),
+                "{:?}",
+                r.body
+            );
+        }
+    }
+    let within = Duration::from_millis((issued + 3_000).saturating_sub(now_ms()));
+    eventually(within, "the 2 s lease gone within 3 s of its grant", || {
+        let api = follower.clone();
+        let path = format!("/v1/leases/{id}");
+        async move {
+            let r = api.get(&path).await?;
+            if (r.status, r.code()) == (404, "lease_not_found") {
+                Ok(())
+            } else {
+                Err(format!("{} {}", r.status, r.body))
+            }
+        }
+    })
+    .await;
+    error_everywhere(&apis, &format!("/v1/leases/{id}"), 404, "lease_not_found").await;
+
+    // Renewals are clamped to hard_expires_at = issued_at + max_ttl.
+    let l = follower
+        .post_expect(
+            "/v1/leases",
+            &json!({"ttl": "3s", "max_ttl": "4s", "name": "clamped"}),
+            201,
+        )
+        .await;
+    let id = l["id"].as_str().unwrap().to_string();
+    let issued = time_of(&l, "issued_at");
+    let hard = time_of(&l, "hard_expires_at");
+    assert_eq!(hard, issued + 4_000);
+    let renew = |body: Value| {
+        let api = follower.clone();
+        let path = format!("/v1/leases/{id}/renew");
+        async move { api.post_expect(&path, &body, 200).await }
+    };
+    let mut answers = Vec::new();
+    // A short increment may shorten the deadline, never lengthen past hard.
+    let r = renew(json!({"increment": "1s"})).await;
+    assert!(time_of(&r, "expires_at") < hard, "{r}");
+    answers.push(r);
+    // A huge increment is clamped.
+    let r = renew(json!({"increment": "1h"})).await;
+    assert_eq!(
+        time_of(&r, "expires_at"),
+        hard,
+        "an increment past max_ttl is clamped: {r}"
+    );
+    answers.push(r);
+    // Near the end, the default increment (the 3 s ttl) is clamped too.
+    let near_end = issued + 1_200;
+    eventually(
+        Duration::from_secs(5),
+        "1.2 s after the grant",
+        || async move {
+            if now_ms() >= near_end {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        },
+    )
+    .await;
+    let r = renew(json!({})).await;
+    assert_eq!(
+        time_of(&r, "expires_at"),
+        hard,
+        "a renewal near the end is clamped: {r}"
+    );
+    answers.push(r);
+    for (n, a) in answers.iter().enumerate() {
+        assert_eq!(a["renewals"], n as u64 + 1);
+        assert_eq!(time_of(a, "hard_expires_at"), hard);
+        assert!(time_of(a, "expires_at") <= hard, "{a}");
+    }
+    // Every node agrees, and nothing extends the lease past hard.
+    let seen = same_everywhere(&apis, &format!("/v1/leases/{id}")).await;
+    assert_eq!(time_of(&seen, "expires_at"), hard);
+    eventually(
+        Duration::from_secs(10),
+        "the clamped lease gone after hard_expires_at",
+        || {
+            let api = follower.clone();
+            let path = format!("/v1/leases/{id}");
+            async move {
+                let r = api.post(&format!("{path}/renew"), &json!({})).await?;
+                match (r.status, r.code()) {
+                    (200, _) if time_of(&r.body, "expires_at") <= hard => {
+                        Err("still renewable, clamped".into())
+                    }
+                    (200, _) => panic!("a renewal passed hard_expires_at: {}", r.body),
+                    (404, "lease_not_found") => {
+                        assert!(now_ms() >= hard, "gone before its hard deadline");
+                        Ok(())
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    error_everywhere(&apis, &format!("/v1/leases/{id}"), 404, "lease_not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lease_input_is_refused_and_changes_nothing() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.api(if leader == 3 { 2 } else { 3 });
+    let apis = apis(&cluster);
+    let keep = follower
+        .post_expect(
+            "/v1/leases",
+            &json!({"ttl": 300, "max_ttl": 600, "name": "keep"}),
+            201,
+        )
+        .await;
+    let keep_id = keep["id"].as_str().unwrap().to_string();
+    let snapshot = same_everywhere(&apis, "/v1/leases").await;
+
+    let expect_400 = |r: keel_tests::Reply, what: &str| {
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "bad_request"),
+            "{what}: {:?}",
+            r.body
+        );
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {:?}",
+            r.body
+        );
+    };
+    let bad_grants = [
+        json!({"ttl": 0}),
+        json!({"ttl": "0s"}),
+        json!({"ttl": "500ms"}),
+        json!({"ttl": -5}),
+        json!({"ttl": "-5s"}),
+        json!({"ttl": 31_536_001}),
+        json!({"ttl": "8761h"}),
+        json!({"ttl": "400d"}),
+        json!({"ttl": 18_446_744_073_709_551_615u64}),
+        json!({"ttl": "99999999999999999999"}),
+        json!({"ttl": "soon"}),
+        json!({"ttl": "5x"}),
+        json!({"ttl": ""}),
+        json!({"ttl": 1.5}),
+        json!({"ttl": null}),
+        json!({"ttl": true}),
+        json!({}),
+        json!({"ttl": 60, "max_ttl": 30}),
+        json!({"ttl": "2h", "max_ttl": "1h"}),
+        json!({"ttl": 60, "max_ttl": "9000h"}),
+        json!({"ttl": 60, "max_ttl": 0}),
+        json!({"ttl": 60, "name": ""}),
+        json!({"ttl": 60, "name": "a\u{7}b"}),
+        json!({"ttl": 60, "bogus": 1}),
+    ];
+    for body in &bad_grants {
+        for api in [&follower, &cluster.api(leader)] {
+            expect_400(
+                api.post("/v1/leases", body).await.unwrap(),
+                &format!("grant {body}"),
+            );
+        }
+    }
+    for raw in [b"ttl=5".to_vec(), b"{\"ttl\": 5".to_vec(), Vec::new()] {
+        let r = follower
+            .send_raw("POST", "/v1/leases", Some(raw.clone()), &[])
+            .await
+            .unwrap();
+        expect_400(
+            r,
+            &format!("grant body {:?}", String::from_utf8_lossy(&raw)),
+        );
+    }
+
+    // Unknown ids: 404 lease_not_found for every verb.
+    let unknown = if keep_id == "00000000deadbeef" {
+        "00000000deadbeee"
+    } else {
+        "00000000deadbeef"
+    };
+    for api in &apis {
+        let r = api.get(&format!("/v1/leases/{unknown}")).await.unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "lease_not_found"),
+            "{:?}",
+            r.body
+        );
+        let r = api
+            .post(&format!("/v1/leases/{unknown}/renew"), &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "lease_not_found"),
+            "{:?}",
+            r.body
+        );
+        let r = api.delete(&format!("/v1/leases/{unknown}")).await.unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "lease_not_found"),
+            "{:?}",
+            r.body
+        );
+    }
+    // Malformed ids: 400 for every verb.
+    for bad in [
+        "xyz",
+        "123",
+        "deadbeef",
+        "0123456789abcdef0",
+        "ghijklmnopqrstuv",
+        "0x23456789abcdef",
+        "%20%20",
+    ] {
+        let r = follower.get(&format!("/v1/leases/{bad}")).await.unwrap();
+        expect_400(r, &format!("GET id {bad}"));
+        let r = follower
+            .post(&format!("/v1/leases/{bad}/renew"), &json!({}))
+            .await
+            .unwrap();
+        expect_400(r, &format!("renew id {bad}"));
+        let r = follower.delete(&format!("/v1/leases/{bad}")).await.unwrap();
+        expect_400(r, &format!("revoke id {bad}"));
+    }
+    // Bad renewals of a real lease.
+    for body in [
+        json!({"increment": 0}),
+        json!({"increment": "9000h"}),
+        json!({"increment": "x"}),
+        json!({"extra": 1}),
+    ] {
+        let r = follower
+            .post(&format!("/v1/leases/{keep_id}/renew"), &body)
+            .await
+            .unwrap();
+        expect_400(r, &format!("renew {body}"));
+    }
+    // Bad revoke-prefix and list queries.
+    for body in [json!({"prefix": ""}), json!({}), json!({"prefix": 5})] {
+        expect_400(
+            follower
+                .post("/v1/leases/revoke-prefix", &body)
+                .await
+                .unwrap(),
+            &format!("revoke-prefix {body}"),
+        );
+    }
+    for q in [
+        "state=bogus",
+        "limit=0",
+        "limit=1001",
+        "cursor=zz",
+        "consistency=eventual",
+    ] {
+        expect_400(
+            follower.get(&format!("/v1/leases?{q}")).await.unwrap(),
+            &format!("list ?{q}"),
+        );
+    }
+
+    // Nothing changed anywhere: the one good lease, untouched.
+    assert_eq!(same_everywhere(&apis, "/v1/leases").await, snapshot);
+    let seen = same_everywhere(&apis, &format!("/v1/leases/{keep_id}")).await;
+    assert_eq!(seen, without_clock(&keep));
+    assert_eq!(seen["renewals"], 0);
+}
+
+/// Query strings the extractor cannot even parse (a negative or
+/// non-numeric `limit`, an unknown parameter) are bad input like any
+/// other: 400 with the JSON error body, not a plain-text rejection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparseable_list_queries_get_the_json_error_body() {
+    let cluster = Cluster::start(3).await;
+    let api = cluster.api(1);
+    let mut wrong = Vec::new();
+    for path in ["/v1/leases", "/v1/accounts"] {
+        for q in ["limit=-1", "limit=ten", "colour=red"] {
+            let r = api.get(&format!("{path}?{q}")).await.unwrap();
+            assert_eq!(r.status, 400, "{path}?{q}");
+            if r.code() != "bad_request" || !r.body["error"]["message"].is_string() {
+                wrong.push(format!("{path}?{q}: 400 without the JSON error body"));
+            }
+        }
+    }
+    assert_eq!(api.get_ok("/v1/leases").await["items"], json!([]));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The `id` row of the CLI's record output.
+fn record_field(stdout: &str, field: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(char::is_whitespace)?;
+            (k == field).then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no `{field}` row in:\n{stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_cli_drives_the_cluster() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let addr = cluster.node(follower).api_addr.clone();
+    let api = cluster.api(leader);
+    let cli = |args: &'static [&'static str]| {
+        let addr = addr.clone();
+        async move { keel_cli(&addr, TOKEN, args).await }
+    };
+
+    // grant, as JSON and as a table.
+    let one = cli(&[
+        "lease",
+        "grant",
+        "--ttl",
+        "60",
+        "--name",
+        "cli/one",
+        "--meta",
+        "team=blue",
+        "--json",
+    ])
+    .await
+    .ok()
+    .json();
+    assert_eq!(
+        (
+            one["state"].as_str(),
+            one["ttl"].as_u64(),
+            one["metadata"]["team"].as_str()
+        ),
+        (Some("active"), Some(60), Some("blue"))
+    );
+    let one_id = one["id"].as_str().unwrap().to_string();
+    let out = cli(&[
+        "lease",
+        "grant",
+        "--ttl",
+        "30s",
+        "--max-ttl",
+        "2m",
+        "--name",
+        "cli/two",
+    ])
+    .await
+    .ok();
+    let two_id = record_field(&out.stdout, "id");
+    assert_eq!(record_field(&out.stdout, "name"), "cli/two");
+    assert_eq!(record_field(&out.stdout, "state"), "active");
+    assert_eq!(record_field(&out.stdout, "max_ttl"), "120");
+    assert_eq!(
+        api.get_ok(&format!("/v1/leases/{two_id}")).await["name"],
+        "cli/two"
+    );
+
+    // get.
+    let args: Vec<String> = ["lease", "get", &one_id]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = keel_cli(&addr, TOKEN, &argv).await.ok();
+    assert_eq!(record_field(&out.stdout, "id"), one_id);
+    assert_eq!(record_field(&out.stdout, "metadata"), "{\"team\":\"blue\"}");
+    let json_get = keel_cli(&addr, TOKEN, &[argv.as_slice(), &["--json"]].concat())
+        .await
+        .ok()
+        .json();
+    assert_eq!(without_clock(&json_get), without_clock(&one));
+
+    // list: JSON, table, paging.
+    let page = cli(&["lease", "list", "--prefix", "cli/", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        ids(page["items"].as_array().unwrap()),
+        [one_id.clone(), two_id.clone()].into_iter().collect()
+    );
+    let out = cli(&["lease", "list", "--prefix", "cli/"]).await.ok();
+    assert!(out.stdout.starts_with("ID"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&one_id)
+            && out.stdout.contains(&two_id)
+            && out.stdout.contains("cli/two"),
+        "{}",
+        out.stdout
+    );
+    let out = cli(&["lease", "list", "--prefix", "cli/", "--limit", "1"])
+        .await
+        .ok();
+    assert!(out.stdout.contains("(more: --cursor"), "{}", out.stdout);
+    let page = cli(&[
+        "lease",
+        "list",
+        "--state",
+        "active",
+        "--account",
+        "none-such",
+        "--json",
+    ])
+    .await
+    .ok()
+    .json();
+    assert_eq!(page["items"], json!([]));
+
+    // renew.
+    let renew: Vec<String> = ["lease", "renew", &one_id, "--increment", "90", "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let argv: Vec<&str> = renew.iter().map(String::as_str).collect();
+    let renewed = keel_cli(&addr, TOKEN, &argv).await.ok().json();
+    assert_eq!(renewed["renewals"], 1);
+    let out = keel_cli(&addr, TOKEN, &argv[..3]).await.ok();
+    assert_eq!(record_field(&out.stdout, "renewals"), "2");
+
+    // revoke and revoke-prefix.
+    let revoke = ["lease", "revoke", one_id.as_str()];
+    let out = keel_cli(&addr, TOKEN, &revoke).await.ok();
+    assert_eq!(out.stdout.trim(), format!("revoked {one_id}"));
+    let r = api.get(&format!("/v1/leases/{one_id}")).await.unwrap();
+    assert_eq!((r.status, r.code()), (404, "lease_not_found"));
+    let again = keel_cli(&addr, TOKEN, &revoke).await;
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert!(again.stderr.contains("lease_not_found"), "{again:?}");
+    let out = cli(&["lease", "revoke-prefix", "cli/"]).await.ok();
+    assert_eq!(out.stdout.trim(), "revoked 1");
+    let out = cli(&["lease", "revoke-prefix", "cli/", "--json"])
+        .await
+        .ok();
+    assert_eq!(out.json(), json!({"revoked": 0}));
+    assert_eq!(api.get_ok("/v1/leases").await["items"], json!([]));
+
+    // Errors: a message on stderr and exit code 1.
+    for (args, code) in [
+        (&["lease", "get", "0000000000000001"][..], "lease_not_found"),
+        (&["lease", "get", "nope"][..], "bad_request"),
+        (&["lease", "grant", "--ttl", "0"][..], "bad_request"),
+        (
+            &["lease", "grant", "--ttl", "60", "--max-ttl", "30"][..],
+            "bad_request",
+        ),
+    ] {
+        let out = keel_cli(&addr, TOKEN, args).await;
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert!(out.stderr.contains(code), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+    let out = keel_cli(&addr, "not-the-token-0123456789", &["lease", "list"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("unauthorized"), "{out:?}");
+    assert_eq!(api.get_ok("/v1/leases").await["items"], json!([]));
+}
