@@ -1,0 +1,187 @@
+//! Lease lifecycle edges of the pure domain, and the idempotency table.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+#[test]
+fn grant_renew_revoke_lifecycle() {
+    let mut s = State::default();
+    let Ok(Outcome::Lease(v)) = s.apply(&at(T0, grant(1, 10 * SEC, 25 * SEC, None))) else {
+        panic!("grant failed")
+    };
+    assert_eq!(v.state, LeaseState::Active);
+    assert_eq!(v.lease.expires_at, T0 + 10 * SEC);
+    assert_eq!(v.lease.hard_expires_at, T0 + 25 * SEC);
+
+    // Renewal extends from the renewal time, never past the hard deadline.
+    let Ok(Outcome::Lease(v)) = s.apply(&at(
+        T0 + 5 * SEC,
+        Command::RenewLease {
+            id: 1,
+            increment_ms: None,
+        },
+    )) else {
+        panic!("renew failed")
+    };
+    assert_eq!(v.lease.expires_at, T0 + 15 * SEC);
+    let Ok(Outcome::Lease(v)) = s.apply(&at(
+        T0 + 14 * SEC,
+        Command::RenewLease {
+            id: 1,
+            increment_ms: Some(60 * SEC),
+        },
+    )) else {
+        panic!("renew failed")
+    };
+    assert_eq!(v.lease.expires_at, T0 + 25 * SEC);
+    assert_eq!(v.lease.renewals, 2);
+
+    // Past its deadline a lease is expired, whatever was applied.
+    assert_eq!(lease_state(&s, 1, T0 + 25 * SEC), Some(LeaseState::Expired));
+    assert_eq!(
+        s.apply(&at(
+            T0 + 25 * SEC,
+            Command::RenewLease {
+                id: 1,
+                increment_ms: None
+            }
+        )),
+        Err(DomainError::LeaseNotFound("0000000000000001".into()))
+    );
+    assert_eq!(
+        s.apply(&at(T0 + 1, Command::RevokeLease { id: 1 })),
+        Ok(Outcome::Done)
+    );
+    assert!(s.leases.is_empty());
+    assert!(matches!(
+        s.apply(&at(T0 + 2, Command::RevokeLease { id: 1 })),
+        Err(DomainError::LeaseNotFound(_))
+    ));
+}
+
+#[test]
+fn expire_rechecks_deadlines_so_stale_batches_are_harmless() {
+    let mut s = State::default();
+    s.apply(&at(T0, grant(1, 2 * SEC, 60 * SEC, None))).unwrap();
+    s.apply(&at(T0, grant(2, 5 * SEC, 60 * SEC, None))).unwrap();
+    // A batch proposed before lease 2 is due expires only lease 1.
+    assert_eq!(
+        s.apply(&at(
+            T0 + 2 * SEC,
+            Command::ExpireLeases { ids: vec![1, 2, 3] }
+        )),
+        Ok(Outcome::Count(1))
+    );
+    // Repeating it changes nothing.
+    assert_eq!(
+        s.apply(&at(T0 + 2 * SEC, Command::ExpireLeases { ids: vec![1, 2] })),
+        Ok(Outcome::Count(0))
+    );
+    // A lease renewed after being listed in a stale batch survives it.
+    s.apply(&at(
+        T0 + 4 * SEC,
+        Command::RenewLease {
+            id: 2,
+            increment_ms: None,
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        s.apply(&at(T0 + 6 * SEC, Command::ExpireLeases { ids: vec![2] })),
+        Ok(Outcome::Count(0))
+    );
+    assert!(s.leases.get(2).is_some());
+}
+
+#[test]
+fn bad_lease_input_is_refused_without_change() {
+    let mut s = State::default();
+    let before = s.clone();
+    for cmd in [
+        grant(1, 0, 10 * SEC, None),
+        grant(1, MIN_TTL_MS - 1, 10 * SEC, None),
+        grant(1, 10 * SEC, 5 * SEC, None),
+        grant(1, 10 * SEC, 400 * 24 * 3600 * SEC, None),
+        grant(1, 10 * SEC, 20 * SEC, Some("nobody")),
+        Command::RevokeLeasePrefix {
+            prefix: String::new(),
+        },
+        Command::RenewLease {
+            id: 9,
+            increment_ms: None,
+        },
+    ] {
+        assert!(
+            s.apply(&at(T0, cmd.clone())).is_err(),
+            "{cmd:?} was accepted"
+        );
+    }
+    assert_eq!(s, before);
+}
+
+#[test]
+fn revoke_prefix_takes_only_matching_names() {
+    let mut s = State::default();
+    for (id, name) in [(1, "svc/a/1"), (2, "svc/a/2"), (3, "svc/ab"), (4, "svc/b")] {
+        let cmd = Command::GrantLease {
+            id,
+            ttl_ms: 10 * SEC,
+            max_ttl_ms: 10 * SEC,
+            name: Some(name.into()),
+            account: None,
+            metadata: BTreeMap::new(),
+        };
+        s.apply(&at(T0, cmd)).unwrap();
+    }
+    assert_eq!(
+        s.apply(&at(
+            T0,
+            Command::RevokeLeasePrefix {
+                prefix: "svc/a/".into()
+            }
+        )),
+        Ok(Outcome::Count(2))
+    );
+    assert_eq!(
+        s.apply(&at(
+            T0,
+            Command::RevokeLeasePrefix {
+                prefix: "svc/a".into()
+            }
+        )),
+        Ok(Outcome::Count(1))
+    );
+    assert_eq!(s.leases.len(), 1);
+}
+
+#[test]
+fn idempotency_key_returns_first_result() {
+    let mut s = State::default();
+    let stamp = IdempotencyStamp {
+        key: "k1".into(),
+        fingerprint: [7; 16],
+    };
+    let first = Proposal {
+        now: T0,
+        command: grant(1, 10 * SEC, 10 * SEC, None),
+        idempotency: Some(stamp.clone()),
+    };
+    let r1 = s.apply(&first);
+    // A retry (re-stamped with another id) returns the first lease.
+    let retry = Proposal {
+        now: T0 + 1,
+        command: grant(2, 10 * SEC, 10 * SEC, None),
+        idempotency: Some(stamp.clone()),
+    };
+    assert_eq!(s.apply(&retry), r1);
+    assert_eq!(s.leases.len(), 1);
+    let other = Proposal {
+        idempotency: Some(IdempotencyStamp {
+            fingerprint: [8; 16],
+            ..stamp
+        }),
+        ..retry
+    };
+    assert_eq!(s.apply(&other), Err(DomainError::IdempotencyConflict));
+}
