@@ -1,8 +1,6 @@
 //! Accounts in the pure domain: the transition matrix of every state
 //! against every operation, reactivation in the same apply, limits, names.
 
-use std::collections::BTreeMap;
-
 use super::*;
 
 /// The account operations of the transition matrix.

@@ -2,8 +2,6 @@
 //! account sequences keep the lease invariants, and the same log gives the
 //! same state, byte for byte, on every replica (also after a snapshot).
 
-use std::collections::BTreeMap;
-
 use super::*;
 
 #[derive(Debug, Clone)]
