@@ -26,6 +26,9 @@ pub enum ApiError {
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// The route exists but not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// A named object does not exist.
     #[error("{message}")]
     NotFound {
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

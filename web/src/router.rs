@@ -18,6 +18,10 @@ async fn not_found() -> impl IntoResponse {
     ApiError::not_found("no such route")
 }
 
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::MethodNotAllowed
+}
+
 /// The API listener's router.
 pub fn api_router(shared: Arc<Shared>) -> Router {
     let protected = Router::new()
@@ -75,6 +79,7 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/openapi.json", get(health::openapi))
         .merge(v1)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(shared.clone(), observe))
         .with_state(shared)
 }
