@@ -125,8 +125,18 @@ class ComposeCluster:
     def up(self, *args: str, timeout: float = 180) -> float:
         """`compose up -d`, then waits until every node is ready and they
         agree on a leader. Returns the seconds from `up` to that point."""
-        started = time.monotonic()
-        self.compose("up", "-d", *args, timeout=timeout)
+        for attempt in range(3):
+            started = time.monotonic()
+            proc = self.compose("up", "-d", *args, timeout=timeout, check=False)
+            if proc.returncode == 0:
+                break
+            # A loopback port picked as free may have been taken meanwhile.
+            if "address already in use" not in proc.stderr + proc.stdout or attempt == 2:
+                raise RuntimeError(f"compose up exited {proc.returncode}: {proc.stderr.strip()}")
+            self.compose("down", "--remove-orphans", timeout=timeout, check=False)
+            self.ports = [free_port() for _ in SERVICES]
+            for node, port in zip(self.nodes, self.ports):
+                node.port = port
         self.wait_converged(timeout=timeout)
         return time.monotonic() - started
 
@@ -186,6 +196,14 @@ class ComposeCluster:
         run(["docker", "stop", "-t", str(grace), self.container(i)], timeout=grace + 30)
         took = time.monotonic() - started
         return took, int(self.inspect(i)["State"]["ExitCode"])
+
+    def replace_with_empty_volume(self, i: int) -> None:
+        """Node i's container and data volume deleted, then created afresh
+        (a lost disk, or a pod rescheduled onto a new empty volume)."""
+        volume = next(m["Name"] for m in self.inspect(i)["Mounts"] if m["Destination"] == "/data")
+        self.compose("rm", "-s", "-f", SERVICES[i], timeout=120)
+        run(["docker", "volume", "rm", volume], timeout=60)
+        self.compose("up", "-d", SERVICES[i], timeout=120)
 
     def start(self, i: int) -> None:
         run(["docker", "start", self.container(i)], timeout=60)

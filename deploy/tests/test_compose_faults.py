@@ -141,6 +141,47 @@ def test_rolling_restart(cluster: ComposeCluster):
     cluster.wait_converged(timeout=60)
 
 
+WIPED_VOLUME_BUG = (
+    "product bug: a node that comes back with an empty volume under the same id makes the "
+    "leader's openraft core panic ('follower log reversion is not allowed without "
+    "allow_log_reversion'); the panicked node still answers /livez and /readyz 200"
+)
+
+
+@pytest.mark.parametrize(
+    "remove_first",
+    [
+        pytest.param(True, id="removed-first"),
+        pytest.param(False, id="still-a-member", marks=pytest.mark.xfail(reason=WIPED_VOLUME_BUG, strict=False)),
+    ],
+)
+def test_node_with_wiped_volume_rejoins(cluster: ComposeCluster, remove_first: bool):
+    """A node whose data is lost (new empty volume, same host name) joins
+    again. `removed-first` is the documented procedure (`keel cluster
+    remove N` first); `still-a-member` is the unaided case."""
+    old = cluster.leader()
+    wiped = next(i for i in range(len(SERVICES)) if i != old)
+    with Writer(cluster.nodes, "wipe") as writer:
+        wait_acks(writer, 20, "writes before the wipe")
+        started = time.monotonic()
+        if remove_first:
+            r = cluster.nodes[old].request("DELETE", f"/v1/cluster/members/{wiped}", timeout=60)
+            assert r.status == 200, (r.status, r.body)
+        cluster.replace_with_empty_volume(wiped)
+        cluster.wait_ready(wiped, timeout=120)
+        wait_until("three voters again", lambda: len(voters(cluster.nodes[old])) == 3, 120)
+        rejoined = time.monotonic() - started
+        wait_acks(writer, 20, "writes after the wiped node rejoined")
+    how = "removed, then" if remove_first else "still a member,"
+    check_writes(cluster, writer, f"node {wiped} {how} recreated with an empty volume (ready again in {rejoined:.1f}s)")
+    cluster.wait_converged(timeout=60)
+
+
+def voters(node) -> list[int]:
+    view = node.cluster() or {}
+    return sorted(x["id"] for x in view.get("members", []) if x["role"] == "voter")
+
+
 def test_new_ip_addresses(cluster_factory):
     first, second = pick_subnets(2)
     cluster = cluster_factory(subnet=first)
