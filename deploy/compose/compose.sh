@@ -2,6 +2,8 @@
 # (`docker compose`) when the plugin is installed, else docker-compose v1,
 # always with this directory's docker-compose.yml and project name
 # $KEEL_PROJECT (default keel). Extra files: KEEL_COMPOSE_FILES (colon list).
+# Also: `node_container N` (container id of keel-N, running or not) and
+# `wait_healthy SECONDS` (until Docker reports all three nodes healthy).
 KEEL_COMPOSE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KEEL_PROJECT="${KEEL_PROJECT:-keel}"
 
@@ -16,4 +18,30 @@ compose() {
   else
     docker-compose -p "$KEEL_PROJECT" "${files[@]}" "$@"
   fi
+}
+
+node_container() {
+  docker ps -aq --filter "label=com.docker.compose.project=$KEEL_PROJECT" \
+    --filter "label=com.docker.compose.service=keel-$1"
+}
+
+wait_healthy() {
+  local deadline=$(($(date +%s) + $1)) healthy n id state
+  while :; do
+    healthy=0
+    for n in 0 1 2; do
+      id="$(node_container "$n")"
+      [ -n "$id" ] || continue
+      state="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")"
+      [ "$state" = healthy ] && healthy=$((healthy + 1))
+    done
+    [ "$healthy" -eq 3 ] && return 0
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "compose: only $healthy of 3 nodes healthy after ${1}s" >&2
+      compose ps >&2
+      compose logs --tail=30 >&2
+      return 1
+    fi
+    sleep 1
+  done
 }

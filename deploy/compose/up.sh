@@ -18,26 +18,7 @@ fi
 started=$(date +%s)
 compose up -d "$@"
 
-deadline=$((started + ${KEEL_UP_TIMEOUT:-180}))
-while :; do
-  ids="$(compose ps -q)"
-  total=0 healthy=0
-  for id in $ids; do
-    total=$((total + 1))
-    state="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")"
-    [ "$state" = healthy ] && healthy=$((healthy + 1))
-  done
-  if [ "$total" -ge 3 ] && [ "$healthy" -eq "$total" ]; then
-    break
-  fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "up: not every node became healthy within ${KEEL_UP_TIMEOUT:-180}s ($healthy/$total)" >&2
-    compose ps >&2
-    compose logs --tail=30 >&2
-    exit 1
-  fi
-  sleep 1
-done
-echo "up: $total nodes healthy after $(($(date +%s) - started))s"
+wait_healthy "${KEEL_UP_TIMEOUT:-180}"
+echo "up: 3 nodes healthy after $(($(date +%s) - started))s"
 echo "up: API at http://127.0.0.1:${KEEL_API_PORT_0:-17400} (and :${KEEL_API_PORT_1:-17401}, :${KEEL_API_PORT_2:-17402})"
 echo "up: export KEEL_ADDR=http://127.0.0.1:${KEEL_API_PORT_0:-17400} KEEL_TOKEN=\$(head -n1 ${KEEL_SECRETS_DIR:-$HERE/secrets}/admin-token)"

@@ -146,6 +146,16 @@ class ComposeCluster:
             args.append("-v")
         self.compose(*args, timeout=timeout, check=False)
 
+    def script(self, name: str, *args: str, timeout: float = 300) -> float:
+        """Runs deploy/compose/NAME against this project; returns seconds."""
+        env = self.env()
+        env.update(KEEL_PROJECT=self.project, KEEL_SKIP_BUILD="1")
+        if self.subnet:
+            env["KEEL_COMPOSE_FILES"] = str(SUBNET_OVERRIDE)
+        started = time.monotonic()
+        run([str(COMPOSE_FILE.parent / name), *args], timeout=timeout, env=env)
+        return time.monotonic() - started
+
     def logs(self, tail: int = 60) -> str:
         proc = self.compose("logs", "--no-color", f"--tail={tail}", timeout=60, check=False)
         return proc.stdout + proc.stderr
