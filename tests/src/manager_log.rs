@@ -37,19 +37,26 @@ struct Line<'a> {
     rest: &'a str,
 }
 
+/// Splits `<time> <LEVEL> [spans:] <target>: <message and fields>`. Spans
+/// (`request{request_id=.. method=POST route=/v1/sys/seal}:`) may hold
+/// spaces, so the target is the first word that looks like a module path.
 fn parse(line: &str) -> Option<Line<'_>> {
-    fn token(s: &str) -> Option<(&str, &str)> {
-        let s = s.trim_start();
-        let end = s.find(' ').unwrap_or(s.len());
-        (end > 0).then(|| (&s[..end], &s[end..]))
-    }
-    let (ts, rest) = token(line)?;
-    let (_level, rest) = token(rest)?;
-    let (target, rest) = token(rest)?;
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let ts = words.next()?;
+    let _level = words.next()?;
+    let is_target = |w: &str| {
+        w.len() > 1
+            && w.ends_with(':')
+            && w[..w.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b':')
+    };
+    let target = words.find(|w| is_target(w))?;
+    let at = line.find(&format!(" {target} "))? + target.len() + 2;
     Some(Line {
         ts: parse_time(ts).ok(),
         target: target.strip_suffix(':')?,
-        rest: rest.trim_start(),
+        rest: &line[at..],
     })
 }
 
@@ -155,6 +162,17 @@ mod tests {
         .join("\n");
         let r = check_manager_log(&log).unwrap();
         assert_eq!((r.starts, r.stops, r.processes), (1, 1, 1));
+    }
+
+    #[test]
+    fn reads_lines_inside_request_spans() {
+        let log = [
+            START.to_string(),
+            "2026-11-21T06:55:13.537010Z  INFO request{request_id=3e4c method=POST route=/v1/sys/seal}: keel_node::managers: managers stopped".to_string(),
+            mgr("51.000000", "stopping"),
+        ]
+        .join("\n");
+        assert!(check_manager_log(&log).is_err());
     }
 
     #[test]
