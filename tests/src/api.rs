@@ -13,12 +13,27 @@ pub struct Reply {
     pub body: Value,
     /// `Retry-After`, if present.
     pub retry_after: Option<String>,
+    /// `Content-Type`, if present.
+    pub content_type: Option<String>,
+    /// The body as text (lossy), for answers that are not JSON.
+    pub text: String,
 }
 
 impl Reply {
     /// The error code of an error body.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// Whether the body is keel's error shape:
+    /// `{"error": {"code": "<snake_case>", "message": "<text>"}}`.
+    pub fn is_error_body(&self) -> bool {
+        let code = self.code();
+        !code.is_empty()
+            && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            && self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
     }
 }
 
@@ -34,10 +49,17 @@ pub struct Api {
 impl Api {
     /// A client of `addr` (`127.0.0.1:port`) with an optional token.
     pub fn new(addr: &str, token: Option<&str>) -> Self {
+        Self::with_timeout(addr, token, Duration::from_secs(30))
+    }
+
+    /// A client whose every request gives up after `timeout` (for calls
+    /// that may legitimately block on the server, such as adding a member
+    /// that never catches up).
+    pub fn with_timeout(addr: &str, token: Option<&str>, timeout: Duration) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .build()
             .expect("http client");
         Api {
@@ -64,11 +86,18 @@ impl Api {
     }
 
     /// Sends a request; `Err` only when no answer came.
-    pub async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Reply, String> {
-        self.send_raw(method, path, body.map(|b| b.to_string().into_bytes()), &[]).await
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
+        self.send_raw(method, path, body.map(|b| b.to_string().into_bytes()), &[])
+            .await
     }
 
-    /// Sends raw bytes with extra headers.
+    /// Sends raw bytes with extra headers. The body is labelled
+    /// `application/json` unless `headers` names a content type.
     pub async fn send_raw(
         &self,
         method: &str,
@@ -85,21 +114,32 @@ impl Api {
             req = req.header(*k, *v);
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                req = req.header("content-type", "application/json");
+            }
+            req = req.body(b);
         }
         let resp = req.send().await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header("retry-after");
+        let content_type = header("content-type");
         let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(Reply {
             status,
             body,
             retry_after,
+            content_type,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         })
     }
 
@@ -125,14 +165,20 @@ impl Api {
 
     /// GET that must answer 200; returns the body.
     pub async fn get_ok(&self, path: &str) -> Value {
-        let r = self.get(path).await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let r = self
+            .get(path)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         assert_eq!(r.status, 200, "GET {path}: {:?}", r.body);
         r.body
     }
 
     /// POST that must answer `status`; returns the body.
     pub async fn post_expect(&self, path: &str, body: &Value, status: u16) -> Value {
-        let r = self.post(path, body).await.unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let r = self
+            .post(path, body)
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
         assert_eq!(r.status, status, "POST {path} {body}: {:?}", r.body);
         r.body
     }

@@ -13,7 +13,10 @@ use crate::{eventually, free_port};
 
 /// The admin token every test cluster uses.
 pub const TOKEN: &str = "test-admin-token-0123456789";
-const SECRET: &str = "test-cluster-secret-0123456789";
+/// The cluster secret every test cluster uses (peers present it on
+/// `/raft/*`; tests use it to speak to the peer listener directly).
+pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+const SECRET: &str = CLUSTER_SECRET;
 
 /// Options of a test cluster.
 pub struct ClusterBuilder {
@@ -21,6 +24,7 @@ pub struct ClusterBuilder {
     extra: Vec<String>,
     env: Vec<(String, String)>,
     wait_ready: bool,
+    spawn: bool,
 }
 
 impl ClusterBuilder {
@@ -42,6 +46,15 @@ impl ClusterBuilder {
         self
     }
 
+    /// Only describe the nodes (ports, data dirs, arguments); start none.
+    /// The test starts each with [`Cluster::spawn`], after preparing
+    /// whatever must watch the process from its first instant.
+    pub fn no_spawn(mut self) -> Self {
+        self.spawn = false;
+        self.wait_ready = false;
+        self
+    }
+
     /// Describes, spawns and (unless `no_wait`) waits for every node.
     pub async fn start(self) -> Cluster {
         let dir = TempDir::new().expect("temp dir");
@@ -49,7 +62,9 @@ impl ClusterBuilder {
         let secret_file = dir.path().join("cluster-secret");
         std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
         std::fs::write(&secret_file, SECRET).expect("secret file");
-        let ports: BTreeMap<u64, (u16, u16)> = (1..=self.size).map(|id| (id, (free_port(), free_port()))).collect();
+        let ports: BTreeMap<u64, (u16, u16)> = (1..=self.size)
+            .map(|id| (id, (free_port(), free_port())))
+            .collect();
         let peers = ports
             .iter()
             .map(|(id, (_, p))| format!("{id}=127.0.0.1:{p}"))
@@ -69,8 +84,10 @@ impl ClusterBuilder {
             node.env = self.env.clone();
             cluster.nodes.push(node);
         }
-        for node in &mut cluster.nodes {
-            node.spawn();
+        if self.spawn {
+            for node in &mut cluster.nodes {
+                node.spawn();
+            }
         }
         if self.wait_ready {
             let ids: Vec<u64> = cluster.nodes.iter().map(|n| n.id).collect();
@@ -102,6 +119,7 @@ impl Cluster {
             extra: Vec::new(),
             env: Vec::new(),
             wait_ready: true,
+            spawn: true,
         }
     }
 
@@ -167,12 +185,18 @@ impl Cluster {
 
     /// A node by id.
     pub fn node(&self, id: u64) -> &Node {
-        self.nodes.iter().find(|n| n.id == id).expect("no such node")
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("no such node")
     }
 
     /// A node by id, mutably.
     pub fn node_mut(&mut self, id: u64) -> &mut Node {
-        self.nodes.iter_mut().find(|n| n.id == id).expect("no such node")
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("no such node")
     }
 
     /// A client of a node with the admin token.
@@ -180,9 +204,23 @@ impl Cluster {
         self.node(id).api()
     }
 
+    /// A client of a node's peer listener carrying the cluster secret, as
+    /// another node would.
+    pub fn peer_api(&self, id: u64) -> Api {
+        Api::new(&self.node(id).peer_addr, Some(CLUSTER_SECRET))
+    }
+
+    /// Clients of every running node.
+    pub fn apis(&mut self) -> Vec<Api> {
+        self.running().into_iter().map(|id| self.api(id)).collect()
+    }
+
     /// Ids of the nodes whose process runs.
     pub fn running(&mut self) -> Vec<u64> {
-        self.nodes.iter_mut().filter_map(|n| n.is_running().then_some(n.id)).collect()
+        self.nodes
+            .iter_mut()
+            .filter_map(|n| n.is_running().then_some(n.id))
+            .collect()
     }
 
     /// Waits until a node answers `/readyz` 200.
@@ -197,7 +235,10 @@ impl Cluster {
                 return;
             }
             if tokio::time::Instant::now() >= until {
-                panic!("node {id} not ready within {deadline:?}\n{}", node.log_tail(60));
+                panic!(
+                    "node {id} not ready within {deadline:?}\n{}",
+                    node.log_tail(60)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -215,7 +256,9 @@ impl Cluster {
                     seen.push(r.body["leader"].clone());
                 }
                 match seen.first() {
-                    Some(Value::Number(n)) if seen.iter().all(|s| s == &seen[0]) => Ok(n.as_u64().unwrap_or(0)),
+                    Some(Value::Number(n)) if seen.iter().all(|s| s == &seen[0]) => {
+                        Ok(n.as_u64().unwrap_or(0))
+                    }
                     _ => Err(format!("leaders seen: {seen:?}")),
                 }
             }
@@ -233,9 +276,46 @@ impl Cluster {
         self.node_mut(id).spawn();
     }
 
+    /// Starts a described node for the first time (see
+    /// [`ClusterBuilder::no_spawn`]).
+    pub fn spawn(&mut self, id: u64) {
+        self.node_mut(id).spawn();
+    }
+
+    /// Waits until every running node has applied everything the leader
+    /// had committed when this was called.
+    pub async fn wait_caught_up(&mut self, deadline: Duration) {
+        let leader = self.leader().await;
+        let target = self.api(leader).get_ok("/v1/cluster").await["commit_index"]
+            .as_u64()
+            .expect("leader's commit_index");
+        for id in self.running() {
+            let api = self.api(id);
+            eventually(
+                deadline,
+                &format!("node {id} applying index {target}"),
+                || {
+                    let api = api.clone();
+                    async move {
+                        let v = api.get("/v1/cluster?consistency=local").await?.body;
+                        match v["applied_index"].as_u64() {
+                            Some(applied) if applied >= target => Ok(()),
+                            other => Err(format!("applied {other:?}")),
+                        }
+                    }
+                },
+            )
+            .await;
+        }
+    }
+
     /// Every node's log tail.
     pub fn logs(&self) -> String {
-        self.nodes.iter().map(|n| n.log_tail(80)).collect::<Vec<_>>().join("\n")
+        self.nodes
+            .iter()
+            .map(|n| n.log_tail(80))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -246,6 +326,11 @@ impl Drop for Cluster {
         }
         for node in &mut self.nodes {
             node.kill9();
+        }
+        // Debugging aid: KEEL_TEST_KEEP=1 keeps data dirs and logs.
+        if std::env::var_os("KEEL_TEST_KEEP").is_some() {
+            let dir = std::mem::replace(&mut self.dir, TempDir::new().expect("temp dir"));
+            eprintln!("kept the cluster's files in {}", dir.keep().display());
         }
     }
 }

@@ -11,10 +11,12 @@ pub mod leases;
 pub mod manager_log;
 pub mod pki;
 mod process;
+pub mod raw;
+pub mod workload;
 
 pub use api::{Api, Reply};
-pub use cluster::{Cluster, ClusterBuilder, TOKEN};
-pub use process::{Node, keel_bin};
+pub use cluster::{CLUSTER_SECRET, Cluster, ClusterBuilder, TOKEN};
+pub use process::{Finished, Node, keel_bin, run_keel};
 
 use std::future::Future;
 use std::time::Duration;
@@ -73,7 +75,12 @@ pub fn rfc3339(unix: i64) -> String {
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(0, 20_000 + (std::process::id() % 20_000) as u16, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 20_000) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
         if port > 60_000 {

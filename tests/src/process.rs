@@ -1,27 +1,84 @@
 //! One `keel server` process: spawn, signal, kill -9, restart, logs.
 
 use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::api::Api;
 
 /// The `keel` binary under test: `KEEL_BIN`, or `target/<profile>/keel`
-/// next to this test executable's `deps/` directory.
+/// beside this executable (a harness program such as `bench_lifecycle`) or
+/// beside its `deps/` directory (an integration test).
 pub fn keel_bin() -> PathBuf {
     if let Ok(p) = std::env::var("KEEL_BIN") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = profile_dir.join("keel");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build --bin keel) or set KEEL_BIN",
-        bin.display()
+    let here = exe.parent().expect("executable directory");
+    let candidates = [Some(here), here.parent()];
+    let found = candidates
+        .iter()
+        .flatten()
+        .map(|d| d.join("keel"))
+        .find(|b| b.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "keel not found beside {}: build it first (cargo build --bin keel) or set KEEL_BIN",
+            exe.display()
+        )
+    })
+}
+
+/// What a `keel` run that was expected to end produced.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+/// Runs `keel <args>` to completion with stdout and stderr captured apart,
+/// killing it (and panicking) if it is still running after `deadline`.
+pub async fn run_keel(args: &[String], deadline: Duration) -> Finished {
+    let mut child = tokio::process::Command::new(keel_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn keel");
+    let (mut out, mut err) = (
+        child.stdout.take().expect("stdout"),
+        child.stderr.take().expect("stderr"),
     );
-    bin
+    let read_out = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut out, &mut s).await;
+        s
+    });
+    let read_err = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut err, &mut s).await;
+        s
+    });
+    let status = match tokio::time::timeout(deadline, child.wait()).await {
+        Ok(status) => status.expect("wait for keel"),
+        Err(_) => {
+            let _ = child.kill().await;
+            let stderr = read_err.await.unwrap_or_default();
+            panic!("keel {args:?} still running after {deadline:?}; stderr:\n{stderr}");
+        }
+    };
+    Finished {
+        code: status.code(),
+        stdout: read_out.await.unwrap_or_default(),
+        stderr: read_err.await.unwrap_or_default(),
+    }
 }
 
 /// A node process and everything needed to restart it.
@@ -46,7 +103,15 @@ pub struct Node {
 
 impl Node {
     /// Describes a node (not started).
-    pub fn new(id: u64, api_addr: String, peer_addr: String, data_dir: PathBuf, log_path: PathBuf, args: Vec<String>, token: String) -> Self {
+    pub fn new(
+        id: u64,
+        api_addr: String,
+        peer_addr: String,
+        data_dir: PathBuf,
+        log_path: PathBuf,
+        args: Vec<String>,
+        token: String,
+    ) -> Self {
         Node {
             id,
             api_addr,
@@ -121,7 +186,11 @@ impl Node {
                 return status.code();
             }
             if tokio::time::Instant::now() >= until {
-                panic!("node {} did not exit within {deadline:?}\n{}", self.id, self.log_tail(40));
+                panic!(
+                    "node {} did not exit within {deadline:?}\n{}",
+                    self.id,
+                    self.log_tail(40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -137,7 +206,12 @@ impl Node {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(n);
-        format!("--- node {} log ({}) ---\n{}", self.id, self.log_path.display(), lines[start..].join("\n"))
+        format!(
+            "--- node {} log ({}) ---\n{}",
+            self.id,
+            self.log_path.display(),
+            lines[start..].join("\n")
+        )
     }
 
     /// The whole log.
