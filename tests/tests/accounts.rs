@@ -53,9 +53,8 @@ async fn lease_limit_is_enforced_and_can_be_raised() {
         json!({"max_leases": 3, "max_certificates": null})
     );
     assert_eq!(a["usage"], json!({"leases": 0, "certificates": 0}));
-    for i in 0..3 {
-        apis[i]
-            .post_expect("/v1/leases", &json!({"ttl": "1h", "account": "small"}), 201)
+    for api in &apis {
+        api.post_expect("/v1/leases", &json!({"ttl": "1h", "account": "small"}), 201)
             .await;
     }
     for api in &apis {
@@ -315,8 +314,8 @@ async fn disable_suspends_what_the_account_owns_and_enable_restores_it_at_once()
         .post_expect("/v1/accounts", &json!({"name": "switch"}), 201)
         .await;
     let mut ids = Vec::new();
-    for i in 0..3 {
-        let l = apis[i]
+    for api in &apis {
+        let l = api
             .post_expect(
                 "/v1/leases",
                 &json!({"ttl": "1h", "account": "switch"}),
