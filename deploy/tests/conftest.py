@@ -52,7 +52,7 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def docker_engine():
     if not docker_answers():
-        pytest.skip("no Docker engine answers (`docker info` failed): compose fault tests skipped")
+        pytest.skip("no Docker engine answers (`docker info` failed): Docker tests skipped")
 
 
 @pytest.fixture(scope="session")
