@@ -37,6 +37,17 @@ impl Reply {
     }
 }
 
+/// A plain HTTP client for loopback tests (no proxy, every request bounded
+/// by `timeout`), for probes that need more than [`Api`] shows.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .expect("http client")
+}
+
 /// A client of one node's API.
 #[derive(Clone, Debug)]
 pub struct Api {
@@ -56,12 +67,7 @@ impl Api {
     /// that may legitimately block on the server, such as adding a member
     /// that never catches up).
     pub fn with_timeout(addr: &str, token: Option<&str>, timeout: Duration) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(timeout)
-            .build()
-            .expect("http client");
+        let http = http_client(timeout);
         Api {
             base: format!("http://{addr}"),
             token: token.map(str::to_string),
@@ -122,7 +128,7 @@ impl Api {
             }
             req = req.body(b);
         }
-        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let resp = req.send().await.map_err(|e| error_chain(&e))?;
         let status = resp.status().as_u16();
         let header = |name: &str| {
             resp.headers()
@@ -132,7 +138,7 @@ impl Api {
         };
         let retry_after = header("retry-after");
         let content_type = header("content-type");
-        let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = resp.bytes().await.map_err(|e| error_chain(&e))?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(Reply {
             status,
@@ -182,4 +188,16 @@ impl Api {
         assert_eq!(r.status, status, "POST {path} {body}: {:?}", r.body);
         r.body
     }
+}
+
+/// An error and its sources, so "error sending request" says why.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

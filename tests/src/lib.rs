@@ -14,7 +14,7 @@ mod process;
 pub mod raw;
 pub mod workload;
 
-pub use api::{Api, Reply};
+pub use api::{Api, Reply, http_client};
 pub use cluster::{CLUSTER_SECRET, Cluster, ClusterBuilder, TOKEN};
 pub use process::{Finished, Node, keel_bin, run_keel};
 
