@@ -225,10 +225,7 @@ pub async fn grant_many(
 
 /// Grants `n` leases named `{prefix}{i:05}` (optionally owned by
 /// `account`) whose deadlines are spread evenly over `spread_ms` from the
-/// epoch millisecond `first`. Each ttl is computed when its grant is sent,
-/// so the deadlines land where planned however long granting takes; a
-/// grant that would get less than `min_ttl_ms` panics (granting too slow
-/// for the plan). Returns the leases as granted, in index order.
+/// epoch millisecond `first`. See [`grant_due_at`].
 pub async fn grant_due(
     apis: &[Api],
     n: usize,
@@ -238,11 +235,31 @@ pub async fn grant_due(
     spread_ms: u64,
     min_ttl_ms: u64,
 ) -> Vec<Value> {
+    let plan = move |i: usize| first + i as u64 * spread_ms / n.max(1) as u64;
+    grant_due_at(apis, n, prefix, account, min_ttl_ms, plan).await
+}
+
+/// Grants `n` leases named `{prefix}{i:05}` (optionally owned by
+/// `account`); lease `i` is planned to fall due at the epoch millisecond
+/// `deadline(i)`. Each ttl is computed when its grant is sent, so deadlines
+/// land where planned (give or take the commit latency) however long
+/// granting takes; a grant that would get less than `min_ttl_ms` panics
+/// (granting too slow for the plan). Returns the leases as granted, in
+/// index order.
+pub async fn grant_due_at(
+    apis: &[Api],
+    n: usize,
+    prefix: &str,
+    account: Option<&str>,
+    min_ttl_ms: u64,
+    deadline: impl Fn(usize) -> u64 + Send + Sync + 'static,
+) -> Vec<Value> {
+    let deadline = Arc::new(deadline);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..12 {
         let api = apis[w % apis.len()].clone();
-        let next = next.clone();
+        let (next, deadline) = (next.clone(), deadline.clone());
         let prefix = prefix.to_string();
         let account = account.map(str::to_string);
         workers.spawn(async move {
@@ -252,8 +269,7 @@ pub async fn grant_due(
                 if i >= n {
                     return out;
                 }
-                let target = first + i as u64 * spread_ms / n.max(1) as u64;
-                let ttl = target.saturating_sub(now_ms());
+                let ttl = deadline(i).saturating_sub(now_ms());
                 assert!(
                     ttl >= min_ttl_ms,
                     "granting is too slow for the plan: lease {i} would get a ttl of {ttl} ms"

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use keel_tests::leases::{DueWatch, grant_due, metric, now_ms, same_everywhere, wait_until};
+use keel_tests::leases::{DueWatch, grant_due_at, metric, now_ms, same_everywhere, wait_until};
 use keel_tests::manager_log::{check_manager_log, panics};
 use keel_tests::{Api, Cluster, eventually};
 use serde_json::{Value, json};
@@ -241,20 +241,46 @@ async fn a_sealed_node_refuses_work_gives_up_leadership_and_stays_sealed_across_
 struct Workload {
     watch: DueWatch,
     count: usize,
+    /// When each round should strike: just as a burst of leases falls due,
+    /// so the leader's manager is most likely mid-batch.
+    bursts: Vec<u64>,
 }
 
-/// Grants `count` leases falling due evenly over `spread_ms`, starting
-/// `lead_ms` from now.
-async fn due_leases(cluster: &Cluster, count: usize, lead_ms: u64, spread_ms: u64) -> Workload {
+/// Grants `count` leases starting `lead_ms` from now: half fall due evenly
+/// over `spread_ms` (the manager is always busy), half in `rounds` bursts
+/// spread over the same window (large batches in flight).
+async fn due_leases(
+    cluster: &Cluster,
+    count: usize,
+    lead_ms: u64,
+    spread_ms: u64,
+    rounds: u64,
+) -> Workload {
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
     let first = now_ms() + lead_ms;
-    let granted = grant_due(&apis, count, "due/", None, first, spread_ms, 1_000).await;
+    let bursts: Vec<u64> = (0..rounds)
+        .map(|r| first + 200 + r * spread_ms / rounds)
+        .collect();
+    let plan_bursts = bursts.clone();
+    let half = (count / 2).max(1) as u64;
+    let plan = move |i: usize| {
+        if i.is_multiple_of(2) {
+            first + (i / 2) as u64 * spread_ms / half
+        } else {
+            plan_bursts[(i / 2) % plan_bursts.len()]
+        }
+    };
+    let granted = grant_due_at(&apis, count, "due/", None, 1_000, plan).await;
     let watch = DueWatch::new("/v1/leases?prefix=due/", &granted);
     eprintln!(
         "granted {count}; first deadline in {} ms",
         watch.window().0.saturating_sub(now_ms())
     );
-    Workload { watch, count }
+    Workload {
+        watch,
+        count,
+        bursts,
+    }
 }
 
 /// Samples through `apis` until no watched lease is left (bounded).
@@ -342,14 +368,14 @@ async fn sealing_the_leader_mid_expiry_stops_its_managers_and_the_next_leader_fi
     let mut cluster = Cluster::start(3).await;
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
     grant_anchors(&apis).await;
-    let mut work = due_leases(&cluster, 3_000, 9_000, 12_000).await;
+    let mut work = due_leases(&cluster, 3_000, 9_000, 12_000, ROUNDS).await;
     let (first, last) = work.watch.window();
 
     let started = first;
     let mut sealed_leaders = Vec::new();
     for round in 0..ROUNDS {
-        // Rounds are spread over the window in which the leases fall due.
-        wait_until(first + round * (last - first) / ROUNDS).await;
+        // Each round strikes as a burst of leases falls due.
+        wait_until(work.bursts[round as usize]).await;
         let leader = cluster.leader().await;
         let api = cluster.api(leader);
         let r = api.post("/v1/sys/seal", &json!({})).await.unwrap();
@@ -401,10 +427,9 @@ async fn every_expiry_is_counted_once_when_seals_interrupt_the_manager() {
     const ROUNDS: u64 = 6;
     let mut cluster = Cluster::start(3).await;
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
-    let mut work = due_leases(&cluster, 1_500, 6_000, 8_000).await;
-    let (first, last) = work.watch.window();
+    let mut work = due_leases(&cluster, 1_500, 6_000, 8_000, ROUNDS).await;
     for round in 0..ROUNDS {
-        wait_until(first + round * (last - first) / ROUNDS).await;
+        wait_until(work.bursts[round as usize]).await;
         let leader = cluster.leader().await;
         cluster
             .api(leader)
@@ -445,12 +470,12 @@ async fn stopping_the_leader_mid_expiry_stops_its_managers_and_the_next_leader_f
         .await;
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
     grant_anchors(&apis).await;
-    let mut work = due_leases(&cluster, 2_000, 7_000, 14_000).await;
+    let mut work = due_leases(&cluster, 2_000, 7_000, 14_000, ROUNDS).await;
     let (first, last) = work.watch.window();
 
     let started = first;
     for round in 0..ROUNDS {
-        wait_until(first + round * (last - first) / ROUNDS).await;
+        wait_until(work.bursts[round as usize]).await;
         let leader = cluster.leader().await;
         cluster.node_mut(leader).signal(libc::SIGTERM);
         let code = cluster
@@ -463,8 +488,7 @@ async fn stopping_the_leader_mid_expiry_stops_its_managers_and_the_next_leader_f
             "round {round}: node {leader} exit\n{}",
             cluster.node(leader).log_tail(30)
         );
-        let next = cluster.leader().await;
-        assert_ne!(next, leader);
+        let next = leader_other_than(&mut cluster, leader).await;
         work.watch.sample(&cluster.api(next)).await;
         cluster.restart(leader);
         cluster.wait_ready(leader, Duration::from_secs(60)).await;
