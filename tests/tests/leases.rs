@@ -140,7 +140,10 @@ async fn lease_lifecycle_answers_the_same_on_every_node() {
     assert_eq!(listed(&apis, "state=suspended").await, ids(&db));
     assert_eq!(
         listed(&apis, "state=active").await,
-        ids(&web).union(&ids(std::slice::from_ref(&other))).cloned().collect()
+        ids(&web)
+            .union(&ids(std::slice::from_ref(&other)))
+            .cloned()
+            .collect()
     );
     assert_eq!(
         listed(&apis, "state=suspended&account=beta&prefix=app/db/1").await,
