@@ -223,6 +223,31 @@ pub async fn grant_many(
     all.into_iter().map(|(_, v)| v).collect()
 }
 
+/// How far ahead to plan the first deadline so that `count` grants through
+/// `apis` surely finish before it, on this machine as loaded right now:
+/// 48 probe grants are timed (and revoked at once), the time for `count`
+/// is extrapolated, doubled, and 2 s added; never less than `min_ms`.
+pub async fn plan_lead(apis: &[Api], count: usize, min_ms: u64) -> u64 {
+    const PROBES: usize = 48;
+    let started = std::time::Instant::now();
+    grant_many(
+        apis,
+        PROBES,
+        12,
+        |i| serde_json::json!({"ttl": "1h", "name": format!("lead-probe/{i}")}),
+    )
+    .await;
+    let elapsed = started.elapsed().as_millis() as u64;
+    apis[0]
+        .post_expect(
+            "/v1/leases/revoke-prefix",
+            &serde_json::json!({"prefix": "lead-probe/"}),
+            200,
+        )
+        .await;
+    (elapsed * count as u64 / PROBES as u64 * 2 + 2_000).max(min_ms)
+}
+
 /// Grants `n` leases named `{prefix}{i:05}` (optionally owned by
 /// `account`) whose deadlines are spread evenly over `spread_ms` from the
 /// epoch millisecond `first`. See [`grant_due_at`].

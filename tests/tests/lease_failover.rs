@@ -20,7 +20,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use keel_tests::leases::{DueWatch, format_time, grant_due, metric, now_ms, same_everywhere};
+use keel_tests::leases::{
+    DueWatch, format_time, grant_due, metric, now_ms, plan_lead, same_everywhere, wait_until,
+};
 use keel_tests::{Api, Cluster, eventually};
 use serde_json::json;
 
@@ -47,9 +49,10 @@ async fn leader_killed_while_a_thousand_leases_fall_due() {
         all_apis[i % 3].post_expect("/v1/leases", &body, 201).await;
     }
 
-    // The due leases: deadlines spread evenly over SPREAD_MS from `first`
-    // (granting 1,000 takes about 2 s on an idle 2-core machine).
-    let first = now_ms() + 8_000;
+    // The due leases: deadlines spread evenly over SPREAD_MS from `first`,
+    // planned far enough ahead for granting to finish first (about 2 s for
+    // 1,000 on an idle 2-core machine).
+    let first = now_ms() + plan_lead(&all_apis, DUE, 5_000).await;
     let granted = grant_due(&all_apis, DUE, "due/", Some("fo"), first, SPREAD_MS, 2_000).await;
     let mut watch = DueWatch::new("/v1/leases?prefix=due/", &granted);
     let (min_deadline, max_deadline) = watch.window();
@@ -66,12 +69,14 @@ async fn leader_killed_while_a_thousand_leases_fall_due() {
     // Sample while waiting for the moment to kill: 400 ms before the first deadline.
     let kill_at = min_deadline - 400;
     let mut turn = 0usize;
-    while now_ms() < kill_at {
+    // A sample takes some tens of milliseconds; none may delay the kill.
+    while now_ms() + 300 < kill_at {
         watch.sample(&all_apis[turn % 3]).await;
         turn += 1;
         let pause = kill_at.saturating_sub(now_ms()).min(150);
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
+    wait_until(kill_at).await;
     cluster.kill9(leader);
     let killed_at = now_ms();
     assert!(

@@ -16,7 +16,9 @@
 
 use std::time::Duration;
 
-use keel_tests::leases::{DueWatch, grant_due_at, metric, now_ms, same_everywhere, wait_until};
+use keel_tests::leases::{
+    DueWatch, grant_due_at, metric, now_ms, plan_lead, same_everywhere, wait_until,
+};
 use keel_tests::manager_log::{check_manager_log, panics};
 use keel_tests::{Api, Cluster, eventually};
 use serde_json::{Value, json};
@@ -246,7 +248,8 @@ struct Workload {
     bursts: Vec<u64>,
 }
 
-/// Grants `count` leases starting `lead_ms` from now: half fall due evenly
+/// Grants `count` leases starting at least `lead_ms` from now (more if
+/// granting is slow on this machine right now): half fall due evenly
 /// over `spread_ms` (the manager is always busy), half in `rounds` bursts
 /// spread over the same window (large batches in flight).
 async fn due_leases(
@@ -257,7 +260,7 @@ async fn due_leases(
     rounds: u64,
 ) -> Workload {
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
-    let first = now_ms() + lead_ms;
+    let first = now_ms() + plan_lead(&apis, count, lead_ms).await;
     let bursts: Vec<u64> = (0..rounds)
         .map(|r| first + 200 + r * spread_ms / rounds)
         .collect();
@@ -368,7 +371,7 @@ async fn sealing_the_leader_mid_expiry_stops_its_managers_and_the_next_leader_fi
     let mut cluster = Cluster::start(3).await;
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
     grant_anchors(&apis).await;
-    let mut work = due_leases(&cluster, 3_000, 9_000, 12_000, ROUNDS).await;
+    let mut work = due_leases(&cluster, 3_000, 5_000, 12_000, ROUNDS).await;
     let (first, last) = work.watch.window();
 
     let started = first;
@@ -427,7 +430,7 @@ async fn every_expiry_is_counted_once_when_seals_interrupt_the_manager() {
     const ROUNDS: u64 = 6;
     let mut cluster = Cluster::start(3).await;
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
-    let mut work = due_leases(&cluster, 1_500, 6_000, 8_000, ROUNDS).await;
+    let mut work = due_leases(&cluster, 1_500, 4_000, 8_000, ROUNDS).await;
     for round in 0..ROUNDS {
         wait_until(work.bursts[round as usize]).await;
         let leader = cluster.leader().await;
@@ -470,7 +473,7 @@ async fn stopping_the_leader_mid_expiry_stops_its_managers_and_the_next_leader_f
         .await;
     let apis: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
     grant_anchors(&apis).await;
-    let mut work = due_leases(&cluster, 2_000, 7_000, 14_000, ROUNDS).await;
+    let mut work = due_leases(&cluster, 2_000, 4_000, 14_000, ROUNDS).await;
     let (first, last) = work.watch.window();
 
     let started = first;
