@@ -482,6 +482,30 @@ async fn bad_lease_input_is_refused_and_changes_nothing() {
             &format!("grant body {:?}", String::from_utf8_lossy(&raw)),
         );
     }
+    // Metadata beyond its bounds.
+    let many: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for metadata in [
+        json!(many),
+        json!({"": "v"}),
+        json!({"k": "v".repeat(1025)}),
+        json!({"k": 5}),
+    ] {
+        let body = json!({"ttl": 60, "metadata": metadata});
+        expect_400(
+            follower.post("/v1/leases", &body).await.unwrap(),
+            "grant with bad metadata",
+        );
+    }
+    // A body over the 1 MiB limit.
+    let huge = json!({"ttl": 60, "name": "x".repeat(2 << 20)});
+    let r = follower.post("/v1/leases", &huge).await.unwrap();
+    assert_eq!(
+        (r.status, r.code()),
+        (413, "payload_too_large"),
+        "{:?}",
+        r.body
+    );
 
     // Unknown ids: 404 lease_not_found for every verb.
     let unknown = if keep_id == "00000000deadbeef" {
@@ -597,6 +621,51 @@ async fn unparseable_list_queries_get_the_json_error_body() {
     }
     assert_eq!(api.get_ok("/v1/leases").await["items"], json!([]));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A grant retried with the same `Idempotency-Key` returns the first lease
+/// (through any node) instead of granting twice; the same key with another
+/// body is a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_grant_with_the_same_idempotency_key_grants_once() {
+    let cluster = Cluster::start(3).await;
+    let apis = apis(&cluster);
+    let body = json!({"ttl": "10m", "name": "once"});
+    let raw = body.to_string().into_bytes();
+    let key = [("idempotency-key", "grant-once-1")];
+    let mut answers = Vec::new();
+    for api in &apis {
+        let r = api
+            .send_raw("POST", "/v1/leases", Some(raw.clone()), &key)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        answers.push(without_clock(&r.body));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    let listed = same_everywhere(&apis, "/v1/leases?prefix=once").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    let other = json!({"ttl": "20m", "name": "once"})
+        .to_string()
+        .into_bytes();
+    let r = apis[1]
+        .send_raw("POST", "/v1/leases", Some(other), &key)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{:?}", r.body);
+    // A different key grants another lease.
+    let r = apis[2]
+        .send_raw(
+            "POST",
+            "/v1/leases",
+            Some(raw),
+            &[("idempotency-key", "grant-once-2")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let listed = same_everywhere(&apis, "/v1/leases?prefix=once").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(2));
 }
 
 /// The `id` row of the CLI's record output.
