@@ -10,7 +10,10 @@
 //!   past `hard_expires_at` (a renewal near the end is clamped to it);
 //! - bad input (TTLs zero, negative, absurd or unparseable; `max_ttl` below
 //!   `ttl`; unknown or malformed ids) gets a 4xx with the JSON error body
-//!   and changes nothing;
+//!   and changes nothing (also a query string the extractor cannot parse,
+//!   which must still get the JSON error body);
+//! - a grant retried with the same `Idempotency-Key`, through any node,
+//!   grants once;
 //! - `keel lease grant|get|list|renew|revoke|revoke-prefix`, as tables and
 //!   as `--json`.
 
