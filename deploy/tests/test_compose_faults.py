@@ -141,18 +141,11 @@ def test_rolling_restart(cluster: ComposeCluster):
     cluster.wait_converged(timeout=60)
 
 
-WIPED_VOLUME_BUG = (
-    "product bug: a node that comes back with an empty volume under the same id makes the "
-    "leader's openraft core panic ('follower log reversion is not allowed without "
-    "allow_log_reversion'); the panicked node still answers /livez and /readyz 200"
-)
-
-
 @pytest.mark.parametrize(
     "remove_first",
     [
         pytest.param(True, id="removed-first"),
-        pytest.param(False, id="still-a-member", marks=pytest.mark.xfail(reason=WIPED_VOLUME_BUG, strict=False)),
+        pytest.param(False, id="still-a-member"),
     ],
 )
 def test_node_with_wiped_volume_rejoins(cluster: ComposeCluster, remove_first: bool):

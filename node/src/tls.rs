@@ -86,6 +86,13 @@ pub fn http_client(tls: Option<&TlsMaterial>) -> Result<reqwest::Client, String>
         .no_proxy()
         .connect_timeout(std::time::Duration::from_secs(2))
         .pool_idle_timeout(std::time::Duration::from_secs(30))
+        // Dead peers (a vanished IP, a cut link) are noticed in seconds, not
+        // at the request timeout: unacknowledged data gives up after 3 s and
+        // idle pooled connections are probed.
+        .tcp_user_timeout(std::time::Duration::from_secs(3))
+        .tcp_keepalive(std::time::Duration::from_secs(5))
+        .tcp_keepalive_interval(std::time::Duration::from_secs(1))
+        .tcp_keepalive_retries(3u32)
         .tcp_nodelay(true);
     if let Some(ca) = tls.and_then(|t| t.ca_pem.as_deref()) {
         for cert in

@@ -49,7 +49,12 @@ impl ApiClient {
         } else {
             format!("http://{}", addr.trim_end_matches('/'))
         };
-        let mut builder = reqwest::Client::builder().no_proxy();
+        // Adding a member waits for it to catch up (up to two minutes); every
+        // other call answers far sooner.
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(180));
         if let Some(path) = cacert {
             let pem = std::fs::read(path)
                 .map_err(|e| ClientError::Message(format!("{}: {e}", path.display())))?;

@@ -19,7 +19,10 @@ use crate::cli::{ClientArgs, HealthArgs, OperatorOp};
 pub async fn health(args: &HealthArgs) -> Result<(), ClientError> {
     let client = ApiClient::new(&args.addr, None, args.cacert.as_deref())?;
     let path = if args.live { "/livez" } else { "/readyz" };
-    let (status, _) = client.raw_get(path).await?;
+    let probe = client.raw_get(path);
+    let (status, _) = tokio::time::timeout(std::time::Duration::from_secs(5), probe)
+        .await
+        .map_err(|_| ClientError::Message(format!("{path} did not answer within 5s")))??;
     if status == 200 {
         Ok(())
     } else {

@@ -219,8 +219,7 @@ async fn start(
     // Phase 8: ready.
     board.set_phase(Phase::Ready);
     tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
-    serve_until_stopped(&runtime, signals).await;
-    Ok(())
+    serve_until_stopped(&runtime, &cp, signals).await
 }
 
 /// Opens the data directory and checks it belongs to this node (and, if
@@ -294,11 +293,23 @@ async fn wait_for_cluster_id(cp: &ControlPlane, stop: &CancellationToken) -> Opt
     }
 }
 
-/// Serves until the first stop signal, reloading on SIGHUP.
-async fn serve_until_stopped(runtime: &NodeRuntime, signals: &Signals) {
+/// Serves until the first stop signal, reloading on SIGHUP. If the Raft
+/// core dies, the node stops with an error so its supervisor restarts it.
+async fn serve_until_stopped(runtime: &NodeRuntime, cp: &ControlPlane, signals: &Signals) -> anyhow::Result<()> {
+    let raft_died = async {
+        loop {
+            match cp.wait_for(Duration::from_secs(3600), |s| s.failed.is_some()).await {
+                Ok(status) => return status.failed.unwrap_or_default(),
+                Err(_) if cp.is_stopping() => std::future::pending::<()>().await,
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    };
+    tokio::pin!(raft_died);
     loop {
         tokio::select! {
-            _ = signals.stop.cancelled() => return,
+            _ = signals.stop.cancelled() => return Ok(()),
+            reason = &mut raft_died => bail!("the raft core stopped: {reason}"),
             _ = signals.reload.notified() => {
                 match runtime.reload() {
                     Ok(changes) => tracing::info!(?changes, "SIGHUP: configuration reloaded"),

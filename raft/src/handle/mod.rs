@@ -69,6 +69,12 @@ impl ControlPlane {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_threshold),
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             enable_pre_vote: Some(true),
+            // A member that comes back with an empty data directory (a wiped
+            // volume, a replaced disk) must be re-replicated from the leader,
+            // not crash it. The trade-off: a node that loses acknowledged
+            // data is also re-replicated silently; keel's log store fsyncs
+            // before acknowledging, so that only happens when storage is lost.
+            allow_log_reversion: Some(true),
             ..Default::default()
         }
         .validate()

@@ -56,6 +56,8 @@ pub struct RaftStatus {
     pub matched: BTreeMap<NodeId, Option<u64>>,
     /// On the leader: time since each follower last acknowledged.
     pub acked_ago: BTreeMap<NodeId, Option<Duration>>,
+    /// On the leader: time since a quorum last acknowledged it.
+    pub quorum_acked_ago: Option<Duration>,
     /// Whether Raft has stopped with an error.
     pub failed: Option<String>,
 }
@@ -99,6 +101,7 @@ impl RaftStatus {
                         .collect()
                 })
                 .unwrap_or_default(),
+            quorum_acked_ago: m.last_quorum_acked.as_ref().map(|t| t.elapsed()),
             failed: m.running_state.as_ref().err().map(|e| e.to_string()),
         }
     }

@@ -144,16 +144,25 @@ impl ControlPlane {
             request: request.clone(),
             idempotency_key: idempotency_key.clone(),
         };
-        let reply: Result<ForwardReply, PeerCallError> = self
-            .inner
-            .peers
-            .call(
-                &addr,
-                PeerRpc::Forward,
-                &body,
-                WRITE_TIMEOUT + Duration::from_secs(2),
-            )
-            .await;
+        let call = self.inner.peers.call::<_, ForwardReply>(
+            &addr,
+            PeerRpc::Forward,
+            &body,
+            WRITE_TIMEOUT + Duration::from_secs(2),
+        );
+        // If another leader is elected meanwhile, the forwarded write may
+        // hang on a dead link: answer at once instead. It may or may not
+        // apply, so it is not retried here (an idempotency key makes the
+        // client's retry safe).
+        let reply: Result<ForwardReply, PeerCallError> = tokio::select! {
+            reply = call => reply,
+            () = self.leader_changed_from(leader) => {
+                return Attempt::Done(Err(Error::Peer {
+                    peer: format!("node {leader}"),
+                    message: "leadership moved while the write was in flight; it may or may not have applied".into(),
+                }));
+            }
+        };
         match reply {
             Ok(Ok(result)) => Attempt::Done(Ok(result)),
             Ok(Err(WireError::NoLeader)) => Attempt::Retry,
@@ -164,6 +173,17 @@ impl ControlPlane {
                 peer: format!("node {leader}"),
                 message: e.to_string(),
             })),
+        }
+    }
+
+    /// Resolves once this node knows of a leader other than `leader`.
+    async fn leader_changed_from(&self, leader: NodeId) {
+        loop {
+            match self.wait_for(WRITE_TIMEOUT, |s| s.leader.is_some_and(|l| l != leader)).await {
+                Ok(_) => return,
+                Err(Error::ShuttingDown) => std::future::pending::<()>().await,
+                Err(_) => {}
+            }
         }
     }
 

@@ -40,13 +40,29 @@ pub struct ReadyQuery {
     verbose: Option<String>,
 }
 
-/// Liveness: the process serves at all.
-#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = Status)))]
-pub async fn livez() -> Json<Status> {
-    Json(Status {
-        status: "ok",
-        checks: None,
-    })
+/// Liveness: the process serves at all and its Raft core (once started)
+/// has not died; no quorum needed.
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = Status), (status = 503, body = Status)))]
+pub async fn livez(State(shared): State<Arc<Shared>>) -> Response {
+    let dead = shared.control_plane().and_then(|cp| cp.status().failed);
+    match dead {
+        None => Json(Status {
+            status: "ok",
+            checks: None,
+        })
+        .into_response(),
+        Some(reason) => {
+            tracing::error!(%reason, "liveness fails: the raft core has stopped");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Status {
+                    status: "raft_failed",
+                    checks: None,
+                }),
+            )
+                .into_response()
+        }
+    }
 }
 
 fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
@@ -99,6 +115,20 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
                     |l| format!("leader is node {l}"),
                 ),
             ));
+            if status.role == Role::Leader {
+                // A leader cut off from its quorum still believes it leads
+                // until it steps down; it must not take traffic meanwhile.
+                let limit = cp.settings().election_timeout_max * 2;
+                let fresh = status.quorum_acked_ago.is_some_and(|ago| ago <= limit);
+                checks.push(check(
+                    "quorum",
+                    fresh,
+                    match status.quorum_acked_ago {
+                        Some(ago) => format!("a quorum acknowledged {} ms ago", ago.as_millis()),
+                        None => "no quorum acknowledgement yet".to_string(),
+                    },
+                ));
+            }
             checks.push(check(
                 "caught_up",
                 status.caught_up(),
