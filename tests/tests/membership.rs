@@ -186,9 +186,11 @@ async fn a_joining_node_is_promoted_then_removed_while_writes_continue() {
         Duration::from_secs(20),
     )
     .await;
+    // Everything the leader holds now must reach node 4 (the writer goes
+    // on meanwhile, so the leader is read first).
+    let on_leader = lease_names(&cluster.api(leader), "local").await.unwrap();
     cluster.wait_caught_up(Duration::from_secs(30)).await;
     let on_four = lease_names(&cluster.api(4), "local").await.unwrap();
-    let on_leader = lease_names(&cluster.api(leader), "local").await.unwrap();
     assert!(on_four.contains_key(&id));
     assert!(
         on_leader.keys().all(|k| on_four.contains_key(k)),
@@ -485,7 +487,39 @@ async fn transfer_leader_moves_leadership() {
     assert!(r.is_error_body(), "{}", r.text);
     assert_eq!(cluster.leader().await, target);
 
-    // No target: to the most caught-up other voter.
+    // No target: to the most caught-up other voter. The new leader picks
+    // among voters it has heard from recently, so first wait until it
+    // shows none unreachable (right after an election it has not heard
+    // from anyone yet).
+    let fresh_view = cluster.api(target).get_ok("/v1/cluster").await;
+    println!(
+        "the new leader's view right after the transfer: {}",
+        fresh_view["members"]
+    );
+    let leader_api = cluster.api(target);
+    eventually(
+        Duration::from_secs(10),
+        "the new leader hearing from every voter",
+        || {
+            let api = leader_api.clone();
+            async move {
+                let v = api.get("/v1/cluster").await?.body;
+                let unreachable: Vec<_> = v["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["state"] == "unreachable")
+                    .map(|m| m["id"].clone())
+                    .collect();
+                if unreachable.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("unreachable: {unreachable:?}"))
+                }
+            }
+        },
+    )
+    .await;
     let r = cluster
         .api(target)
         .send_raw("POST", "/v1/cluster/transfer-leader", None, &[])
