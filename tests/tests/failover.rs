@@ -13,6 +13,10 @@
 //!
 //! Writes carry idempotency keys, so a write retried after an ambiguous
 //! failure cannot apply twice and the acknowledged set is exact.
+//!
+//! A second test holds a restarted follower to API.md's `/readyz`
+//! contract: it may not answer 200 ("caught up") while it still holds only
+//! what it had before it went down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -138,4 +142,55 @@ async fn leader_kill9_elects_a_new_leader_and_loses_no_acknowledged_write() {
     }
     let names: BTreeSet<&String> = acked.values().collect();
     assert_eq!(names.len(), 70, "every write acknowledged exactly once");
+}
+
+/// API.md: `/readyz` is 200 only when the node is "caught up". A follower
+/// restarted after missing writes must not claim readiness while it still
+/// serves the state it had before (a load balancer would send it reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_is_not_ready_before_it_caught_up() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill9(follower);
+    let apis: Vec<_> = (1..=3)
+        .filter(|id| *id != follower)
+        .map(|id| cluster.api(id))
+        .collect();
+    for n in 0..200 {
+        grant_acked(&apis, &format!("missed-{n}"), None, Duration::from_secs(20)).await;
+    }
+    let committed = cluster.api(leader).get_ok("/v1/cluster").await["commit_index"]
+        .as_u64()
+        .unwrap();
+
+    cluster.restart(follower);
+    let api = cluster.api(follower);
+    // At the first 200 from /readyz, the follower must have applied what
+    // the leader had committed before it restarted.
+    let applied = eventually(
+        Duration::from_secs(60),
+        "the restarted follower ready",
+        || {
+            let api = api.clone();
+            async move {
+                match api.get("/readyz").await {
+                    Ok(r) if r.status == 200 => {
+                        let v = api.get("/v1/cluster").await?.body;
+                        Ok(v["applied_index"].as_u64().unwrap_or(0))
+                    }
+                    Ok(r) => Err(format!("/readyz {}", r.status)),
+                    Err(e) => Err(e),
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        applied >= committed,
+        "node {follower} answered /readyz 200 having applied index {applied}, \
+         while the cluster had committed {committed} before it restarted"
+    );
+    let held = lease_names(&api, "local").await.unwrap();
+    assert_eq!(held.len(), 200);
 }
