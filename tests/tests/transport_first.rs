@@ -15,10 +15,13 @@
 //! 2. a follower restarting with megabytes of committed log to re-apply:
 //!    `Raft::new` replays it before the handle is installed, so the window
 //!    lasts as long as the replay, and the real leader's AppendEntries hit
-//!    it too. The window must be observed there.
+//!    it too.
 //!
-//! In both, the process never exits, no node logs a panic, and the cluster
-//! forms (or the follower catches up) once the node is ready.
+//! In both, the window must be observed (at least one 503
+//! `raft_not_ready`), the process never exits, no node logs a panic, and
+//! the cluster forms (or the follower catches up) once the node is ready.
+//! A third test sends malformed peer bodies to a running node: an
+//! authenticated peer's garbage is a 4xx, never a 500.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
