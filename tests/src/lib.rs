@@ -7,6 +7,7 @@
 mod api;
 mod cluster;
 pub mod config_cluster;
+pub mod due;
 pub mod leases;
 pub mod manager_log;
 pub mod pki;

@@ -13,7 +13,9 @@
 
 use std::time::Duration;
 
-use keel_tests::leases::{format_time, metric, now_ms, same_everywhere, time_of};
+use keel_tests::leases::{
+    format_time, leader_other_than, metric, now_ms, same_everywhere, time_of,
+};
 use keel_tests::{Api, Cluster, eventually};
 use serde_json::{Value, json};
 
@@ -95,31 +97,6 @@ async fn wait_reconciled(apis: &[Api], before: f64) -> f64 {
                     Ok(now)
                 } else {
                     Err(format!("{ACCOUNT_EXPIRIES} still {now}"))
-                }
-            }
-        },
-    )
-    .await
-}
-
-/// Waits until every node in `apis` agrees on a leader other than `not`.
-async fn leader_other_than(apis: &[Api], not: u64) -> u64 {
-    let apis = apis.to_vec();
-    eventually(
-        Duration::from_secs(30),
-        &format!("a leader other than node {not}"),
-        || {
-            let apis = apis.clone();
-            async move {
-                let mut seen = Vec::new();
-                for api in &apis {
-                    seen.push(
-                        api.get("/v1/cluster?consistency=local").await?.body["leader"].as_u64(),
-                    );
-                }
-                match seen[0] {
-                    Some(l) if l != not && seen.iter().all(|s| *s == Some(l)) => Ok(l),
-                    _ => Err(format!("leaders seen: {seen:?}")),
                 }
             }
         },

@@ -20,9 +20,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use keel_tests::leases::{
-    DueWatch, format_time, grant_due, metric, now_ms, plan_lead, same_everywhere, wait_until,
-};
+use keel_tests::due::{DueWatch, grant_due, plan_lead};
+use keel_tests::leases::{format_time, metric, now_ms, same_everywhere, wait_until};
 use keel_tests::{Api, Cluster, eventually};
 use serde_json::json;
 
