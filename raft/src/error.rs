@@ -39,6 +39,10 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A peer message could not be decoded (malformed, or another format
+    /// version).
+    #[error("undecodable message: {0}")]
+    Decode(String),
     /// Storage failed: the node cannot go on safely.
     #[error("storage: {0}")]
     Storage(String),
@@ -71,6 +75,9 @@ impl From<rocksdb::Error> for Error {
 
 impl From<crate::codec::CodecError> for Error {
     fn from(e: crate::codec::CodecError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            crate::codec::CodecError::Encode(m) => Error::Internal(format!("encode: {m}")),
+            other => Error::Decode(other.to_string()),
+        }
     }
 }

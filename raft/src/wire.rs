@@ -165,6 +165,7 @@ impl From<&Error> for WireError {
             Error::MemberNotFound(id) => WireError::MemberNotFound(*id),
             Error::BadRequest(m) => WireError::BadRequest(m.clone()),
             Error::Peer { peer, message } => WireError::Internal(format!("peer {peer}: {message}")),
+            Error::Decode(m) => WireError::BadRequest(m.clone()),
             Error::Storage(m) | Error::Internal(m) => WireError::Internal(m.clone()),
         }
     }

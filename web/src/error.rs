@@ -194,7 +194,7 @@ impl From<Error> for ApiError {
                 code: "member_not_found",
                 message: format!("member {id} not found"),
             },
-            Error::BadRequest(m) => ApiError::BadRequest(m),
+            Error::BadRequest(m) | Error::Decode(m) => ApiError::BadRequest(m),
             Error::Peer { peer, message } => ApiError::NoLeader(format!(
                 "the leader could not be reached ({peer}: {message})"
             )),

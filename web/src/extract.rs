@@ -80,6 +80,20 @@ impl<T: DeserializeOwned + Default + Send> FromRequest<Arc<Shared>> for MaybeJso
     }
 }
 
+/// Query parameters, parsed with keel's error contract: an unknown or
+/// malformed parameter is a 400 with the JSON error body.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+    }
+}
+
 /// The `Idempotency-Key` header, if sent.
 pub struct IdempotencyKey(pub Option<String>);
 
@@ -107,6 +121,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
 /// `?consistency=` of a read.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// `linearizable` (default), `leader` or `local`.
     pub consistency: Option<String>,

@@ -65,6 +65,8 @@ pub struct Metrics {
     raft_commit_index: Gauge,
     raft_applied_index: Gauge,
     raft_last_log_index: Gauge,
+    raft_snapshot_index: Gauge,
+    raft_purged_index: Gauge,
     raft_replication_lag: Family<PeerLabels, Gauge>,
     leases: Family<StateLabels, Gauge>,
     lease_expiry_debt: Gauge,
@@ -101,6 +103,8 @@ impl Metrics {
             raft_commit_index: Gauge::default(),
             raft_applied_index: Gauge::default(),
             raft_last_log_index: Gauge::default(),
+            raft_snapshot_index: Gauge::default(),
+            raft_purged_index: Gauge::default(),
             raft_replication_lag: Family::default(),
             leases: Family::default(),
             lease_expiry_debt: Gauge::default(),
@@ -149,6 +153,16 @@ impl Metrics {
             "raft_last_log_index",
             "Last log index held",
             m.raft_last_log_index.clone(),
+        );
+        registry.register(
+            "raft_snapshot_index",
+            "Last log index covered by this node's snapshot",
+            m.raft_snapshot_index.clone(),
+        );
+        registry.register(
+            "raft_purged_index",
+            "Last log index purged from this node's log",
+            m.raft_purged_index.clone(),
         );
         registry.register(
             "raft_replication_lag",
@@ -241,6 +255,10 @@ impl Metrics {
             .set(status.applied.unwrap_or(0) as i64);
         self.raft_last_log_index
             .set(status.last_log_index.unwrap_or(0) as i64);
+        self.raft_snapshot_index
+            .set(status.snapshot.map_or(-1, |i| i as i64));
+        self.raft_purged_index
+            .set(status.purged.map_or(-1, |i| i as i64));
         self.raft_replication_lag.clear();
         if status.role == Role::Leader {
             let last = status.last_log_index.unwrap_or(0);

@@ -31,7 +31,9 @@ const MAX_SNAPSHOT: usize = 4 << 30;
 fn peer_error(e: Error) -> Response {
     match e {
         Error::ShuttingDown => ApiError::ShuttingDown.into_response(),
-        Error::Internal(m) if m.starts_with("decode") => ApiError::BadRequest(m).into_response(),
+        Error::Decode(m) => {
+            ApiError::BadRequest(format!("undecodable peer message: {m}")).into_response()
+        }
         other => {
             tracing::warn!(error = %other, "peer request failed");
             ApiError::Internal(other.to_string()).into_response()

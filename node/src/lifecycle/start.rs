@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use keel_raft::network::{ClusterSecret, PeerClient};
-use keel_raft::{ControlPlane, Member, Storage};
+use keel_raft::{Consistency, ControlPlane, Member, Storage};
 use keel_web::auth::Auth;
 use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot};
 use tokio_util::sync::CancellationToken;
@@ -226,19 +226,37 @@ async fn start(
 /// configured, this cluster) before anything is written.
 fn open_storage(config: &Config) -> anyhow::Result<Storage> {
     let dir = &config.data_dir;
+    // Check whose data this is before opening it for writing, so a refused
+    // start leaves every file as it was.
+    if let Some((stored_node, stored_cluster)) = Storage::read_identity(dir)? {
+        if let Some(stored) = stored_node
+            && stored != config.node_id
+        {
+            bail!(
+                "data directory {} belongs to node {stored}, not node {}; refusing to start",
+                dir.display(),
+                config.node_id
+            );
+        }
+        if let (Some(want), Some(have)) = (&config.cluster_id, stored_cluster)
+            && *want != have
+        {
+            bail!(
+                "data directory {} belongs to cluster {have}, not {want}; refusing to start",
+                dir.display()
+            );
+        }
+    }
     let storage = Storage::open(dir).map_err(|e| {
-        anyhow!(
-            "cannot open data directory {}: {e} (is another keel using it?)",
-            dir.display()
-        )
+        let hint = if e.to_string().to_lowercase().contains("lock") {
+            " (is another keel using it?)"
+        } else {
+            ""
+        };
+        anyhow!("cannot open data directory {}: {e}{hint}", dir.display())
     })?;
     let meta = storage.node_meta();
     match meta.node_id()? {
-        Some(stored) if stored != config.node_id => bail!(
-            "data directory {} belongs to node {stored}, not node {}; refusing to start",
-            dir.display(),
-            config.node_id
-        ),
         Some(_) => {}
         None if storage.is_pristine()? => meta.set_node_id(config.node_id)?,
         None => bail!(
@@ -246,31 +264,32 @@ fn open_storage(config: &Config) -> anyhow::Result<Storage> {
             dir.display()
         ),
     }
-    if let (Some(want), Some(have)) = (&config.cluster_id, meta.cluster_id()?)
-        && *want != have
-    {
-        bail!(
-            "data directory {} belongs to cluster {have}, not {want}; refusing to start",
-            dir.display()
-        );
-    }
     Ok(storage)
 }
 
-/// Waits for a known leader and local catch-up. `false` if a stop arrived
-/// first.
+/// Waits for a known leader and for this node to have applied everything
+/// the leader had committed (a read index from the leader, not this node's
+/// possibly stale commit index). `false` if a stop arrived first.
 async fn wait_until_settled(cp: &ControlPlane, stop: &CancellationToken) -> bool {
     loop {
-        let settled = cp.wait_for(Duration::from_secs(10), |s| {
-            s.leader.is_some() && s.nodes.contains_key(&s.node_id) && s.caught_up()
-        });
+        let settled = async {
+            cp.wait_for(Duration::from_secs(10), |s| {
+                s.leader.is_some() && s.nodes.contains_key(&s.node_id)
+            })
+            .await?;
+            cp.read(Consistency::Linearizable, |_, _| ()).await
+        };
         tokio::select! {
             _ = stop.cancelled() => return false,
             r = settled => match r {
-                Ok(_) => return true,
-                Err(_) => {
+                Ok(()) => return true,
+                Err(e) => {
                     let st = cp.status();
-                    tracing::info!(leader = ?st.leader, applied = ?st.applied, committed = ?st.committed, "waiting for a leader and catch-up");
+                    tracing::info!(leader = ?st.leader, applied = ?st.applied, error = %e, "waiting for a leader and catch-up");
+                    tokio::select! {
+                        _ = stop.cancelled() => return false,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
                 }
             }
         }
@@ -295,10 +314,17 @@ async fn wait_for_cluster_id(cp: &ControlPlane, stop: &CancellationToken) -> Opt
 
 /// Serves until the first stop signal, reloading on SIGHUP. If the Raft
 /// core dies, the node stops with an error so its supervisor restarts it.
-async fn serve_until_stopped(runtime: &NodeRuntime, cp: &ControlPlane, signals: &Signals) -> anyhow::Result<()> {
+async fn serve_until_stopped(
+    runtime: &NodeRuntime,
+    cp: &ControlPlane,
+    signals: &Signals,
+) -> anyhow::Result<()> {
     let raft_died = async {
         loop {
-            match cp.wait_for(Duration::from_secs(3600), |s| s.failed.is_some()).await {
+            match cp
+                .wait_for(Duration::from_secs(3600), |s| s.failed.is_some())
+                .await
+            {
                 Ok(status) => return status.failed.unwrap_or_default(),
                 Err(_) if cp.is_stopping() => std::future::pending::<()>().await,
                 Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,

@@ -18,7 +18,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Runs until `cancel`.
 pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
     tracing::info!(manager = "accounts", "started");
-    while !cancel.is_cancelled() {
+    'run: while !cancel.is_cancelled() {
         let now = now_ms();
         let (due, next) = ctx
             .cp
@@ -30,19 +30,27 @@ pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
                 .write_on_leader(Request::Apply(Command::ExpireAccount {
                     name: name.clone(),
                 }));
-            let result = tokio::select! {
-                _ = cancel.cancelled() => break,
-                r = write => r,
+            tokio::pin!(write);
+            let (result, stop) = tokio::select! {
+                r = &mut write => (Some(r), false),
+                _ = cancel.cancelled() => {
+                    // Finish the proposal in flight (bounded), then stop.
+                    (tokio::time::timeout(super::IN_FLIGHT_GRACE, &mut write).await.ok(), true)
+                }
             };
             match result {
-                Ok(_) => {
+                Some(Ok(_)) => {
                     ctx.shared.metrics.account_expirations.inc();
                     tracing::info!(manager = "accounts", account = %name, "account expired; what it owns is suspended");
                 }
-                Err(e) => {
+                Some(Err(keel_raft::Error::NoLeader)) | None => failed = true,
+                Some(Err(e)) => {
                     failed = true;
                     tracing::warn!(manager = "accounts", account = %name, error = %e, "account expiry failed; will retry");
                 }
+            }
+            if stop {
+                break 'run;
             }
         }
         let wait = if failed {

@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
+use keel_raft::Error;
 use keel_raft::clock::now_ms;
-use keel_raft::command::{Command, Outcome, Request};
+use keel_raft::command::{Command, Outcome, Request, WriteResult};
 use tokio_util::sync::CancellationToken;
 
 use super::ManagerContext;
@@ -29,7 +30,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Runs until `cancel`.
 pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
     tracing::info!(manager = "expiration", "started");
-    let metrics = &ctx.shared.metrics;
     let mut backoff = BACKOFF_MIN;
     while !cancel.is_cancelled() {
         let now = now_ms();
@@ -50,39 +50,66 @@ pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
         let proposal = ctx
             .cp
             .write_on_leader(Request::Apply(Command::ExpireLeases { ids }));
+        tokio::pin!(proposal);
         let result = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = proposal => r,
+            r = &mut proposal => r,
+            _ = cancel.cancelled() => {
+                // The batch is in the log already: let it finish (bounded)
+                // and count it, so no work of this manager outlives its stop.
+                if let Ok(r) = tokio::time::timeout(super::IN_FLIGHT_GRACE, &mut proposal).await {
+                    record(&ctx, &due, r);
+                }
+                break;
+            }
         };
-        match result {
-            Ok(written) => {
-                backoff = BACKOFF_MIN;
-                let applied_at = now_ms();
-                if let Outcome::Count(n) = written.outcome {
-                    metrics.lease_expirations.inc_by(n);
-                }
-                for (_, deadline) in &due {
-                    let lag_ms = applied_at.saturating_sub(*deadline);
-                    metrics.lease_expiry_lag.observe(lag_ms as f64 / 1000.0);
-                }
-                tracing::debug!(manager = "expiration", batch = due.len(), "expired a batch");
+        if record(&ctx, &due, result) {
+            backoff = BACKOFF_MIN;
+        } else {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
             }
-            Err(e) => {
-                metrics.lease_revoke_failures.inc();
-                tracing::warn!(
-                    manager = "expiration",
-                    error = %e,
-                    pending = due.len(),
-                    retry_in_ms = backoff.as_millis() as u64,
-                    "expiry proposal failed; will retry"
-                );
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
     tracing::info!(manager = "expiration", "stopping");
+}
+
+/// Records the outcome of one batch in the metrics and the log. `true` if
+/// it applied.
+fn record(ctx: &ManagerContext, due: &[(u64, u64)], result: Result<WriteResult, Error>) -> bool {
+    let metrics = &ctx.shared.metrics;
+    match result {
+        Ok(written) => {
+            let applied_at = now_ms();
+            if let Outcome::Count(n) = written.outcome {
+                metrics.lease_expirations.inc_by(n);
+            }
+            for (_, deadline) in due {
+                let lag_ms = applied_at.saturating_sub(*deadline);
+                metrics.lease_expiry_lag.observe(lag_ms as f64 / 1000.0);
+            }
+            tracing::debug!(manager = "expiration", batch = due.len(), "expired a batch");
+            true
+        }
+        Err(Error::NoLeader) => {
+            // Leadership just moved: the supervisor is about to stop this
+            // manager and the next leader's takes over.
+            tracing::debug!(
+                manager = "expiration",
+                "not the leader any more; batch left to the next leader"
+            );
+            false
+        }
+        Err(e) => {
+            metrics.lease_revoke_failures.inc();
+            tracing::warn!(
+                manager = "expiration",
+                error = %e,
+                pending = due.len(),
+                "expiry proposal failed; will retry"
+            );
+            false
+        }
+    }
 }

@@ -27,6 +27,9 @@ use crate::config::Config;
 /// How long managers get to finish after cancellation before they are
 /// aborted.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a manager waits for its proposal in flight once cancelled
+/// (well within [`STOP_DEADLINE`]).
+pub(crate) const IN_FLIGHT_GRACE: Duration = Duration::from_secs(3);
 
 /// What every manager gets.
 #[derive(Clone)]

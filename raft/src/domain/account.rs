@@ -46,24 +46,49 @@ pub struct Limits {
     pub max_certificates: Option<u64>,
 }
 
-/// A change to limits: an absent field keeps its value, `Some(None)` removes
-/// the limit.
+/// A change to one optional field: keep it, clear it, or set it. An
+/// explicit enum, not `Option<Option<T>>`, so "clear" survives every
+/// encoding (MessagePack writes both `None` and `Some(None)` as nil).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Patch<T> {
+    /// Leave the field as it is.
+    #[default]
+    Keep,
+    /// Remove the value.
+    Clear,
+    /// Set the value.
+    Set(T),
+}
+
+impl<T: Copy> Patch<T> {
+    /// The field after the patch.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Patch::Keep => current,
+            Patch::Clear => None,
+            Patch::Set(v) => Some(v),
+        }
+    }
+
+    /// `Set` for `Some`, `Clear` for `None`.
+    pub fn from_option(v: Option<T>) -> Self {
+        v.map_or(Patch::Clear, Patch::Set)
+    }
+}
+
+/// A change to limits; each field is kept, cleared (unlimited) or set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitsPatch {
     /// New lease limit.
-    pub max_leases: Option<Option<u64>>,
+    pub max_leases: Patch<u64>,
     /// New certificate limit.
-    pub max_certificates: Option<Option<u64>>,
+    pub max_certificates: Patch<u64>,
 }
 
 impl LimitsPatch {
     fn apply_to(&self, limits: &mut Limits) {
-        if let Some(v) = self.max_leases {
-            limits.max_leases = v;
-        }
-        if let Some(v) = self.max_certificates {
-            limits.max_certificates = v;
-        }
+        limits.max_leases = self.max_leases.apply(limits.max_leases);
+        limits.max_certificates = self.max_certificates.apply(limits.max_certificates);
     }
 }
 
@@ -283,11 +308,12 @@ impl Accounts {
         &mut self,
         now: Millis,
         name: &str,
-        expires_at: Option<Option<Millis>>,
+        expires_at: Patch<Millis>,
         limits: &LimitsPatch,
     ) -> Result<Account, DomainError> {
         let account = self.get_mut(name)?;
-        if let Some(new_expiry) = expires_at {
+        if expires_at != Patch::Keep {
+            let new_expiry = expires_at.apply(account.expires_at);
             account.expires_at = new_expiry;
             if new_expiry.is_none_or(|t| t > now) {
                 account.expired_at = None;

@@ -16,6 +16,10 @@ use crate::wire::{MembershipReply, PeerRpc, WireError};
 
 /// How long a new member may take to catch up before promotion.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a handoff waits for a reachable successor.
+const SUCCESSOR_WAIT: Duration = Duration::from_secs(3);
+/// How long a new member may take to answer the leader at all.
+const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leader transfer may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A voter that acknowledged within this window counts as reachable.
@@ -151,6 +155,17 @@ impl ControlPlane {
                 .map_err(|_| Error::Timeout(format!("node {id} did not catch up in time")))?
                 .map_err(membership_error)?;
         }
+        if let Err(e) = self.wait_caught_up(id).await {
+            // Never promote (or keep) a node that cannot replicate: it
+            // would count in every quorum while contributing nothing.
+            tracing::warn!(node = id, error = %e, "new member did not catch up; removing it again");
+            let _ = self
+                .inner
+                .raft
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                .await;
+            return Err(e);
+        }
         if voter {
             tracing::info!(node = id, "promoting learner to voter");
             self.inner
@@ -160,6 +175,39 @@ impl ControlPlane {
                 .map_err(membership_error)?;
         }
         Ok(())
+    }
+
+    /// Waits until learner `id` has acknowledged the leader recently and
+    /// matched its log as it was when the wait began. openraft's own
+    /// "caught up" allows a lag of thousands of entries, and a node that
+    /// never answered can pass it on a young log.
+    async fn wait_caught_up(&self, id: NodeId) -> Result<(), Error> {
+        let target = self.status().last_log_index.unwrap_or(0);
+        let started = tokio::time::Instant::now();
+        loop {
+            let status = self.status();
+            if status.role != Role::Leader {
+                return Err(Error::NoLeader);
+            }
+            let matched = status.matched.get(&id).copied().flatten();
+            let acked = status.acked_ago.get(&id).copied().flatten();
+            let fresh = acked.is_some_and(|ago| ago <= REACHABLE_WITHIN);
+            if fresh && matched.is_some_and(|m| m >= target) {
+                return Ok(());
+            }
+            let elapsed = started.elapsed();
+            if acked.is_none() && elapsed > FIRST_CONTACT_TIMEOUT {
+                return Err(Error::Timeout(format!(
+                    "node {id} never answered the leader; it was not added"
+                )));
+            }
+            if elapsed > CATCH_UP_TIMEOUT {
+                return Err(Error::Timeout(format!(
+                    "node {id} did not catch up in time; it was not added"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn remove_member(&self, id: NodeId) -> Result<Option<NodeId>, Error> {
@@ -220,9 +268,7 @@ impl ControlPlane {
                 });
             }
             Some(t) => t,
-            None => best_successor(&status).ok_or_else(|| {
-                Error::MembershipRefused("no other voter can take over leadership".into())
-            })?,
+            None => self.await_successor().await?,
         };
         tracing::info!(to = target, "transferring leadership");
         self.inner
@@ -239,6 +285,31 @@ impl ControlPlane {
                 ))
             })?;
         Ok(target)
+    }
+}
+
+impl ControlPlane {
+    /// The best successor, waiting briefly for a fresh leader to hear from
+    /// its followers (its heartbeat records start empty).
+    async fn await_successor(&self) -> Result<NodeId, Error> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let status = self.status();
+            if let Some(id) = best_successor(&status) {
+                return Ok(id);
+            }
+            if status.voters.len() < 2 {
+                return Err(Error::MembershipRefused(
+                    "no other voter can take over leadership".into(),
+                ));
+            }
+            if started.elapsed() > SUCCESSOR_WAIT {
+                return Err(Error::Timeout(
+                    "no other voter is reachable to take over leadership".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -158,7 +158,10 @@ impl ControlPlane {
     pub fn peer_addr_of(&self, id: NodeId) -> Option<String> {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
-        m.membership_config.membership().get_node(&id).map(|n| n.peer_addr.clone())
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.peer_addr.clone())
     }
 
     /// Waits until `cond` holds for the Raft status, up to `timeout`.

@@ -179,7 +179,10 @@ impl ControlPlane {
     /// Resolves once this node knows of a leader other than `leader`.
     async fn leader_changed_from(&self, leader: NodeId) {
         loop {
-            match self.wait_for(WRITE_TIMEOUT, |s| s.leader.is_some_and(|l| l != leader)).await {
+            match self
+                .wait_for(WRITE_TIMEOUT, |s| s.leader.is_some_and(|l| l != leader))
+                .await
+            {
                 Ok(_) => return,
                 Err(Error::ShuttingDown) => std::future::pending::<()>().await,
                 Err(_) => {}

@@ -28,6 +28,7 @@ pub use state_machine::{Machine, SharedMachine, StateMachineStore};
 
 use crate::error::Error;
 use crate::network::ClusterIdentity;
+use crate::types::NodeId;
 
 pub(crate) const CF_LOGS: &str = "logs";
 pub(crate) const CF_RAFT: &str = "raft";
@@ -69,6 +70,24 @@ impl Storage {
         let db = Arc::new(db);
         let identity = ClusterIdentity::new(NodeMeta::new(db.clone()).cluster_id()?.as_deref());
         Ok(Storage { db, path, identity })
+    }
+
+    /// The node id and cluster id recorded in the database under `dir`,
+    /// read without opening it for writing (so a node refusing foreign
+    /// data changes nothing in it). `None` if there is no database yet.
+    pub fn read_identity(dir: &Path) -> Result<Option<(Option<NodeId>, Option<String>)>, Error> {
+        let path = dir.join("db");
+        if !path.join("CURRENT").exists() {
+            return Ok(None);
+        }
+        let opts = Options::default();
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors_read_only(&opts, &path, cfs, false)
+            .map_err(|e| Error::Storage(format!("cannot read {}: {e}", path.display())))?;
+        let meta = NodeMeta::new(Arc::new(db));
+        Ok(Some((meta.node_id()?, meta.cluster_id()?)))
     }
 
     /// Node-local metadata.

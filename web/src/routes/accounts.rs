@@ -3,18 +3,19 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use keel_raft::clock::{Millis, now_ms, parse_rfc3339};
 use keel_raft::command::{Command, Outcome, Request};
-use keel_raft::domain::account::{self, AccountState, LimitsPatch};
+use keel_raft::domain::account::{self, AccountState, LimitsPatch, Patch};
 use keel_raft::domain::list::paginate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
-    ApiJson, IdempotencyKey, ReadQuery, consistency, double_option, page_limit, state_filter,
+    ApiJson, ApiQuery, IdempotencyKey, ReadQuery, consistency, double_option, page_limit,
+    state_filter,
 };
 use crate::shared::Shared;
 use crate::views::{AccountJson, ListJson};
@@ -93,6 +94,15 @@ pub struct ListQuery {
     pub consistency: Option<String>,
 }
 
+/// Absent keeps, `null` clears, a value sets.
+fn patch<T>(field: Option<Option<T>>) -> Patch<T> {
+    match field {
+        None => Patch::Keep,
+        Some(None) => Patch::Clear,
+        Some(Some(v)) => Patch::Set(v),
+    }
+}
+
 fn parse_time(field: &str, s: &str) -> Result<Millis, ApiError> {
     parse_rfc3339(s).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
@@ -137,8 +147,8 @@ pub async fn create(
         name: body.name,
         expires_at,
         limits: LimitsPatch {
-            max_leases: Some(body.limits.max_leases),
-            max_certificates: Some(body.limits.max_certificates),
+            max_leases: Patch::from_option(body.limits.max_leases),
+            max_certificates: Patch::from_option(body.limits.max_certificates),
         },
     };
     let json = write_account(&shared, command, key).await?;
@@ -152,7 +162,7 @@ pub async fn create(
 pub async fn get(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    Query(q): Query<ReadQuery>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<AccountJson>, ApiError> {
     check_name(&name)?;
     let cp = shared.domain_cp()?;
@@ -174,7 +184,7 @@ pub async fn get(
     responses((status = 200, body = ListJson<AccountJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListJson<AccountJson>>, ApiError> {
     let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
@@ -208,16 +218,16 @@ pub async fn update(
 ) -> Result<Json<AccountJson>, ApiError> {
     check_name(&name)?;
     let expires_at = match body.expires_at {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(s)) => Some(Some(parse_time("expires_at", &s)?)),
+        None => Patch::Keep,
+        Some(None) => Patch::Clear,
+        Some(Some(s)) => Patch::Set(parse_time("expires_at", &s)?),
     };
     let command = Command::UpdateAccount {
         name,
         expires_at,
         limits: LimitsPatch {
-            max_leases: body.limits.max_leases,
-            max_certificates: body.limits.max_certificates,
+            max_leases: patch(body.limits.max_leases),
+            max_certificates: patch(body.limits.max_certificates),
         },
     };
     write_account(&shared, command, key).await

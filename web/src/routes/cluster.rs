@@ -27,6 +27,9 @@ pub struct AddMember {
     pub voter: bool,
 }
 
+/// How long a changed view may take to reach the answering node.
+const VIEW_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn yes() -> bool {
     true
 }
@@ -75,6 +78,7 @@ pub async fn add_member(
     check_addr("api_addr", &body.api_addr)?;
     check_addr("peer_addr", &body.peer_addr)?;
     let cp = shared.cp()?;
+    let (id, voter) = (body.id, body.voter);
     cp.change_membership(MembershipChange::Add {
         node_id: body.id,
         api_addr: body.api_addr,
@@ -82,6 +86,13 @@ pub async fn add_member(
         voter: body.voter,
     })
     .await?;
+    // The change ran on the leader; answer with this node's view once it
+    // has applied it too.
+    let _ = cp
+        .wait_for(VIEW_SETTLE, |s| {
+            s.nodes.contains_key(&id) && s.is_voter(id) == voter
+        })
+        .await;
     Ok(Json(view(&shared)?))
 }
 
@@ -99,6 +110,9 @@ pub async fn remove_member(
     let cp = shared.cp()?;
     cp.change_membership(MembershipChange::Remove { node_id: id })
         .await?;
+    let _ = cp
+        .wait_for(VIEW_SETTLE, |s| !s.nodes.contains_key(&id))
+        .await;
     Ok(Json(view(&shared)?))
 }
 
@@ -110,6 +124,7 @@ pub async fn transfer_leader(
     MaybeJson(body): MaybeJson<TransferLeader>,
 ) -> Result<Json<ClusterView>, ApiError> {
     let cp = shared.cp()?;
-    cp.transfer_leader(body.to).await?;
+    let leader = cp.transfer_leader(body.to).await?;
+    let _ = cp.wait_for(VIEW_SETTLE, |s| s.leader == Some(leader)).await;
     Ok(Json(view(&shared)?))
 }

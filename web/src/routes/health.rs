@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_raft::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::extract::ApiQuery;
 use crate::lifecycle::Phase;
 use crate::shared::Shared;
 
@@ -172,7 +173,10 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     params(("verbose" = Option<String>, Query, description = "list every check")),
     responses((status = 200, body = Status), (status = 503, body = Status)))]
-pub async fn readyz(State(shared): State<Arc<Shared>>, Query(q): Query<ReadyQuery>) -> Response {
+pub async fn readyz(
+    State(shared): State<Arc<Shared>>,
+    ApiQuery(q): ApiQuery<ReadyQuery>,
+) -> Response {
     let checks = readiness(&shared);
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {

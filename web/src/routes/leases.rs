@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use keel_raft::clock::now_ms;
 use keel_raft::command::{Command, Outcome, Request};
@@ -15,8 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
-    ApiJson, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency, page_limit,
-    state_filter,
+    ApiJson, ApiQuery, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency,
+    page_limit, state_filter,
 };
 use crate::shared::Shared;
 use crate::views::{LeaseJson, ListJson};
@@ -127,7 +127,7 @@ pub async fn grant(
 pub async fn get(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-    Query(q): Query<ReadQuery>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<LeaseJson>, ApiError> {
     let id = lease::parse_id(&id)?;
     let cp = shared.domain_cp()?;
@@ -149,7 +149,7 @@ pub async fn get(
     responses((status = 200, body = ListJson<LeaseJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListJson<LeaseJson>>, ApiError> {
     let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;

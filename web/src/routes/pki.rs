@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_raft::command::{Command, Outcome, Request, WriteResult};
@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
-    ApiJson, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency, page_limit,
-    state_filter,
+    ApiJson, ApiQuery, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency,
+    page_limit, state_filter,
 };
 use crate::shared::Shared;
 use crate::views::{CertJson, ListJson};
@@ -218,7 +218,7 @@ pub async fn sign(
 pub async fn get(
     State(shared): State<Arc<Shared>>,
     Path(serial): Path<String>,
-    Query(q): Query<ReadQuery>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<CertJson>, ApiError> {
     let serial = parse_serial(&serial)?;
     let cp = shared.domain_cp()?;
@@ -238,7 +238,7 @@ pub async fn get(
     responses((status = 200, body = ListJson<CertJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListJson<CertJson>>, ApiError> {
     let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
@@ -338,7 +338,7 @@ pub async fn revoke(
     responses((status = 200, description = "CRL in PEM or DER"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn crl(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<CrlQuery>,
+    ApiQuery(q): ApiQuery<CrlQuery>,
 ) -> Result<Response, ApiError> {
     let der_wanted = match q.format.as_deref() {
         None | Some("pem") => false,

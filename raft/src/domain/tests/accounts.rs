@@ -209,7 +209,7 @@ fn account_transition_matrix() {
             },
             Op::ExtendExpiry => Command::UpdateAccount {
                 name: "acme".into(),
-                expires_at: Some(Some(now + 3600 * SEC)),
+                expires_at: Patch::Set(now + 3600 * SEC),
                 limits: LimitsPatch::default(),
             },
             Op::Disable => Command::SetAccountDisabled {
@@ -262,7 +262,7 @@ fn renewing_an_account_reactivates_what_it_owns_in_the_same_apply() {
             t,
             Command::UpdateAccount {
                 name: "acme".into(),
-                expires_at: Some(Some(t + SEC)),
+                expires_at: Patch::Set(t + SEC),
                 limits: LimitsPatch::default(),
             },
         ))
@@ -306,10 +306,10 @@ fn limits_are_enforced_at_apply_and_can_be_raised() {
         T0,
         Command::UpdateAccount {
             name: "acme".into(),
-            expires_at: None,
+            expires_at: Patch::Keep,
             limits: LimitsPatch {
-                max_leases: Some(Some(3)),
-                max_certificates: None,
+                max_leases: Patch::Set(3),
+                max_certificates: Patch::Keep,
             },
         },
     ))

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::account::{AccountState, LimitsPatch};
+use super::account::{AccountState, LimitsPatch, Patch};
 use super::lease::{LeaseState, Leases, MIN_TTL_MS};
 use super::*;
 use crate::command::{IdempotencyStamp, Outcome};
@@ -48,8 +48,8 @@ pub(super) fn create_account(
         name: name.into(),
         expires_at,
         limits: LimitsPatch {
-            max_leases: Some(max_leases),
-            max_certificates: None,
+            max_leases: Patch::from_option(max_leases),
+            max_certificates: Patch::Keep,
         },
     }
 }

@@ -77,7 +77,7 @@ fn build_log(ops: &[RandomOp]) -> Vec<Proposal> {
             },
             RandomOp::ExtendAccount { by_s } => Command::UpdateAccount {
                 name: "acme".into(),
-                expires_at: Some(Some(now + u64::from(by_s) * SEC)),
+                expires_at: Patch::Set(now + u64::from(by_s) * SEC),
                 limits: LimitsPatch::default(),
             },
             RandomOp::ExpireAccount => Command::ExpireAccount {
