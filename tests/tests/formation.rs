@@ -23,7 +23,12 @@ async fn three_nodes_form_a_cluster_from_nothing() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| (m["id"].as_u64().unwrap(), m["role"].as_str().unwrap().to_string()))
+            .map(|m| {
+                (
+                    m["id"].as_u64().unwrap(),
+                    m["role"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     };
     let expected: Vec<(u64, String)> = (1..=3).map(|id| (id, "voter".to_string())).collect();
@@ -55,7 +60,11 @@ async fn three_nodes_form_a_cluster_from_nothing() {
                 .filter(|m| m["lag"].as_u64() != Some(0))
                 .cloned()
                 .collect();
-            if lagging.is_empty() { Ok(()) } else { Err(format!("{lagging:?}")) }
+            if lagging.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{lagging:?}"))
+            }
         }
     })
     .await;

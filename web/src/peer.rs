@@ -54,18 +54,15 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {
 }
 
 /// The control plane, if installed and if the sender belongs to our cluster.
-fn peer_cp<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a ControlPlane, Response> {
-    let cp = shared
-        .control_plane()
-        .ok_or_else(|| ApiError::RaftNotReady.into_response())?;
+fn peer_cp<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a ControlPlane, ApiError> {
+    let cp = shared.control_plane().ok_or(ApiError::RaftNotReady)?;
     let theirs = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
     if !cp.identity().accepts(theirs) {
         tracing::warn!(theirs, "refused a peer request from another cluster");
         return Err(ApiError::Conflict {
             code: "cluster_mismatch",
             message: "the sender belongs to another cluster".into(),
-        }
-        .into_response());
+        });
     }
     Ok(cp)
 }
@@ -73,7 +70,7 @@ fn peer_cp<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a ControlPla
 async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: Body) -> Response {
     let cp = match peer_cp(&shared, &headers) {
         Ok(cp) => cp,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let bytes = match read_limited(body, MAX_PEER_BODY).await {
         Ok(b) => b,
@@ -88,7 +85,7 @@ async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: 
 async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let cp = match peer_cp(&shared, &headers) {
         Ok(cp) => cp,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let bytes = match read_limited(body, MAX_SNAPSHOT).await {
         Ok(b) => b,

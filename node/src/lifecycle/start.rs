@@ -228,17 +228,17 @@ fn open_storage(config: &Config) -> anyhow::Result<Storage> {
     let dir = &config.data_dir;
     // Check whose data this is before opening it for writing, so a refused
     // start leaves every file as it was.
-    if let Some((stored_node, stored_cluster)) = Storage::read_identity(dir)? {
-        if let Some(stored) = stored_node
-            && stored != config.node_id
+    if let Some(stored) = Storage::read_identity(dir)? {
+        if let Some(owner) = stored.node_id
+            && owner != config.node_id
         {
             bail!(
-                "data directory {} belongs to node {stored}, not node {}; refusing to start",
+                "data directory {} belongs to node {owner}, not node {}; refusing to start",
                 dir.display(),
                 config.node_id
             );
         }
-        if let (Some(want), Some(have)) = (&config.cluster_id, stored_cluster)
+        if let (Some(want), Some(have)) = (&config.cluster_id, stored.cluster_id)
             && *want != have
         {
             bail!(

@@ -36,6 +36,15 @@ pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 pub(crate) const CF_NODE: &str = "node";
 const COLUMN_FAMILIES: [&str; 4] = [CF_LOGS, CF_RAFT, CF_SNAPSHOT, CF_NODE];
 
+/// Whose data a data directory holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIdentity {
+    /// The node id recorded at first start.
+    pub node_id: Option<NodeId>,
+    /// The cluster id last applied.
+    pub cluster_id: Option<String>,
+}
+
 /// An open node database.
 #[derive(Clone)]
 pub struct Storage {
@@ -75,7 +84,7 @@ impl Storage {
     /// The node id and cluster id recorded in the database under `dir`,
     /// read without opening it for writing (so a node refusing foreign
     /// data changes nothing in it). `None` if there is no database yet.
-    pub fn read_identity(dir: &Path) -> Result<Option<(Option<NodeId>, Option<String>)>, Error> {
+    pub fn read_identity(dir: &Path) -> Result<Option<StoredIdentity>, Error> {
         let path = dir.join("db");
         if !path.join("CURRENT").exists() {
             return Ok(None);
@@ -87,7 +96,10 @@ impl Storage {
         let db = DB::open_cf_descriptors_read_only(&opts, &path, cfs, false)
             .map_err(|e| Error::Storage(format!("cannot read {}: {e}", path.display())))?;
         let meta = NodeMeta::new(Arc::new(db));
-        Ok(Some((meta.node_id()?, meta.cluster_id()?)))
+        Ok(Some(StoredIdentity {
+            node_id: meta.node_id()?,
+            cluster_id: meta.cluster_id()?,
+        }))
     }
 
     /// Node-local metadata.
