@@ -63,7 +63,7 @@ impl LeaseJson {
             state,
             remaining_ttl: remaining_ms.div_ceil(1000),
             renewals: l.renewals,
-            metadata: l.metadata.clone(),
+            metadata: l.metadata.map().clone(),
         }
     }
 

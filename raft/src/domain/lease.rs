@@ -68,7 +68,27 @@ pub struct Lease {
     /// How many renewals were applied.
     pub renewals: u32,
     /// Free-form string metadata.
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
+}
+
+/// A lease's string metadata. Most leases have none, so an empty map costs
+/// one pointer rather than a map header (keel holds millions of leases).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(Option<Box<BTreeMap<String, String>>>);
+
+static NO_METADATA: BTreeMap<String, String> = BTreeMap::new();
+
+impl Metadata {
+    /// Wraps a map (an empty one is stored as nothing).
+    pub fn new(map: BTreeMap<String, String>) -> Self {
+        Metadata((!map.is_empty()).then(|| Box::new(map)))
+    }
+
+    /// The entries.
+    pub fn map(&self) -> &BTreeMap<String, String> {
+        self.0.as_deref().unwrap_or(&NO_METADATA)
+    }
 }
 
 /// A lease's state, derived at a given time from the lease and its account.
@@ -184,9 +204,6 @@ pub struct Leases {
     /// `(expires_at, id)` for every lease; derived, rebuilt after load.
     #[serde(skip)]
     by_deadline: BTreeSet<(Millis, LeaseId)>,
-    /// `(name, id)` for every named lease; derived, rebuilt after load.
-    #[serde(skip)]
-    by_name: BTreeSet<(Box<str>, LeaseId)>,
 }
 
 impl PartialEq for Leases {
@@ -292,7 +309,7 @@ impl Leases {
             expires_at: now.saturating_add(g.ttl_ms).min(hard),
             hard_expires_at: hard,
             renewals: 0,
-            metadata: g.metadata,
+            metadata: Metadata::new(g.metadata),
         };
         if let Some(account) = &lease.account {
             accounts.adjust_usage(account, Resource::Lease, 1);
@@ -349,14 +366,13 @@ impl Leases {
         accounts: &mut Accounts,
     ) -> Result<u64, DomainError> {
         validate_name("prefix", prefix)?;
+        // A scan, not an index: prefix revocation is rare, and a name index
+        // would cost every lease a second copy of its name.
         let ids: Vec<LeaseId> = self
-            .by_name
-            .range::<(Box<str>, LeaseId), _>((
-                Bound::Included((Box::from(prefix), 0)),
-                Bound::Unbounded,
-            ))
-            .take_while(|(name, _)| name.starts_with(prefix))
-            .map(|(_, id)| *id)
+            .by_id
+            .values()
+            .filter(|l| l.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+            .map(|l| l.id)
             .collect();
         Ok(self.remove_all(&ids, accounts))
     }
@@ -387,11 +403,6 @@ impl Leases {
     /// Rebuilds the derived indexes after a snapshot was decoded.
     pub fn rebuild_indexes(&mut self) {
         self.by_deadline = self.by_id.values().map(|l| (l.expires_at, l.id)).collect();
-        self.by_name = self
-            .by_id
-            .values()
-            .filter_map(|l| l.name.clone().map(|n| (n, l.id)))
-            .collect();
     }
 
     fn remove_all(&mut self, ids: &[LeaseId], accounts: &mut Accounts) -> u64 {
@@ -413,18 +424,12 @@ impl Leases {
 
     fn insert(&mut self, lease: Lease) {
         self.by_deadline.insert((lease.expires_at, lease.id));
-        if let Some(name) = &lease.name {
-            self.by_name.insert((name.clone(), lease.id));
-        }
         self.by_id.insert(lease.id, lease);
     }
 
     fn remove_entry(&mut self, id: LeaseId) -> Option<Lease> {
         let lease = self.by_id.remove(&id)?;
         self.by_deadline.remove(&(lease.expires_at, id));
-        if let Some(name) = &lease.name {
-            self.by_name.remove(&(name.clone(), id));
-        }
         Some(lease)
     }
 

@@ -35,6 +35,8 @@ pub(crate) const CF_RAFT: &str = "raft";
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 pub(crate) const CF_NODE: &str = "node";
 const COLUMN_FAMILIES: [&str; 4] = [CF_LOGS, CF_RAFT, CF_SNAPSHOT, CF_NODE];
+/// Bound on all memtables of the database together.
+const DB_WRITE_BUFFER_BYTES: usize = 32 << 20;
 
 /// Whose data a data directory holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,9 @@ impl Storage {
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Memtables hold only the recent log: cap them all together, so the
+        // node's memory is the state, not write buffers.
+        opts.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
         let cfs = COLUMN_FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
