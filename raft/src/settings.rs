@@ -38,8 +38,8 @@ impl RaftSettings {
         RaftSettings {
             node_id,
             heartbeat_interval: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(400),
-            election_timeout_max: Duration::from_millis(800),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(600),
             snapshot_threshold: 50_000,
             logs_kept_after_snapshot: 5_000,
             rpc_timeout: Duration::from_secs(2),

@@ -259,7 +259,7 @@ impl Config {
             .map_err(|e| err(format!("--log-level `{log_level}`: {e}")))?;
 
         let heartbeat = duration("--heartbeat-interval", a.heartbeat_interval, 100)?;
-        let election = duration("--election-timeout", a.election_timeout, 500)?;
+        let election = duration("--election-timeout", a.election_timeout, 300)?;
         if heartbeat.is_zero() || election < heartbeat * 3 {
             return Err(err(
                 "--election-timeout must be at least three heartbeat intervals",

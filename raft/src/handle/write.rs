@@ -57,8 +57,10 @@ impl ControlPlane {
                     }
                     let before = self.leader();
                     // Wait for a (different) leader, or a short pause if the
-                    // same one is still believed to lead.
-                    let wait = remaining.min(Duration::from_millis(200));
+                    // same one is still believed to lead (a leader that has
+                    // just been elected may refuse writes for a moment).
+                    let pause = if before.is_some() { 20 } else { 200 };
+                    let wait = remaining.min(Duration::from_millis(pause));
                     let _ = self
                         .wait_for(wait, |s| s.leader.is_some() && s.leader != before)
                         .await;
