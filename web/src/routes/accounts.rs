@@ -233,6 +233,17 @@ pub async fn update(
     write_account(&shared, command, key).await
 }
 
+/// The operator switch behind `disable` and `enable`.
+async fn flip_switch(
+    shared: &Shared,
+    name: String,
+    disabled: bool,
+    key: Option<String>,
+) -> Result<Json<AccountJson>, ApiError> {
+    check_name(&name)?;
+    write_account(shared, Command::SetAccountDisabled { name, disabled }, key).await
+}
+
 /// Switches an account off: what it owns is suspended.
 #[utoipa::path(post, path = "/v1/accounts/{name}/disable", tag = "accounts", security(("bearer" = [])),
     params(("name" = String, Path, description = "account name")),
@@ -242,16 +253,7 @@ pub async fn disable(
     Path(name): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<AccountJson>, ApiError> {
-    check_name(&name)?;
-    write_account(
-        &shared,
-        Command::SetAccountDisabled {
-            name,
-            disabled: true,
-        },
-        key,
-    )
-    .await
+    flip_switch(&shared, name, true, key).await
 }
 
 /// Switches an account back on: what it owns is active again at once.
@@ -263,16 +265,7 @@ pub async fn enable(
     Path(name): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<AccountJson>, ApiError> {
-    check_name(&name)?;
-    write_account(
-        &shared,
-        Command::SetAccountDisabled {
-            name,
-            disabled: false,
-        },
-        key,
-    )
-    .await
+    flip_switch(&shared, name, false, key).await
 }
 
 /// Revokes an account's leases and certificates, then deletes it.
