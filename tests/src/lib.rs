@@ -8,6 +8,7 @@ mod api;
 mod cluster;
 pub mod config_cluster;
 pub mod due;
+pub mod guard;
 pub mod leases;
 pub mod manager_log;
 pub mod pki;
