@@ -66,12 +66,6 @@ impl NodeRuntime {
                     && old.raft.election_timeout_min == new.raft.election_timeout_min
                     && old.raft.snapshot_threshold == new.raft.snapshot_threshold,
             ),
-            (
-                "lease and PKI limits",
-                old.raft.lease_default_max_ttl_ms == new.raft.lease_default_max_ttl_ms
-                    && old.raft.pki.max_ttl_ms == new.raft.pki.max_ttl_ms
-                    && old.raft.pki.allowed_domains == new.raft.pki.allowed_domains,
-            ),
         ];
         if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
             return Err(format!("the {what} cannot change without a restart"));
@@ -94,6 +88,12 @@ impl NodeRuntime {
                 .map_err(|e| e.to_string())?;
             self.filter.reload(filter).map_err(|e| e.to_string())?;
             changes.push(format!("log level {}", new.log_level));
+        }
+        if old.raft.policy != new.raft.policy {
+            if let Some(cp) = self.shared.control_plane() {
+                cp.set_policy(new.raft.policy.clone());
+            }
+            changes.push("lease and certificate policy (max TTLs, allowed domains)".to_string());
         }
         if old.shutdown_timeout != new.shutdown_timeout {
             self.drain.set(new.shutdown_timeout);

@@ -27,6 +27,6 @@ pub use error::Error;
 pub use handle::{
     ClusterView, Consistency, ControlPlane, MemberView, MembershipChange, RaftStatus, Role,
 };
-pub use settings::RaftSettings;
+pub use settings::{Policy, RaftSettings};
 pub use store::Storage;
 pub use types::{Member, NodeId};

@@ -1,7 +1,8 @@
 //! Settings of the replicated core, derived from node configuration.
 //!
 //! Everything here is validated by the node before storage is opened; the
-//! core trusts it.
+//! core trusts it. Raft timing is fixed for the life of the process; the
+//! stamping [`Policy`] can be replaced at runtime.
 
 use std::time::Duration;
 
@@ -26,10 +27,28 @@ pub struct RaftSettings {
     pub logs_kept_after_snapshot: u64,
     /// Timeout of one peer RPC (append, vote).
     pub rpc_timeout: Duration,
+    /// What the leader applies when stamping; reloadable.
+    pub policy: Policy,
+}
+
+/// The rules the leader applies when it stamps requests. Unlike Raft
+/// timing, they may change at runtime (reload): the control plane holds
+/// the policy in force and stamps every request against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
     /// `max_ttl` of a lease granted without one (raised to `ttl` if lower).
     pub lease_default_max_ttl_ms: u64,
     /// CA settings.
     pub pki: PkiSettings,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            lease_default_max_ttl_ms: 24 * 3_600_000,
+            pki: PkiSettings::default(),
+        }
+    }
 }
 
 impl RaftSettings {
@@ -43,8 +62,7 @@ impl RaftSettings {
             snapshot_threshold: 50_000,
             logs_kept_after_snapshot: 5_000,
             rpc_timeout: Duration::from_secs(2),
-            lease_default_max_ttl_ms: 24 * 3_600_000,
-            pki: PkiSettings::default(),
+            policy: Policy::default(),
         }
     }
 }

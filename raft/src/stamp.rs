@@ -13,7 +13,7 @@ use crate::command::{Command, IdempotencyStamp, Proposal, Request};
 use crate::domain::{DomainError, State};
 use crate::error::Error;
 use crate::pki::{self, PkiError, SecretPem};
-use crate::settings::RaftSettings;
+use crate::settings::Policy;
 
 /// A proposal ready for `client_write`, plus any secret that must go back to
 /// the caller but never into the log.
@@ -53,7 +53,7 @@ pub fn stamp(
     idempotency_key: Option<String>,
     now: Millis,
     state: &State,
-    settings: &RaftSettings,
+    policy: &Policy,
 ) -> Result<Stamped, Error> {
     let idempotency = idempotency_key.map(|key| IdempotencyStamp {
         fingerprint: fingerprint(&request),
@@ -68,7 +68,7 @@ pub fn stamp(
             account,
             metadata,
         } => {
-            let max_ttl_ms = max_ttl_ms.unwrap_or(settings.lease_default_max_ttl_ms.max(ttl_ms));
+            let max_ttl_ms = max_ttl_ms.unwrap_or(policy.lease_default_max_ttl_ms.max(ttl_ms));
             let id = loop {
                 let id: u64 = rand::rng().random();
                 if id != 0 && state.leases.get(id).is_none() {
@@ -87,12 +87,12 @@ pub fn stamp(
         }
         Request::IssueCertificate(spec) => {
             let ca = state.pki.ca().ok_or(PkiError::NoCa)?;
-            let (cert, key) = pki::issue(ca, &spec, &settings.pki, now)?;
+            let (cert, key) = pki::issue(ca, &spec, &policy.pki, now)?;
             (Command::RecordCertificate { cert }, Some(key))
         }
         Request::SignCertificate(spec) => {
             let ca = state.pki.ca().ok_or(PkiError::NoCa)?;
-            let cert = pki::sign_csr(ca, &spec, &settings.pki, now)?;
+            let cert = pki::sign_csr(ca, &spec, &policy.pki, now)?;
             (Command::RecordCertificate { cert }, None)
         }
         Request::RenewCertificate(spec) => {
@@ -101,7 +101,7 @@ pub fn stamp(
                 .pki
                 .get(&spec.serial)
                 .ok_or_else(|| PkiError::NotFound(spec.serial.clone()))?;
-            let (cert, key) = pki::renew(ca, old, &spec, &settings.pki, now)?;
+            let (cert, key) = pki::renew(ca, old, &spec, &policy.pki, now)?;
             (Command::RecordCertificate { cert }, key)
         }
     };

@@ -276,9 +276,9 @@ impl Config {
             raft.snapshot_threshold = n;
             raft.logs_kept_after_snapshot = raft.logs_kept_after_snapshot.min(n);
         }
-        raft.lease_default_max_ttl_ms =
+        raft.policy.lease_default_max_ttl_ms =
             duration("--lease-max-ttl", a.lease_max_ttl, 24 * 3_600_000)?.as_millis() as u64;
-        raft.pki = pki;
+        raft.policy.pki = pki;
 
         let tls = TlsMaterial::load(
             a.tls_cert_file.as_deref(),

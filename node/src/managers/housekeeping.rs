@@ -37,7 +37,8 @@ async fn tend(ctx: &ManagerContext) -> Result<(), keel_raft::Error> {
             .await?;
     }
     if !has_ca {
-        let settings = &ctx.config.raft.pki;
+        let policy = ctx.cp.policy();
+        let settings = &policy.pki;
         let ca = match &settings.import {
             Some((cert, key)) => pki::import_ca(cert, key),
             None => pki::create_ca(settings, now_ms()),
@@ -57,7 +58,7 @@ async fn tend(ctx: &ManagerContext) -> Result<(), keel_raft::Error> {
             Err(e) => return Err(e),
         }
     }
-    let validity = ctx.config.raft.pki.crl_validity_ms;
+    let validity = ctx.cp.policy().pki.crl_validity_ms;
     if has_ca && now_ms().saturating_sub(crl.this_update) > validity / 2 {
         tracing::info!(
             manager = "housekeeping",

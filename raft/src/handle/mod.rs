@@ -14,8 +14,8 @@ mod view;
 mod write;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::rt::WatchReceiver;
@@ -29,7 +29,7 @@ pub use view::{ClusterView, MemberView, RaftStatus, Role};
 use crate::domain::State;
 use crate::error::Error;
 use crate::network::{ClusterIdentity, NetworkFactory, PeerClient};
-use crate::settings::RaftSettings;
+use crate::settings::{Policy, RaftSettings};
 use crate::store::{NodeMeta, SharedMachine, Storage};
 use crate::types::{KeelRaft, Member, NodeId};
 
@@ -45,6 +45,7 @@ pub(crate) struct Inner {
     machine: Arc<SharedMachine>,
     peers: PeerClient,
     settings: RaftSettings,
+    policy: RwLock<Arc<Policy>>,
     advertise: Member,
     node_meta: NodeMeta,
     identity: ClusterIdentity,
@@ -97,6 +98,7 @@ impl ControlPlane {
                 raft,
                 machine,
                 peers,
+                policy: RwLock::new(Arc::new(settings.policy.clone())),
                 settings,
                 advertise,
                 node_meta: storage.node_meta(),
@@ -114,6 +116,21 @@ impl ControlPlane {
     /// The settings the core runs with.
     pub fn settings(&self) -> &RaftSettings {
         &self.inner.settings
+    }
+
+    /// The stamping policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.inner
+            .policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the stamping policy (reload): requests stamped from now on
+    /// follow it.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.inner.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
     }
 
     /// This node's advertised addresses.

@@ -85,13 +85,7 @@ impl ControlPlane {
     async fn propose(&self, request: Request, idempotency_key: Option<String>) -> Attempt {
         let stamped = {
             let m = self.inner.machine.read();
-            stamp(
-                request,
-                idempotency_key,
-                now_ms(),
-                &m.state,
-                &self.inner.settings,
-            )
+            stamp(request, idempotency_key, now_ms(), &m.state, &self.policy())
         };
         let stamped = match stamped {
             Ok(s) => s,

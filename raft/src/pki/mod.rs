@@ -84,7 +84,7 @@ pub struct RenewSpec {
 }
 
 /// Configuration of the CA, from node config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkiSettings {
     /// Longest validity of an issued certificate.
     pub max_ttl_ms: u64,

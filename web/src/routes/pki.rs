@@ -351,7 +351,7 @@ pub async fn crl(
     };
     let consistency = consistency(q.consistency.as_deref())?;
     let cp = shared.domain_cp()?;
-    let validity = cp.settings().pki.crl_validity_ms;
+    let validity = cp.policy().pki.crl_validity_ms;
     let (ca, entries, version) = cp
         .read(consistency, |s, _| {
             (
