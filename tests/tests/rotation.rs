@@ -111,6 +111,27 @@ async fn assert_old_in_force(api: &Api, held: &Held) {
     assert!(in_place || kept, "the old files are gone");
 }
 
+/// A one-node cluster, a temp dir, and the CA written into it.
+async fn node_with_ca() -> (Cluster, Api, tempfile::TempDir, PathBuf) {
+    let cluster = Cluster::start(1).await;
+    let api = cluster.api(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, wait_for_ca(&api).await).unwrap();
+    (cluster, api, tmp, ca)
+}
+
+/// Runs `keel cert renew` and checks it completed the rotation.
+async fn renew_completes(api: &Api, held: &Held, ca: &Path) {
+    let out = renew_cmd(api, held).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_rotated(api, held, ca).await;
+}
+
 fn mount_tmpfs(dir: &Path, size: &str) {
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -133,28 +154,14 @@ impl Drop for Unmount {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_completes_and_supersedes_the_old_certificate() {
-    let cluster = Cluster::start(1).await;
-    let api = cluster.api(1);
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, wait_for_ca(&api).await).unwrap();
+    let (_cluster, api, dir, ca) = node_with_ca().await;
     let held = issue_into(&api, dir.path(), "router-1").await;
-    let out = renew_cmd(&api, &held).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_rotated(&api, &held, &ca).await;
+    renew_completes(&api, &held, &ca).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unwritable_directory_and_full_file_system_leave_the_old_pair_in_force() {
-    let cluster = Cluster::start(1).await;
-    let api = cluster.api(1);
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = tmp.path().join("ca.pem");
-    std::fs::write(&ca, wait_for_ca(&api).await).unwrap();
+    let (_cluster, api, tmp, ca) = node_with_ca().await;
 
     // A read-only file system.
     let ro = tmp.path().join("ro");
@@ -195,13 +202,7 @@ async fn unwritable_directory_and_full_file_system_leave_the_old_pair_in_force()
         .status()
         .unwrap();
     assert!(status.success());
-    let out = renew_cmd(&api, &held).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_rotated(&api, &held, &ca).await;
+    renew_completes(&api, &held, &ca).await;
 
     // A full file system.
     let full = tmp.path().join("full");
@@ -224,22 +225,12 @@ async fn unwritable_directory_and_full_file_system_leave_the_old_pair_in_force()
     assert_eq!(std::fs::read(&held.cert).unwrap(), held.cert_bytes);
     assert_eq!(std::fs::read(&held.key).unwrap(), held.key_bytes);
     std::fs::remove_file(&filler).unwrap();
-    let out = renew_cmd(&api, &held).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_rotated(&api, &held, &ca).await;
+    renew_completes(&api, &held, &ca).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_between_any_two_steps_then_rerun_completes() {
-    let cluster = Cluster::start(1).await;
-    let api = cluster.api(1);
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = tmp.path().join("ca.pem");
-    std::fs::write(&ca, wait_for_ca(&api).await).unwrap();
+    let (_cluster, api, tmp, ca) = node_with_ca().await;
     for step in ["preflight", "renewed", "staged", "switched"] {
         let dir = tmp.path().join(step);
         std::fs::create_dir(&dir).unwrap();

@@ -135,6 +135,24 @@ async fn grant(api: &Api, body: Value) -> Result<String, String> {
     Ok(r.body["id"].as_str().unwrap_or_default().to_string())
 }
 
+/// `n` linearizable lookups of the leases in `ids`, round robin.
+async fn lookups(api: Api, ids: Arc<Vec<String>>, n: usize) -> Stats {
+    load(n, move |i| {
+        let (api, ids) = (api.clone(), ids.clone());
+        async move {
+            let r = api
+                .get(&format!("/v1/leases/{}", ids[i % ids.len()]))
+                .await?;
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("lookup: {} {}", r.status, r.body))
+            }
+        }
+    })
+    .await
+}
+
 /// Grants `n` leases named `prefix/i`, returning their ids.
 async fn grant_many(api: &Api, n: usize, prefix: &str, ttl: &str) -> (Stats, Vec<String>) {
     let ids = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
@@ -220,38 +238,10 @@ async fn main() {
         })
         .await;
         stats.print("renew");
-        let (api2, ids2) = (api.clone(), ids.clone());
-        let stats = load(a.ops * 2, move |i| {
-            let (api, ids) = (api2.clone(), ids2.clone());
-            async move {
-                let r = api
-                    .get(&format!("/v1/leases/{}", ids[i % ids.len()]))
-                    .await?;
-                if r.status == 200 {
-                    Ok(())
-                } else {
-                    Err(format!("lookup: {} {}", r.status, r.body))
-                }
-            }
-        })
-        .await;
+        let stats = lookups(api.clone(), ids.clone(), a.ops * 2).await;
         stats.print("lookup (linearizable)");
         let follower = (1..=3).find(|id| *id != leader).expect("a follower");
-        let (api2, ids2) = (cluster.api(follower), ids.clone());
-        let stats = load(a.ops, move |i| {
-            let (api, ids) = (api2.clone(), ids2.clone());
-            async move {
-                let r = api
-                    .get(&format!("/v1/leases/{}", ids[i % ids.len()]))
-                    .await?;
-                if r.status == 200 {
-                    Ok(())
-                } else {
-                    Err(format!("lookup: {} {}", r.status, r.body))
-                }
-            }
-        })
-        .await;
+        let stats = lookups(cluster.api(follower), ids.clone(), a.ops).await;
         stats.print("lookup via follower");
         let r = api
             .post("/v1/leases/revoke-prefix", &json!({"prefix": "bench/"}))
