@@ -20,12 +20,22 @@ pub fn now_ms() -> Millis {
     now.as_millis() as Millis
 }
 
-/// Formats a timestamp as an RFC 3339 UTC string (`2026-11-21T10:00:00Z`,
-/// with milliseconds when they are not zero).
+/// Formats a timestamp as an RFC 3339 UTC string, always with three
+/// millisecond digits (`2026-11-21T10:00:00.250Z`), so every time the API
+/// returns has the same shape and sorts as text.
 pub fn to_rfc3339(ms: Millis) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| ms.to_string()),
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            ms % 1000
+        ),
         Err(_) => ms.to_string(),
     }
 }
@@ -95,9 +105,9 @@ mod tests {
     #[test]
     fn rfc3339_round_trips() {
         let ms = parse_rfc3339("2026-11-21T10:00:00Z").unwrap();
-        assert_eq!(to_rfc3339(ms), "2026-11-21T10:00:00Z");
-        let ms = parse_rfc3339("2026-11-21T10:00:00.250+01:00").unwrap();
-        assert_eq!(to_rfc3339(ms), "2026-11-21T09:00:00.25Z");
+        assert_eq!(to_rfc3339(ms), "2026-11-21T10:00:00.000Z");
+        let ms = parse_rfc3339("2026-11-21T10:00:00.230+01:00").unwrap();
+        assert_eq!(to_rfc3339(ms), "2026-11-21T09:00:00.230Z");
         assert!(parse_rfc3339("yesterday").is_err());
         assert!(parse_rfc3339("1960-01-01T00:00:00Z").is_err());
     }
