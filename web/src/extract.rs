@@ -30,10 +30,11 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError>
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let mut body: Body = req.into_body();
     if declared.is_some_and(|n| n > limit) {
+        discard(&mut body, limit).await;
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let body: Body = req.into_body();
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -44,6 +45,26 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError>
         ))),
     }
 }
+
+/// Reads and drops what a client is still sending of a refused body (up to
+/// a few times `limit`, and only while it keeps arriving), so it gets the
+/// 413 instead of a broken pipe; a larger or stalled body is cut when the
+/// connection closes.
+async fn discard(body: &mut Body, limit: usize) {
+    let cap = limit.saturating_mul(DRAIN_FACTOR);
+    let mut seen = 0usize;
+    while seen < cap {
+        match tokio::time::timeout(DRAIN_IDLE, body.frame()).await {
+            Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
+}
+
+/// How much of a refused body is drained, in multiples of the limit.
+const DRAIN_FACTOR: usize = 8;
+/// How long draining waits for the next piece of a refused body.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
