@@ -111,9 +111,11 @@ impl RaftStatus {
         self.voters.contains(&id)
     }
 
-    /// Whether this node has applied everything it knows to be committed.
-    pub fn caught_up(&self) -> bool {
-        self.applied >= self.committed
+    /// Committed entries this node has not applied yet.
+    pub fn apply_lag(&self) -> u64 {
+        self.committed
+            .unwrap_or(0)
+            .saturating_sub(self.applied.unwrap_or(0))
     }
 }
 

@@ -74,6 +74,12 @@ fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
     }
 }
 
+/// Committed entries a ready node may still have to apply. Under write
+/// load a healthy replica always trails its commit index by a few entries
+/// for a few milliseconds; readiness must not flap with that. (A node that
+/// starts is not ready before it has applied the leader's read index.)
+const MAX_APPLY_LAG: u64 = 1_000;
+
 /// Every readiness check, in order.
 pub fn readiness(shared: &Shared) -> Vec<Check> {
     let mut checks = vec![check(
@@ -132,7 +138,7 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
             }
             checks.push(check(
                 "caught_up",
-                status.caught_up(),
+                status.apply_lag() <= MAX_APPLY_LAG,
                 format!(
                     "applied {} of committed {}",
                     status.applied.unwrap_or(0),
