@@ -73,20 +73,35 @@ pub fn rfc3339(unix: i64) -> String {
     )
 }
 
-/// A free TCP port on 127.0.0.1.
+/// The lowest port the kernel hands out to outgoing connections
+/// (`ip_local_port_range`); listeners are placed below it so a client's
+/// ephemeral port can never take a port a node is about to bind.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A free TCP port on 127.0.0.1, below the ephemeral range. Each test
+/// process starts at a different offset, so concurrent test binaries
+/// rarely probe the same ports.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 10_000;
     static NEXT: AtomicU16 = AtomicU16::new(0);
+    let high = ephemeral_low().max(LOW + 1_000);
+    let span = u32::from(high - LOW);
     let _ = NEXT.compare_exchange(
         0,
-        20_000 + (std::process::id() % 20_000) as u16,
+        LOW + (std::process::id() % span) as u16,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        if port > 60_000 {
-            NEXT.store(20_000, Ordering::SeqCst);
+        if port >= high {
+            NEXT.store(LOW, Ordering::SeqCst);
             continue;
         }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
