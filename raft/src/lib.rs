@@ -21,7 +21,7 @@ pub mod store;
 pub mod types;
 pub mod wire;
 
-pub use command::{Command, Outcome, Proposal, Request, Response};
+pub use command::{Applied, Command, Outcome, Proposal, Request, Response};
 pub use domain::{DomainError, State};
 pub use error::Error;
 pub use handle::{
@@ -29,4 +29,4 @@ pub use handle::{
 };
 pub use settings::{Policy, RaftSettings};
 pub use store::Storage;
-pub use types::{Member, NodeId};
+pub use types::{Member, NodeId, NodeName, name_of};

@@ -79,3 +79,27 @@ pub async fn crl_text(api: &Api, dir: &Path, ca: &Path) -> String {
 pub fn openssl_serial(serial: &str) -> String {
     serial.trim_start_matches('0').to_uppercase()
 }
+
+/// Makes a P-256 key and a CSR for `/CN=<cn>` with openssl in `dir`;
+/// returns (key path, CSR PEM).
+pub fn make_csr(dir: &Path, cn: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(format!("{cn}.key"));
+    let csr = dir.join(format!("{cn}.csr"));
+    let (ok, text) = openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key.display().to_string(),
+        "-out",
+        &csr.display().to_string(),
+        "-subj",
+        &format!("/CN={cn}"),
+    ]);
+    assert!(ok, "openssl req: {text}");
+    (key, std::fs::read_to_string(&csr).expect("read CSR"))
+}

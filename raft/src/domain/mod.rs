@@ -21,7 +21,7 @@ pub mod list;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
-use crate::command::{Command, Outcome, Proposal, Response};
+use crate::command::{Applied, Command, Outcome, Proposal, Response};
 use account::{AccountState, Accounts};
 use cert::{CertRecord, CertState, Pki};
 use idempotency::IdempotencyTable;
@@ -104,18 +104,38 @@ impl State {
     /// Applies one stamped proposal. Deterministic: reads time only from
     /// `proposal.now`.
     pub fn apply(&mut self, proposal: &Proposal) -> Response {
+        self.apply_traced(proposal).response
+    }
+
+    /// Applies one stamped proposal and says whether its response is the
+    /// remembered result of an earlier entry with the same idempotency key
+    /// (in which case this entry changed nothing).
+    pub fn apply_traced(&mut self, proposal: &Proposal) -> Applied {
         let now = proposal.now;
         if let Some(stamp) = &proposal.idempotency
             && let Some(previous) = self.idempotency.lookup(stamp)
         {
-            return previous;
+            return Applied {
+                response: previous,
+                replayed: true,
+            };
         }
         let response = self.apply_command(now, &proposal.command);
         if let Some(stamp) = &proposal.idempotency {
             self.idempotency.record(stamp, now, &response);
         }
         self.idempotency.prune(now);
-        response
+        Applied {
+            response,
+            replayed: false,
+        }
+    }
+
+    /// The remembered first result of an idempotency key, if the key was
+    /// applied: lets the proposer answer a retry without stamping (and so
+    /// without generating anything) at all.
+    pub fn remembered(&self, stamp: &crate::command::IdempotencyStamp) -> Option<Response> {
+        self.idempotency.lookup(stamp)
     }
 
     fn apply_command(&mut self, now: Millis, command: &Command) -> Response {

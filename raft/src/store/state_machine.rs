@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::node_meta::NodeMeta;
 use super::snapshot::{self, decode_state, encode_state};
-use crate::command::Outcome;
+use crate::command::{Applied, Outcome};
 use crate::domain::State;
 use crate::network::ClusterIdentity;
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
@@ -171,13 +171,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let (last_applied, cluster_id) = {
             let mut m = self.write();
             for (entry, responder) in batch {
+                let done = Applied {
+                    response: Ok(Outcome::Done),
+                    replayed: false,
+                };
                 let response = match &entry.payload {
-                    EntryPayload::Blank => Ok(Outcome::Done),
-                    EntryPayload::Normal(proposal) => m.state.apply(proposal),
+                    EntryPayload::Blank => done,
+                    EntryPayload::Normal(proposal) => m.state.apply_traced(proposal),
                     EntryPayload::Membership(membership) => {
                         m.membership =
                             StoredMembership::new(Some(entry.log_id), membership.clone());
-                        Ok(Outcome::Done)
+                        done
                     }
                 };
                 m.last_applied = Some(entry.log_id);

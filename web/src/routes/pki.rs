@@ -135,10 +135,31 @@ fn ca_pem(shared: &Shared) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::not_found("the cluster CA is not initialized yet"))
 }
 
+/// Answers a write that created a certificate. `keel_made_key` says
+/// whether keel generated the key pair (issue, renew without a CSR): such
+/// a key is returned once, with the attempt that created the certificate,
+/// and is never stored, so a retry that replays that attempt cannot return
+/// it. It gets a 409 naming the certificate instead of a certificate
+/// without (or with a mismatched) key.
 fn issued(
     shared: &Shared,
     result: WriteResult,
+    keel_made_key: bool,
 ) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
+    if result.replayed && keel_made_key {
+        let serial = match &result.outcome {
+            Outcome::Certificate(view) => view.cert.serial.clone(),
+            _ => String::from("?"),
+        };
+        return Err(ApiError::Conflict {
+            code: "private_key_unavailable",
+            message: format!(
+                "certificate {serial} was already created for this Idempotency-Key; its private key \
+                 was returned only once, with that first answer, and keel does not store it. \
+                 Use that key, or revoke {serial} and issue again with a new Idempotency-Key"
+            ),
+        });
+    }
     match result.outcome {
         Outcome::Certificate(view) => Ok((
             StatusCode::CREATED,
@@ -190,7 +211,7 @@ pub async fn issue(
         account: body.account,
     };
     let result = cp.write(Request::IssueCertificate(spec), key).await?;
-    issued(&shared, result)
+    issued(&shared, result, true)
 }
 
 /// Signs a CSR: the key never leaves its holder.
@@ -208,7 +229,7 @@ pub async fn sign(
         account: body.account,
     };
     let result = cp.write(Request::SignCertificate(spec), key).await?;
-    issued(&shared, result)
+    issued(&shared, result, false)
 }
 
 /// Looks a certificate up.
@@ -285,8 +306,9 @@ pub async fn renew(
         ttl_ms: body.ttl.map(|d| d.0),
         csr_pem: body.csr,
     };
+    let keel_made_key = spec.csr_pem.is_none();
     let result = cp.write(Request::RenewCertificate(spec), key).await?;
-    issued(&shared, result)
+    issued(&shared, result, keel_made_key)
 }
 
 /// The holder confirms it stored this (renewed) certificate; the one it

@@ -185,3 +185,40 @@ fn idempotency_key_returns_first_result() {
     };
     assert_eq!(s.apply(&other), Err(DomainError::IdempotencyConflict));
 }
+
+/// An entry whose idempotency key was already applied changes nothing and
+/// is marked as a replay, so the proposer drops whatever it generated for
+/// that attempt (a key pair, a lease id).
+#[test]
+fn a_replayed_idempotency_key_is_marked_and_changes_nothing() {
+    let mut s = State::default();
+    let stamp = IdempotencyStamp {
+        key: "k".into(),
+        fingerprint: [7; 16],
+    };
+    let first = Proposal {
+        idempotency: Some(stamp.clone()),
+        ..at(T0, grant(1, 60 * SEC, 600 * SEC, None))
+    };
+    let applied = s.apply_traced(&first);
+    assert!(!applied.replayed);
+    // The retry was stamped separately: another generated id.
+    let retry = Proposal {
+        idempotency: Some(stamp.clone()),
+        ..at(T0 + SEC, grant(2, 60 * SEC, 600 * SEC, None))
+    };
+    let before = encode_state(&s).unwrap();
+    let replay = s.apply_traced(&retry);
+    assert!(replay.replayed);
+    assert_eq!(replay.response, applied.response);
+    assert!(
+        s.leases.get(2).is_none(),
+        "the retry granted a second lease"
+    );
+    assert_eq!(s.remembered(&stamp), Some(applied.response));
+    assert_eq!(
+        before,
+        encode_state(&s).unwrap(),
+        "a replay changed the state"
+    );
+}
