@@ -119,10 +119,15 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
                 status.leader.is_some(),
                 status.leader.map_or_else(
                     || "no known leader".to_string(),
-                    |l| format!("leader is node {l}"),
+                    |l| format!("leader is node {}", keel_raft::name_of(l)),
                 ),
             ));
-            if status.role == Role::Leader {
+            let sole_voter = status.voters.len() == 1 && status.is_voter(status.node_id);
+            if status.role == Role::Leader && sole_voter {
+                // A single-voter cluster is its own quorum: nothing ever
+                // acknowledges it, and nothing needs to.
+                checks.push(check("quorum", true, "the only voter is its own quorum"));
+            } else if status.role == Role::Leader {
                 // A leader cut off from its quorum still believes it leads
                 // until it steps down; it must not take traffic meanwhile.
                 let limit = cp.settings().election_timeout_max * 2;
