@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use keel_node::cli::{Cli, Command};
 use keel_node::client;
+use keel_node::lifecycle::retire;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,9 +23,14 @@ fn main() -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => keel_node::lifecycle::start::run(*args)
-                .await
-                .map_err(|e| format!("{e:#}")),
+            Command::Server(args) => match keel_node::lifecycle::start::run(*args).await {
+                Err(e) if e.downcast_ref::<retire::Retired>().is_some() => {
+                    eprintln!("keel: {e:#}; starting again as a new incarnation");
+                    let failed = retire::restart_in_place();
+                    Err(format!("cannot start again: {failed}"))
+                }
+                other => other.map_err(|e| format!("{e:#}")),
+            },
             Command::Health(args) => client::health(&args).await.map_err(|e| e.to_string()),
             Command::Status(args) => client::status(&args).await.map_err(|e| e.to_string()),
             Command::Cluster { client: args, op } => client::cluster::run(&args, &op)

@@ -31,6 +31,15 @@ pub enum Error {
     /// A membership request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A write was sent but its fate is unknown (leadership moved or the
+    /// commit timed out): it may or may not have applied. Retrying with the
+    /// same idempotency key is safe.
+    #[error("{0}")]
+    OutcomeUnknown(String),
+    /// This node's log ends below what it acknowledged: its data directory
+    /// is older than its Raft identity promised, and it must retire it.
+    #[error("{0}")]
+    LogReverted(String),
     /// A peer answered with something unexpected or could not be reached.
     #[error("peer {peer}: {message}")]
     Peer {
@@ -56,7 +65,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::NoLeader | Error::Timeout(_) | Error::ShuttingDown | Error::Peer { .. }
+            Error::NoLeader
+                | Error::Timeout(_)
+                | Error::OutcomeUnknown(_)
+                | Error::ShuttingDown
+                | Error::Peer { .. }
         )
     }
 }

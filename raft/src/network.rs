@@ -5,9 +5,17 @@
 //! so a peer that returns under the same name with a new IP is found again.
 //! Every call has a timeout; connection failures and timeouts are reported
 //! to openraft as `Unreachable`, which backs off before retrying.
+//!
+//! Every RPC meant for a Raft node names it ([`wire::TO_HEADER`]); the far
+//! side refuses if it is another incarnation. AppendEntries also carries
+//! the receiver's acknowledged-and-committed watermark
+//! ([`wire::ACKED_HEADER`]), and an answer that contradicts it (a conflict
+//! at or below it: the follower lost acknowledged entries) is never handed
+//! to openraft: log reversion is not allowed, so it must not happen.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -142,8 +150,15 @@ impl PeerClient {
         }
     }
 
-    /// A POST to a peer with the secret and (once known) the cluster id.
-    fn post(&self, addr: &str, path: &str, timeout: Duration) -> reqwest::RequestBuilder {
+    /// A POST to a peer with the secret, (once known) the cluster id, and
+    /// the Raft node it is meant for, if the caller knows it.
+    fn post(
+        &self,
+        addr: &str,
+        path: &str,
+        to: Option<NodeId>,
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
         let mut builder = self
             .http
             .post(self.url(addr, path))
@@ -153,6 +168,9 @@ impl PeerClient {
         if let Some(id) = self.identity.get() {
             builder = builder.header(CLUSTER_HEADER, &*id);
         }
+        if let Some(to) = to {
+            builder = builder.header(wire::TO_HEADER, to);
+        }
         builder
     }
 
@@ -160,7 +178,8 @@ impl PeerClient {
         format!("{}://{}{}", self.scheme, addr, path)
     }
 
-    /// Calls a plain peer RPC.
+    /// Calls a plain peer RPC on whatever node answers at `addr` (hello,
+    /// join: the caller does not know its Raft id yet).
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         addr: &str,
@@ -168,13 +187,31 @@ impl PeerClient {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let body = codec::encode(req).map_err(|e| PeerCallError::Decode(e.to_string()))?;
-        let response = self
-            .post(addr, rpc.path(), timeout)
-            .body(body)
-            .send()
+        self.send(self.post(addr, rpc.path(), None, timeout), req)
             .await
-            .map_err(send_error)?;
+    }
+
+    /// Calls a plain peer RPC on Raft node `to` at `addr`; another node (or
+    /// another incarnation of it) answering there refuses.
+    pub async fn call_node<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        to: NodeId,
+        addr: &str,
+        rpc: PeerRpc,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
+        self.send(self.post(addr, rpc.path(), Some(to), timeout), req)
+            .await
+    }
+
+    async fn send<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        builder: reqwest::RequestBuilder,
+        req: &Req,
+    ) -> Result<Resp, PeerCallError> {
+        let body = codec::encode(req).map_err(|e| PeerCallError::Decode(e.to_string()))?;
+        let response = builder.body(body).send().await.map_err(send_error)?;
         Self::decode_response(response).await
     }
 
@@ -199,6 +236,7 @@ impl PeerClient {
     /// Streams a full snapshot to a peer in chunks.
     pub async fn send_snapshot(
         &self,
+        to: NodeId,
         addr: &str,
         header: &SnapshotHeader,
         data: SnapshotData,
@@ -219,7 +257,7 @@ impl PeerClient {
             .collect();
         let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
         let response = self
-            .post(addr, wire::PATH_SNAPSHOT, timeout)
+            .post(addr, wire::PATH_SNAPSHOT, Some(to), timeout)
             .body(reqwest::Body::wrap_stream(stream))
             .send()
             .await
@@ -249,15 +287,65 @@ fn describe(e: &reqwest::Error) -> String {
     out
 }
 
+/// What this node, as leader, has seen each follower acknowledge: the
+/// highest matched index and the highest commit index it told the
+/// follower. Their minimum is an index the follower durably held *and* that
+/// was committed, so it can never legitimately lose it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acked {
+    matched: u64,
+    commit_told: u64,
+}
+
+impl Acked {
+    fn watermark(self) -> u64 {
+        self.matched.min(self.commit_told)
+    }
+}
+
+/// Acknowledgement watermarks per follower, shared by all connections of
+/// this process (openraft rebuilds connections on every leadership).
+#[derive(Clone, Default)]
+pub struct AckedWatermarks(Arc<Mutex<HashMap<NodeId, Acked>>>);
+
+impl AckedWatermarks {
+    fn get(&self, id: NodeId) -> Acked {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn record(&self, id: NodeId, matched: Option<u64>, commit_told: Option<u64>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(id).or_default();
+        if let Some(m) = matched {
+            entry.matched = entry.matched.max(m);
+        }
+        if let Some(c) = commit_told {
+            entry.commit_told = entry.commit_told.max(c);
+        }
+    }
+
+    /// The watermark of follower `id`: an index it acknowledged and that
+    /// was committed (0 if none is known).
+    pub fn watermark(&self, id: NodeId) -> u64 {
+        self.get(id).watermark()
+    }
+}
+
 /// Builds openraft connections to peers.
 pub struct NetworkFactory {
     client: PeerClient,
+    acked: AckedWatermarks,
 }
 
 impl NetworkFactory {
     /// A factory over `client`.
-    pub fn new(client: PeerClient) -> Self {
-        NetworkFactory { client }
+    pub fn new(client: PeerClient, acked: AckedWatermarks) -> Self {
+        NetworkFactory { client, acked }
     }
 }
 
@@ -269,6 +357,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             client: self.client.clone(),
             target,
             addr: node.peer_addr.clone(),
+            acked: self.acked.clone(),
         }
     }
 }
@@ -278,6 +367,7 @@ pub struct PeerConnection {
     client: PeerClient,
     target: NodeId,
     addr: String,
+    acked: AckedWatermarks,
 }
 
 fn rpc_error(target: NodeId, e: PeerCallError) -> RPCError<TypeConfig> {
@@ -298,7 +388,7 @@ impl PeerConnection {
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let reply: Result<Resp, RaftError<TypeConfig>> = self
             .client
-            .call(&self.addr, rpc, req, option.hard_ttl())
+            .call_node(self.target, &self.addr, rpc, req, option.hard_ttl())
             .await
             .map_err(|e| rpc_error(self.target, e))?;
         reply.map_err(|e| {
@@ -318,7 +408,60 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.rpc(PeerRpc::Append, &rpc, &option).await
+        let watermark = self.acked.watermark(self.target);
+        let builder = self
+            .client
+            .post(
+                &self.addr,
+                PeerRpc::Append.path(),
+                Some(self.target),
+                option.hard_ttl(),
+            )
+            .header(wire::ACKED_HEADER, watermark);
+        let reply: Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> = self
+            .client
+            .send(builder, &rpc)
+            .await
+            .map_err(|e| rpc_error(self.target, e))?;
+        let response = reply.map_err(|e| {
+            RPCError::Unreachable(Unreachable::from_string(format!(
+                "node {}: {e}",
+                self.target
+            )))
+        })?;
+        let commit_told = rpc.leader_commit.map(|l| l.index);
+        match &response {
+            AppendEntriesResponse::Success => {
+                let last = rpc
+                    .entries
+                    .last()
+                    .map(|e| e.log_id.index)
+                    .or(rpc.prev_log_id.map(|l| l.index));
+                self.acked.record(self.target, last, commit_told);
+            }
+            AppendEntriesResponse::PartialSuccess(matched) => {
+                self.acked
+                    .record(self.target, matched.map(|l| l.index), commit_told);
+            }
+            AppendEntriesResponse::Conflict => {
+                let at = rpc.prev_log_id.map_or(0, |l| l.index);
+                if at > 0 && at <= watermark {
+                    tracing::error!(
+                        target_node = self.target,
+                        conflict = at,
+                        acknowledged = watermark,
+                        "follower lost entries it had acknowledged (old or damaged data directory); \
+                         not replicating to it until it retires that data"
+                    );
+                    return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                        "node {}: its log reverted below acknowledged index {watermark}",
+                        self.target
+                    ))));
+                }
+            }
+            AppendEntriesResponse::HigherVote(_) => {}
+        }
+        Ok(response)
     }
 
     async fn vote(
@@ -352,9 +495,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         tracing::info!(target = self.target, bytes, "sending snapshot");
         // A snapshot of many MB needs more than one RPC's soft deadline.
         let timeout = option.hard_ttl().max(Duration::from_secs(120));
-        let send = self
-            .client
-            .send_snapshot(&self.addr, &header, snapshot.snapshot, timeout);
+        let send =
+            self.client
+                .send_snapshot(self.target, &self.addr, &header, snapshot.snapshot, timeout);
         tokio::pin!(cancel);
         let reply = tokio::select! {
             closed = &mut cancel => return Err(StreamingError::Closed(closed)),

@@ -1,18 +1,46 @@
 //! openraft type configuration for keel: node ids, the per-node address
 //! record kept in membership, and the aliases the rest of the crate uses.
 //!
-//! Node ids are plain `u64`s chosen by the operator (or derived from a
-//! StatefulSet ordinal); they are stable for the life of a data directory.
+//! Two identities meet here. A node's **name** is the stable, human number
+//! an operator gives it (`--node-id`, a StatefulSet ordinal). Its Raft
+//! [`NodeId`] names one *incarnation* of that node: one data directory. A
+//! wiped or replaced data directory gets a new incarnation, so an empty log
+//! never speaks (votes, acknowledges) with the identity of a log that held
+//! more. The Raft id packs both: `name << 32 | incarnation`, so every layer
+//! can show the name without a lookup. Ids below 2^32 are incarnations of
+//! data directories made before incarnations existed; their name is the id.
 
 use std::fmt;
 
 use openraft::type_config::alias;
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Proposal, Response};
+use crate::command::{Applied, Proposal};
 
-/// A node's identity inside the cluster, stable across restarts.
+/// A node's Raft identity: one incarnation (one data directory) of a named
+/// node, stable across restarts of that data directory.
 pub type NodeId = u64;
+
+/// The operator's name of a node: `--node-id`, kept across data directories.
+pub type NodeName = u64;
+
+/// Largest node name: names share the Raft id with a 32-bit incarnation.
+pub const MAX_NODE_NAME: NodeName = u32::MAX as u64;
+
+/// The Raft id of incarnation `incarnation` (never 0) of node `name`.
+pub fn raft_id(name: NodeName, incarnation: u32) -> NodeId {
+    (name << 32) | u64::from(incarnation)
+}
+
+/// The name of the node a Raft id belongs to.
+pub fn name_of(id: NodeId) -> NodeName {
+    if id > MAX_NODE_NAME { id >> 32 } else { id }
+}
+
+/// The incarnation part of a Raft id (0 for a pre-incarnation id).
+pub fn incarnation_of(id: NodeId) -> u32 {
+    if id > MAX_NODE_NAME { id as u32 } else { 0 }
+}
 
 /// What membership remembers about a node: where operators and peers reach it.
 ///
@@ -32,11 +60,27 @@ impl fmt::Display for Member {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raft_ids_carry_their_name() {
+        let id = raft_id(3, 0xdead_beef);
+        assert_eq!(name_of(id), 3);
+        assert_eq!(incarnation_of(id), 0xdead_beef);
+        assert_ne!(raft_id(3, 1), raft_id(3, 2));
+        assert_eq!(name_of(7), 7, "a pre-incarnation id is its own name");
+        assert_eq!(incarnation_of(7), 0);
+        assert_eq!(name_of(raft_id(MAX_NODE_NAME, 1)), MAX_NODE_NAME);
+    }
+}
+
 openraft::declare_raft_types!(
     /// keel's openraft type configuration.
     pub TypeConfig:
         D = Proposal,
-        R = Response,
+        R = Applied,
         NodeId = NodeId,
         Node = Member,
 );

@@ -33,6 +33,14 @@ pub const PATH_HELLO: &str = "/raft/hello";
 pub const PATH_MEMBERSHIP: &str = "/raft/membership";
 /// Content type of every peer body.
 pub const CONTENT_TYPE: &str = "application/vnd.keel.peer";
+/// Header naming the Raft id (the incarnation) a peer request is meant for.
+/// A node that is not that incarnation refuses the request, so a wiped data
+/// directory never answers for the log it no longer has.
+pub const TO_HEADER: &str = "x-keel-to";
+/// Header on AppendEntries: the highest index the receiver is known to have
+/// acknowledged durably and that was committed. A receiver whose log ends
+/// below it lost acknowledged entries (an old disk image) and must retire.
+pub const ACKED_HEADER: &str = "x-keel-acked";
 
 /// The peer RPCs a node serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +95,10 @@ impl PeerRpc {
 /// What a node says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// Its id.
-    pub node_id: NodeId,
+    /// Its name (`--node-id`).
+    pub node_id: crate::types::NodeName,
+    /// The Raft id of its current incarnation (its data directory).
+    pub raft_id: NodeId,
     /// The cluster it belongs to, once known.
     pub cluster_id: Option<String>,
     /// Whether it holds any Raft state (vote, log, membership).
@@ -99,6 +109,10 @@ pub struct Hello {
     pub peer_addr: String,
     /// The leader it knows of.
     pub leader: Option<NodeId>,
+    /// The leader's peer address, so a joining node can ask the leader
+    /// itself (membership changes run there).
+    #[serde(default)]
+    pub leader_addr: Option<String>,
     /// Whether the operator sealed it.
     #[serde(default)]
     pub sealed: bool,
@@ -142,6 +156,10 @@ pub enum WireError {
     NoLeader,
     /// Timed out.
     Timeout(String),
+    /// Sent, but whether it applied is unknown.
+    OutcomeUnknown(String),
+    /// The receiver's log reverted below what it acknowledged.
+    LogReverted(String),
     /// Shutting down.
     ShuttingDown,
     /// Membership change refused.
@@ -160,6 +178,8 @@ impl From<&Error> for WireError {
             Error::Domain(d) => WireError::Domain(d.clone()),
             Error::NoLeader => WireError::NoLeader,
             Error::Timeout(m) => WireError::Timeout(m.clone()),
+            Error::OutcomeUnknown(m) => WireError::OutcomeUnknown(m.clone()),
+            Error::LogReverted(m) => WireError::LogReverted(m.clone()),
             Error::ShuttingDown => WireError::ShuttingDown,
             Error::MembershipRefused(m) => WireError::MembershipRefused(m.clone()),
             Error::MemberNotFound(id) => WireError::MemberNotFound(*id),
@@ -177,6 +197,8 @@ impl From<WireError> for Error {
             WireError::Domain(d) => Error::Domain(d),
             WireError::NoLeader => Error::NoLeader,
             WireError::Timeout(m) => Error::Timeout(m),
+            WireError::OutcomeUnknown(m) => Error::OutcomeUnknown(m),
+            WireError::LogReverted(m) => Error::LogReverted(m),
             WireError::ShuttingDown => Error::ShuttingDown,
             WireError::MembershipRefused(m) => Error::MembershipRefused(m),
             WireError::MemberNotFound(id) => Error::MemberNotFound(id),

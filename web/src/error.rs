@@ -57,6 +57,10 @@ pub enum ApiError {
     /// No leader is available.
     #[error("{0}")]
     NoLeader(String),
+    /// A write was sent but its fate is unknown; retry with the same
+    /// `Idempotency-Key`.
+    #[error("{0}; retry with the same Idempotency-Key")]
+    OutcomeUnknown(String),
     /// The node is sealed.
     #[error("this node is sealed")]
     Sealed,
@@ -98,6 +102,7 @@ impl ApiError {
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::RaftNotReady => (StatusCode::SERVICE_UNAVAILABLE, "raft_not_ready"),
             ApiError::NoLeader(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
+            ApiError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
             ApiError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -185,6 +190,11 @@ impl From<Error> for ApiError {
             Error::Domain(d) => d.into(),
             Error::NoLeader => ApiError::NoLeader("no leader is available; retry shortly".into()),
             Error::Timeout(m) => ApiError::NoLeader(m),
+            Error::OutcomeUnknown(m) => ApiError::OutcomeUnknown(m),
+            Error::LogReverted(m) => ApiError::Conflict {
+                code: "log_reverted",
+                message: m,
+            },
             Error::ShuttingDown => ApiError::ShuttingDown,
             Error::MembershipRefused(m) => ApiError::Conflict {
                 code: "conflict",

@@ -246,7 +246,8 @@ impl Metrics {
     fn refresh(&self, cp: &ControlPlane) {
         let status = cp.status();
         self.raft_term.set(status.term as i64);
-        self.raft_leader.set(status.leader.map_or(-1, |l| l as i64));
+        self.raft_leader
+            .set(status.leader.map_or(-1, |l| keel_raft::name_of(l) as i64));
         self.raft_is_leader
             .set(i64::from(status.role == Role::Leader));
         self.raft_commit_index
@@ -267,7 +268,7 @@ impl Metrics {
                     let lag = last.saturating_sub(matched.unwrap_or(0));
                     self.raft_replication_lag
                         .get_or_create(&PeerLabels {
-                            peer: peer.to_string(),
+                            peer: keel_raft::name_of(*peer).to_string(),
                         })
                         .set(lag as i64);
                 }

@@ -4,6 +4,13 @@
 //! Every route requires the cluster secret. Until the control plane is
 //! installed every route answers 503 `raft_not_ready` and nothing reaches
 //! Raft: this is the transport-before-consensus rule.
+//!
+//! A request naming the Raft node it is meant for (`x-keel-to`) is refused
+//! with 409 `not_this_node` by any other incarnation: a node that came back
+//! with a wiped data directory never votes or acknowledges for the log it
+//! lost. An AppendEntries carrying a watermark above this node's log
+//! (`x-keel-acked`) is refused with 409 `log_reverted`, and the node
+//! retires that data directory.
 
 use std::sync::Arc;
 
@@ -53,7 +60,21 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {
         .map_err(|e| ApiError::BadRequest(format!("peer body: {e}")).into_response())
 }
 
-/// The control plane, if installed and if the sender belongs to our cluster.
+/// A numeric peer header, if present; malformed is a 400.
+fn number_header(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::BadRequest(format!("malformed {name} header")))
+        })
+        .transpose()
+}
+
+/// The control plane, if installed, if the sender belongs to our cluster,
+/// and if the request is meant for this incarnation of this node.
 fn peer_cp<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a ControlPlane, ApiError> {
     let cp = shared.control_plane().ok_or(ApiError::RaftNotReady)?;
     let theirs = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
@@ -63,6 +84,26 @@ fn peer_cp<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a ControlPla
             code: "cluster_mismatch",
             message: "the sender belongs to another cluster".into(),
         });
+    }
+    if let Some(to) = number_header(headers, wire::TO_HEADER)?
+        && to != cp.node_id()
+    {
+        tracing::debug!(
+            to,
+            this = cp.node_id(),
+            "refused a peer request meant for another incarnation"
+        );
+        return Err(ApiError::Conflict {
+            code: "not_this_node",
+            message: format!(
+                "this is node {} incarnation {:08x}, not the addressed raft id {to}",
+                cp.name(),
+                keel_raft::types::incarnation_of(cp.node_id())
+            ),
+        });
+    }
+    if let Some(acked) = number_header(headers, wire::ACKED_HEADER)? {
+        cp.check_acknowledged(acked).map_err(ApiError::from)?;
     }
     Ok(cp)
 }

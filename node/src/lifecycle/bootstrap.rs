@@ -12,13 +12,18 @@
 //!   others wait to be contacted by the new leader. A node that is not in
 //!   its own peer list never initializes; it joins the cluster its peers
 //!   form (a StatefulSet scaled beyond its initial peers).
+//! - Membership holds Raft ids (incarnations), learned from each peer's
+//!   hello. A pristine node whose name is already a voter (its volume was
+//!   lost) finds the cluster and joins like any new node: the leader adds
+//!   the new incarnation as a learner and, once caught up, swaps it in for
+//!   the old one. The empty directory never votes with the old identity.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keel_raft::network::PeerCallError;
 use keel_raft::wire::{Hello, MembershipReply, PeerRpc};
-use keel_raft::{ControlPlane, Member, MembershipChange, NodeId};
+use keel_raft::{ControlPlane, Member, MembershipChange, NodeId, NodeName};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -108,7 +113,7 @@ async fn try_bootstrap(
     config: &Config,
     cp: &ControlPlane,
 ) -> Result<Option<Membership>, BootstrapError> {
-    let mut answered: BTreeMap<NodeId, Hello> = BTreeMap::new();
+    let mut answered: BTreeMap<NodeName, Hello> = BTreeMap::new();
     for (id, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
         if let Ok(h) = hello(cp, addr).await {
             if h.node_id != *id {
@@ -157,7 +162,12 @@ async fn try_bootstrap(
     let members: BTreeMap<NodeId, Member> = config
         .peers
         .iter()
-        .map(|(id, peer_addr)| {
+        .filter_map(|(id, peer_addr)| {
+            let raft_id = if *id == config.node_id {
+                cp.node_id()
+            } else {
+                answered.get(id)?.raft_id
+            };
             let api_addr = if *id == config.node_id {
                 config.advertise_api.clone()
             } else {
@@ -170,13 +180,13 @@ async fn try_bootstrap(
             } else {
                 peer_addr.clone()
             };
-            (
-                *id,
+            Some((
+                raft_id,
                 Member {
                     api_addr,
                     peer_addr,
                 },
-            )
+            ))
         })
         .collect();
     tracing::info!(members = ?members.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
@@ -184,9 +194,11 @@ async fn try_bootstrap(
     Ok(Some(Membership::Bootstrapped))
 }
 
-/// Asks the cluster reachable at `target` to add this node. `true` once it
-/// is a member.
+/// Asks the cluster reachable at `target` to add this node (through its
+/// leader, which `target` names in its hello). `true` once it is a member.
 async fn try_join(config: &Config, cp: &ControlPlane, target: &str) -> bool {
+    let leader_addr = hello(cp, target).await.ok().and_then(|h| h.leader_addr);
+    let target = leader_addr.as_deref().unwrap_or(target);
     let change = MembershipChange::Add {
         node_id: config.node_id,
         api_addr: config.advertise_api.clone(),

@@ -4,6 +4,7 @@
 pub mod barrier;
 pub mod bootstrap;
 mod listener;
+pub mod retire;
 pub mod start;
 pub mod stop;
 mod tls_watch;

@@ -2,7 +2,9 @@
 //! shown at `/v1/sys/lifecycle`.
 //!
 //! 1. Load and validate all configuration (nothing touches disk before).
-//! 2. Open storage; check the stored node id and cluster id.
+//! 2. Open storage (retiring it first if it was marked retired); check the
+//!    stored node id and cluster id; learn or allocate this data
+//!    directory's incarnation (its Raft id).
 //! 3. Bind the peer and API listeners and serve (Raft routes answer 503).
 //! 4. Readiness barrier: both listeners serve, checked over the network.
 //! 5. Start Raft and install the handle.
@@ -11,6 +13,9 @@
 //! 8. Ready.
 //!
 //! Whatever fails, what was started is stopped in order before returning.
+//! If the node learns that its log ends below what it acknowledged, it
+//! stops the same way, marks the data directory retired and returns
+//! [`Retired`]; `main` then starts it again as a new incarnation.
 
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
@@ -23,6 +28,7 @@ use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot}
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
+use super::retire::{self, Retired};
 use super::stop::{self, Parts};
 use super::{RunningListener, TlsWatcher, barrier};
 use crate::cli::ServerArgs;
@@ -68,14 +74,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     board.set_component("config", ComponentState::Running);
 
     let mut parts = Parts::new(shared.clone());
+    let data_dir = config.data_dir.clone();
     let result = start(&args, config, filter, &signals, &mut parts).await;
-    if let Err(e) = &result {
-        tracing::error!(error = %format!("{e:#}"), "start failed; stopping what was started");
-    } else {
-        tracing::info!("stopping");
+    let retired = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<Retired>())
+        .map(|r| r.0.clone());
+    match (&result, &retired) {
+        (_, Some(reason)) => {
+            tracing::error!(reason = %reason, "this data directory can no longer speak for its Raft identity; stopping to retire it")
+        }
+        (Err(e), None) => {
+            tracing::error!(error = %format!("{e:#}"), "start failed; stopping what was started")
+        }
+        (Ok(()), None) => tracing::info!("stopping"),
     }
     stop::run(parts).await;
     signals.close().await;
+    if let Some(reason) = retired {
+        retire::mark(&data_dir, &reason)?;
+    }
     result
 }
 
@@ -92,12 +111,22 @@ async fn start(
 
     // Phase 2: storage.
     board.set_component("storage", ComponentState::Starting);
-    let storage = open_storage(&config)?;
+    if let Some(reason) = retire::retire_if_marked(&config.data_dir)? {
+        tracing::warn!(reason = %reason, "starting as a new incarnation: the previous data directory was retired");
+    }
+    let (storage, raft_id) = open_storage(&config)?;
     let sealed = storage.node_meta().sealed()?;
     shared.set_sealed(sealed);
     parts.storage = Some(storage.clone());
     board.set_component("storage", ComponentState::Running);
-    tracing::info!(phase = "storage", path = %storage.path().display(), sealed, "storage open");
+    tracing::info!(
+        phase = "storage",
+        path = %storage.path().display(),
+        sealed,
+        raft_id,
+        incarnation = %format!("{:08x}", keel_raft::types::incarnation_of(raft_id)),
+        "storage open"
+    );
 
     // Phase 3: listeners.
     let tls = config.tls.as_ref().map(|t| TlsSlot::new(t.server.clone()));
@@ -153,78 +182,92 @@ async fn start(
         api_addr: config.advertise_api.clone(),
         peer_addr: config.advertise_peer.clone(),
     };
-    let cp = ControlPlane::start(config.raft.clone(), &storage, peers, advertise).await?;
+    let mut settings = config.raft.clone();
+    settings.node_id = raft_id;
+    let cp = ControlPlane::start(settings, &storage, peers, advertise).await?;
     shared.install_control_plane(cp.clone());
     parts.cp = Some(cp.clone());
     board.set_component("raft", ComponentState::Running);
     tracing::info!(phase = "raft", "raft started");
 
-    let config = Arc::new(config);
-    let runtime = Arc::new(NodeRuntime {
-        config: RwLock::new(config.clone()),
-        args: args.clone(),
-        shared: shared.clone(),
-        supervisor: OnceLock::new(),
-        tls,
-        filter,
-        drain,
-    });
-    shared.install_node_control(Arc::new(Control(runtime.clone())));
-
-    // Phase 6: bootstrap, join or resume.
-    board.set_component("cluster", ComponentState::Starting);
-    let how = match bootstrap::run(&config, &cp, &signals.stop).await {
-        Ok(how) => how,
-        Err(BootstrapError::Stopped) => return Ok(()),
-        Err(e) => {
-            board.set_component("cluster", ComponentState::Failed);
-            return Err(e.into());
-        }
-    };
-    tracing::info!(phase = "cluster", how = ?how, "member of a cluster");
-
-    // Phase 7: leader known and caught up; managers (the leader's records
-    // the cluster id); the cluster id applied here.
-    if !wait_until_settled(&cp, &signals.stop).await {
-        return Ok(());
-    }
-    let supervisor = Supervisor::new(
-        ManagerContext {
-            cp: cp.clone(),
+    // From here on, a leader may tell this node that its log ends below
+    // what it acknowledged: then nothing else matters but retiring.
+    let retired = cp.clone();
+    let rest = async {
+        let config = Arc::new(config);
+        let runtime = Arc::new(NodeRuntime {
+            config: RwLock::new(config.clone()),
+            args: args.clone(),
             shared: shared.clone(),
-            config: config.clone(),
-        },
-        sealed,
-    );
-    let supervisor_stop = CancellationToken::new();
-    let supervisor_task = supervisor.spawn(supervisor_stop.clone());
-    let _ = runtime.supervisor.set(supervisor.clone());
-    parts.supervisor = Some((supervisor, supervisor_stop, supervisor_task));
-    if let (Some(material), Some(slot)) = (&config.tls, &runtime.tls) {
-        parts.tls_watcher = Some(TlsWatcher::start(material, slot.clone()));
-    }
-    let Some(applied_id) = wait_for_cluster_id(&cp, &signals.stop).await else {
-        return Ok(());
-    };
-    if let Some(want) = &config.cluster_id
-        && *want != applied_id
-    {
-        board.set_component("cluster", ComponentState::Failed);
-        bail!(
-            "this node is configured for cluster {want}, but the cluster it is part of is {applied_id}"
-        );
-    }
-    board.set_component("cluster", ComponentState::Running);
+            supervisor: OnceLock::new(),
+            tls,
+            filter,
+            drain,
+        });
+        shared.install_node_control(Arc::new(Control(runtime.clone())));
 
-    // Phase 8: ready.
-    board.set_phase(Phase::Ready);
-    tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
-    serve_until_stopped(&runtime, &cp, signals).await
+        // Phase 6: bootstrap, join or resume.
+        board.set_component("cluster", ComponentState::Starting);
+        let how = match bootstrap::run(&config, &cp, &signals.stop).await {
+            Ok(how) => how,
+            Err(BootstrapError::Stopped) => return Ok(()),
+            Err(e) => {
+                board.set_component("cluster", ComponentState::Failed);
+                return Err(e.into());
+            }
+        };
+        tracing::info!(phase = "cluster", how = ?how, "member of a cluster");
+
+        // Phase 7: leader known and caught up; managers (the leader's records
+        // the cluster id); the cluster id applied here.
+        if !wait_until_settled(&cp, &signals.stop).await {
+            return Ok(());
+        }
+        let supervisor = Supervisor::new(
+            ManagerContext {
+                cp: cp.clone(),
+                shared: shared.clone(),
+                config: config.clone(),
+            },
+            sealed,
+        );
+        let supervisor_stop = CancellationToken::new();
+        let supervisor_task = supervisor.spawn(supervisor_stop.clone());
+        let _ = runtime.supervisor.set(supervisor.clone());
+        parts.supervisor = Some((supervisor, supervisor_stop, supervisor_task));
+        if let (Some(material), Some(slot)) = (&config.tls, &runtime.tls) {
+            parts.tls_watcher = Some(TlsWatcher::start(material, slot.clone()));
+        }
+        let Some(applied_id) = wait_for_cluster_id(&cp, &signals.stop).await else {
+            return Ok(());
+        };
+        if let Some(want) = &config.cluster_id
+            && *want != applied_id
+        {
+            board.set_component("cluster", ComponentState::Failed);
+            bail!(
+                "this node is configured for cluster {want}, but the cluster it is part of is {applied_id}"
+            );
+        }
+        board.set_component("cluster", ComponentState::Running);
+
+        // Phase 8: ready.
+        board.set_phase(Phase::Ready);
+        tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
+        serve_until_stopped(&runtime, &cp, signals).await
+    };
+    tokio::select! {
+        result = rest => result,
+        reason = retired.retired() => Err(anyhow::Error::new(Retired(reason))),
+    }
 }
 
 /// Opens the data directory and checks it belongs to this node (and, if
-/// configured, this cluster) before anything is written.
-fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+/// configured, this cluster) before anything is written. Returns it with
+/// the Raft id of its incarnation: allocated (and synced) when the data
+/// directory is new, so an empty log never speaks under an id that once
+/// held data.
+fn open_storage(config: &Config) -> anyhow::Result<(Storage, keel_raft::NodeId)> {
     let dir = &config.data_dir;
     // Check whose data this is before opening it for writing, so a refused
     // start leaves every file as it was.
@@ -256,15 +299,27 @@ fn open_storage(config: &Config) -> anyhow::Result<Storage> {
         anyhow!("cannot open data directory {}: {e}{hint}", dir.display())
     })?;
     let meta = storage.node_meta();
+    let pristine = storage.is_pristine()?;
     match meta.node_id()? {
         Some(_) => {}
-        None if storage.is_pristine()? => meta.set_node_id(config.node_id)?,
+        None if pristine => meta.set_node_id(config.node_id)?,
         None => bail!(
             "data directory {} holds Raft data without a node id; refusing to start",
             dir.display()
         ),
     }
-    Ok(storage)
+    let raft_id = match meta.raft_id()? {
+        Some(id) => id,
+        None if pristine => {
+            let id = keel_raft::types::raft_id(config.node_id, retire::new_incarnation());
+            meta.set_raft_id(id)?;
+            id
+        }
+        // A data directory from before incarnations: its Raft id was its
+        // name, and stays so for the life of that directory.
+        None => config.node_id,
+    };
+    Ok((storage, raft_id))
 }
 
 /// Waits for a known leader and for this node to have applied everything

@@ -214,7 +214,8 @@ impl Supervisor {
         for (id, addr) in candidates {
             let hello: Result<keel_raft::wire::Hello, _> = cp
                 .peers()
-                .call(
+                .call_node(
+                    id,
                     &addr,
                     keel_raft::wire::PeerRpc::Hello,
                     &(),
@@ -222,7 +223,7 @@ impl Supervisor {
                 )
                 .await;
             if hello.is_ok_and(|h| !h.sealed) {
-                match cp.transfer_leader(Some(id)).await {
+                match cp.transfer_leader(Some(keel_raft::name_of(id))).await {
                     Ok(to) => {
                         tracing::info!(to, "sealed leader handed leadership away");
                         return;

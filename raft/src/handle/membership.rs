@@ -1,6 +1,15 @@
 //! Membership changes: add (learner, catch up, promote), remove (refused if
 //! it would leave the cluster without a reachable quorum) and leader
 //! transfer. They run on the leader; any other node forwards them once.
+//!
+//! Changes name nodes by their *name*; the leader resolves names to Raft
+//! ids. An added node is asked who it is at the address given (hello), so
+//! a member is never added at an address where another node, another
+//! incarnation or another cluster answers. When a new incarnation of a
+//! named voter (the same node back with a new data directory) has caught
+//! up, it *replaces* the old incarnation as voter in one joint change, and
+//! the old one leaves the membership: no operator step, and the empty
+//! directory never counted in a quorum before it held the log.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::{ControlPlane, RaftStatus, Role};
 use crate::error::Error;
 use crate::network::PeerCallError;
-use crate::types::{Member, NodeId};
+use crate::types::{Member, NodeId, NodeName, name_of};
+use crate::wire::Hello;
 use crate::wire::{MembershipReply, PeerRpc, WireError};
 
 /// How long a new member may take to catch up before promotion.
@@ -29,10 +39,10 @@ const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipChange {
     /// Add a node as a learner, wait until it caught up, promote it if
-    /// `voter`.
+    /// `voter` (replacing an older incarnation of the same name).
     Add {
-        /// Its id.
-        node_id: NodeId,
+        /// Its name (`--node-id`); the leader learns its Raft id from it.
+        node_id: NodeName,
         /// Its API address.
         api_addr: String,
         /// Its peer address.
@@ -40,15 +50,15 @@ pub enum MembershipChange {
         /// Promote to voter once caught up.
         voter: bool,
     },
-    /// Remove a node.
+    /// Remove a node (every incarnation of that name).
     Remove {
-        /// Its id.
-        node_id: NodeId,
+        /// Its name.
+        node_id: NodeName,
     },
     /// Hand leadership to `to`, or to the most caught-up voter.
     TransferLeader {
-        /// The chosen voter, if any.
-        to: Option<NodeId>,
+        /// The chosen voter's name, if any.
+        to: Option<NodeName>,
     },
 }
 
@@ -84,7 +94,7 @@ impl ControlPlane {
                 let reply: Result<MembershipReply, PeerCallError> = self
                     .inner
                     .peers
-                    .call(&addr, PeerRpc::Membership, &change, timeout)
+                    .call_node(leader, &addr, PeerRpc::Membership, &change, timeout)
                     .await;
                 match reply {
                     Ok(r) => r.map_err(Error::from),
@@ -126,33 +136,82 @@ impl ControlPlane {
                 .await?;
                 Ok(self.leader())
             }
-            MembershipChange::Remove { node_id } => self.remove_member(node_id).await,
+            MembershipChange::Remove { node_id } => self.remove_named(node_id).await,
             MembershipChange::TransferLeader { to } => self.transfer_leader(to).await.map(Some),
         }
     }
 
-    async fn add_member(&self, id: NodeId, member: Member, voter: bool) -> Result<(), Error> {
+    /// Asks the node at `peer_addr` who it is, and checks it is node
+    /// `name` of this cluster (or of none yet). Returns its Raft id.
+    async fn identify(&self, name: NodeName, peer_addr: &str) -> Result<NodeId, Error> {
+        let hello: Hello = self
+            .inner
+            .peers
+            .call(peer_addr, PeerRpc::Hello, &(), FIRST_CONTACT_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                PeerCallError::Status { status: 409, .. } => Error::MembershipRefused(format!(
+                    "the node at {peer_addr} belongs to another cluster"
+                )),
+                other => Error::MembershipRefused(format!(
+                    "no keel node answers at {peer_addr} ({other}); start it first"
+                )),
+            })?;
+        if hello.node_id != name {
+            return Err(Error::MembershipRefused(format!(
+                "the node at {peer_addr} is node {}, not node {name}",
+                hello.node_id
+            )));
+        }
+        if let (Some(theirs), Some(ours)) = (&hello.cluster_id, self.identity().get())
+            && **theirs != *ours
+        {
+            return Err(Error::MembershipRefused(format!(
+                "the node at {peer_addr} belongs to cluster {theirs}, not {ours}"
+            )));
+        }
+        if hello.raft_id == self.node_id() {
+            return Err(Error::MembershipRefused(format!(
+                "{peer_addr} is this node's own address"
+            )));
+        }
+        Ok(hello.raft_id)
+    }
+
+    async fn add_member(&self, name: NodeName, member: Member, voter: bool) -> Result<(), Error> {
         if member.api_addr.is_empty() || member.peer_addr.is_empty() {
             return Err(Error::BadRequest(
                 "api_addr and peer_addr are required".into(),
             ));
         }
+        let id = self.identify(name, &member.peer_addr).await?;
         let status = self.status();
+        if let Some((other, _)) = status
+            .nodes
+            .iter()
+            .find(|(other, m)| m.peer_addr == member.peer_addr && name_of(**other) != name)
+        {
+            return Err(Error::MembershipRefused(format!(
+                "node {} is already a member at {}",
+                name_of(*other),
+                member.peer_addr
+            )));
+        }
         if let Some(existing) = status.nodes.get(&id) {
             if existing != &member {
                 return Err(Error::MembershipRefused(format!(
-                    "node {id} is already a member with other addresses ({existing}); remove it first"
+                    "node {name} is already a member with other addresses ({existing}); remove it first"
                 )));
             }
             if !voter || status.is_voter(id) {
                 return Ok(());
             }
         } else {
-            tracing::info!(node = id, %member, "adding learner");
+            tracing::info!(node = name, raft_id = id, %member, "adding learner");
             let add = self.inner.raft.add_learner(id, member, true);
             tokio::time::timeout(CATCH_UP_TIMEOUT, add)
                 .await
-                .map_err(|_| Error::Timeout(format!("node {id} did not catch up in time")))?
+                .map_err(|_| Error::Timeout(format!("node {name} did not catch up in time")))?
                 .map_err(membership_error)?;
         }
         if let Err(e) = self.wait_caught_up(id).await {
@@ -166,15 +225,79 @@ impl ControlPlane {
                 .await;
             return Err(e);
         }
+        let status = self.status();
+        let older: BTreeSet<NodeId> = status
+            .nodes
+            .keys()
+            .copied()
+            .filter(|other| *other != id && name_of(*other) == name)
+            .collect();
         if voter {
-            tracing::info!(node = id, "promoting learner to voter");
+            let replaced: BTreeSet<NodeId> = older
+                .iter()
+                .copied()
+                .filter(|o| status.is_voter(*o))
+                .collect();
+            if replaced.is_empty() {
+                tracing::info!(node = name, raft_id = id, "promoting learner to voter");
+                self.inner
+                    .raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(membership_error)?;
+            } else {
+                // One joint change: the caught-up new incarnation in, the
+                // old one out. Quorum never counts both.
+                let voters: BTreeSet<NodeId> = status
+                    .voters
+                    .iter()
+                    .copied()
+                    .filter(|v| !replaced.contains(v))
+                    .chain([id])
+                    .collect();
+                tracing::info!(node = name, new = id, old = ?replaced, "new incarnation replaces the old one as voter");
+                self.inner
+                    .raft
+                    .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
+                    .await
+                    .map_err(membership_error)?;
+            }
+        }
+        let leftover: BTreeSet<NodeId> = self
+            .status()
+            .nodes
+            .keys()
+            .copied()
+            .filter(|o| older.contains(o))
+            .collect();
+        if !leftover.is_empty() {
+            tracing::info!(node = name, old = ?leftover, "removing the old incarnation");
             self.inner
                 .raft
-                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .change_membership(ChangeMembers::RemoveNodes(leftover), false)
                 .await
                 .map_err(membership_error)?;
         }
         Ok(())
+    }
+
+    /// Removes every incarnation of node `name`.
+    async fn remove_named(&self, name: NodeName) -> Result<Option<NodeId>, Error> {
+        let ids: Vec<NodeId> = self
+            .status()
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| name_of(*id) == name)
+            .collect();
+        if ids.is_empty() {
+            return Err(Error::MemberNotFound(name));
+        }
+        let mut leader = self.leader();
+        for id in ids {
+            leader = self.remove_member(id).await?;
+        }
+        Ok(leader)
     }
 
     /// Waits until learner `id` has acknowledged the leader recently and
@@ -198,12 +321,14 @@ impl ControlPlane {
             let elapsed = started.elapsed();
             if acked.is_none() && elapsed > FIRST_CONTACT_TIMEOUT {
                 return Err(Error::Timeout(format!(
-                    "node {id} never answered the leader; it was not added"
+                    "node {} never answered the leader; it was not added",
+                    name_of(id)
                 )));
             }
             if elapsed > CATCH_UP_TIMEOUT {
                 return Err(Error::Timeout(format!(
-                    "node {id} did not catch up in time; it was not added"
+                    "node {} did not catch up in time; it was not added",
+                    name_of(id)
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -213,7 +338,7 @@ impl ControlPlane {
     async fn remove_member(&self, id: NodeId) -> Result<Option<NodeId>, Error> {
         let status = self.status();
         if !status.nodes.contains_key(&id) {
-            return Err(Error::MemberNotFound(id));
+            return Err(Error::MemberNotFound(name_of(id)));
         }
         if status.joint {
             return Err(Error::MembershipRefused(
@@ -226,8 +351,10 @@ impl ControlPlane {
                 // Step down first, then let the new leader remove this node.
                 let new_leader = self.transfer_leader(None).await?;
                 tracing::info!(new_leader, "leader handed off before its own removal");
-                return Box::pin(self.change_membership(MembershipChange::Remove { node_id: id }))
-                    .await;
+                return Box::pin(self.change_membership(MembershipChange::Remove {
+                    node_id: name_of(id),
+                }))
+                .await;
             }
             self.inner
                 .raft
@@ -241,13 +368,14 @@ impl ControlPlane {
                 .await
                 .map_err(membership_error)?;
         }
-        tracing::info!(node = id, "member removed");
+        tracing::info!(node = name_of(id), raft_id = id, "member removed");
         Ok(self.leader())
     }
 
-    /// Hands leadership to `to` (or the most caught-up other voter) and
-    /// waits until it leads. Returns the new leader.
-    pub async fn transfer_leader(&self, to: Option<NodeId>) -> Result<NodeId, Error> {
+    /// Hands leadership to the voter named `to` (or the most caught-up
+    /// other voter) and waits until it leads. Returns the new leader's
+    /// Raft id.
+    pub async fn transfer_leader(&self, to: Option<NodeName>) -> Result<NodeId, Error> {
         let status = self.status();
         if status.role != Role::Leader {
             return match self
@@ -258,19 +386,38 @@ impl ControlPlane {
                 None => Err(Error::NoLeader),
             };
         }
+        // A name may have two incarnations for a moment (a replacement in
+        // progress): the voter is the one that can lead.
+        let named = |name: NodeName| {
+            let ids: Vec<NodeId> = status
+                .nodes
+                .keys()
+                .copied()
+                .filter(|id| name_of(*id) == name)
+                .collect();
+            ids.iter()
+                .copied()
+                .find(|id| status.is_voter(*id))
+                .or(ids.first().copied())
+        };
         let target = match to {
-            Some(t) if t == self.node_id() => return Ok(t),
-            Some(t) if !status.is_voter(t) => {
-                return Err(if status.nodes.contains_key(&t) {
-                    Error::BadRequest(format!("node {t} is a learner and cannot lead"))
-                } else {
-                    Error::MemberNotFound(t)
-                });
-            }
-            Some(t) => t,
+            Some(name) => match named(name) {
+                Some(t) if t == self.node_id() => return Ok(t),
+                Some(t) if !status.is_voter(t) => {
+                    return Err(Error::BadRequest(format!(
+                        "node {name} is a learner and cannot lead"
+                    )));
+                }
+                Some(t) => t,
+                None => return Err(Error::MemberNotFound(name)),
+            },
             None => self.await_successor().await?,
         };
-        tracing::info!(to = target, "transferring leadership");
+        tracing::info!(
+            to = name_of(target),
+            raft_id = target,
+            "transferring leadership"
+        );
         self.inner
             .raft
             .trigger()
@@ -281,7 +428,8 @@ impl ControlPlane {
             .await
             .map_err(|_| {
                 Error::Timeout(format!(
-                    "node {target} did not take over leadership in time"
+                    "node {} did not take over leadership in time",
+                    name_of(target)
                 ))
             })?;
         Ok(target)
@@ -348,7 +496,8 @@ fn check_quorum_after_removal(status: &RaftStatus, id: NodeId) -> Result<(), Err
     let quorum = remaining.len() / 2 + 1;
     if healthy < quorum {
         return Err(Error::MembershipRefused(format!(
-            "removing node {id} would leave {healthy} reachable voter(s) of {}, below a quorum of {quorum}",
+            "removing node {} would leave {healthy} reachable voter(s) of {}, below a quorum of {quorum}",
+            name_of(id),
             remaining.len()
         )));
     }

@@ -28,10 +28,10 @@ pub use view::{ClusterView, MemberView, RaftStatus, Role};
 
 use crate::domain::State;
 use crate::error::Error;
-use crate::network::{ClusterIdentity, NetworkFactory, PeerClient};
+use crate::network::{AckedWatermarks, ClusterIdentity, NetworkFactory, PeerClient};
 use crate::settings::{Policy, RaftSettings};
 use crate::store::{NodeMeta, SharedMachine, Storage};
-use crate::types::{KeelRaft, Member, NodeId};
+use crate::types::{KeelRaft, Member, NodeId, NodeName, name_of};
 
 /// The handle to a running Raft node and its state machine. Cheap to clone.
 #[derive(Clone)]
@@ -50,6 +50,9 @@ pub(crate) struct Inner {
     node_meta: NodeMeta,
     identity: ClusterIdentity,
     stopping: AtomicBool,
+    /// Set once this node learns that its log ends below what it
+    /// acknowledged: the reason, for the log and the node's restart.
+    retired_tx: watch::Sender<Option<String>>,
 }
 
 impl ControlPlane {
@@ -70,19 +73,19 @@ impl ControlPlane {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_threshold),
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             enable_pre_vote: Some(true),
-            // A member that comes back with an empty data directory (a wiped
-            // volume, a replaced disk) must be re-replicated from the leader,
-            // not crash it. The trade-off: a node that loses acknowledged
-            // data is also re-replicated silently; keel's log store fsyncs
-            // before acknowledging, so that only happens when storage is lost.
-            allow_log_reversion: Some(true),
+            // A Raft id always means the same log: a wiped data directory
+            // comes back as a new incarnation (a new id), and one whose log
+            // ends below what it acknowledged is refused and retired (see
+            // `network` and `check_acknowledged`). So a follower's log never
+            // reverts, and openraft must never be told to tolerate it.
+            allow_log_reversion: Some(false),
             ..Default::default()
         }
         .validate()
         .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
         let state_machine = storage.state_machine();
         let machine = state_machine.shared();
-        let network = NetworkFactory::new(peers.clone());
+        let network = NetworkFactory::new(peers.clone(), AckedWatermarks::default());
         let raft = KeelRaft::new(
             settings.node_id,
             Arc::new(config),
@@ -104,13 +107,66 @@ impl ControlPlane {
                 node_meta: storage.node_meta(),
                 identity: storage.identity().clone(),
                 stopping: AtomicBool::new(false),
+                retired_tx: watch::channel(None).0,
             }),
         })
     }
 
-    /// This node's id.
+    /// This node's Raft id (its current incarnation).
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    /// This node's name (`--node-id`), the same for every incarnation.
+    pub fn name(&self) -> NodeName {
+        name_of(self.inner.node_id)
+    }
+
+    /// Checks a leader's claim that this node acknowledged entries up to
+    /// `acknowledged` (committed ones). A log that ends below it lost
+    /// acknowledged data (an old disk image, a damaged volume): the node
+    /// must not speak with this identity again. It refuses, and asks the
+    /// node to retire this data directory and rejoin as a new incarnation.
+    pub fn check_acknowledged(&self, acknowledged: u64) -> Result<(), Error> {
+        let status = self.status();
+        let last = status
+            .last_log_index
+            .max(status.snapshot)
+            .max(status.purged)
+            .unwrap_or(0);
+        if acknowledged <= last {
+            return Ok(());
+        }
+        let reason = format!(
+            "this node's log ends at index {last}, but it acknowledged index {acknowledged}: \
+             its data directory is older than its Raft identity (restored from an old copy?)"
+        );
+        let first = self.inner.retired_tx.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(reason.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if first {
+            tracing::error!(reason = %reason, "retiring this data directory");
+        }
+        Err(Error::LogReverted(reason))
+    }
+
+    /// Resolves with the reason once this node must retire its data
+    /// directory (see [`ControlPlane::check_acknowledged`]).
+    pub async fn retired(&self) -> String {
+        let mut rx = self.inner.retired_tx.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// The settings the core runs with.

@@ -21,12 +21,17 @@ impl ControlPlane {
         let status = self.status();
         let initialized = self.is_initialized().await.unwrap_or(true);
         Hello {
-            node_id: self.node_id(),
+            node_id: self.name(),
+            raft_id: self.node_id(),
             cluster_id: self.local(|s| s.cluster.cluster_id.clone()),
             initialized,
             api_addr: self.advertise().api_addr.clone(),
             peer_addr: self.advertise().peer_addr.clone(),
             leader: status.leader,
+            leader_addr: status
+                .leader
+                .and_then(|l| status.nodes.get(&l))
+                .map(|m| m.peer_addr.clone()),
             sealed: self.node_meta().sealed().unwrap_or(false),
         }
     }

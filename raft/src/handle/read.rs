@@ -119,7 +119,8 @@ impl ControlPlane {
         let reply: Result<ReadIndexReply, PeerCallError> = self
             .inner
             .peers
-            .call(
+            .call_node(
+                leader,
                 &addr,
                 PeerRpc::ReadIndex,
                 &ReadIndexRequest { lease },

@@ -7,7 +7,7 @@ use std::time::Duration;
 use openraft::{RaftMetrics, ServerState};
 use serde::Serialize;
 
-use crate::types::{Member, NodeId, TypeConfig};
+use crate::types::{Member, NodeId, NodeName, TypeConfig, incarnation_of, name_of};
 
 /// A node's role in Raft right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,8 +122,13 @@ impl RaftStatus {
 /// One member as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberView {
-    /// Node id.
-    pub id: NodeId,
+    /// Node name (`--node-id`).
+    pub id: NodeName,
+    /// Raft id of this incarnation (one data directory of the node).
+    pub raft_id: NodeId,
+    /// The incarnation, in hex: changes when the node's data directory is
+    /// replaced.
+    pub incarnation: String,
     /// API address.
     pub api_addr: String,
     /// Peer address.
@@ -143,10 +148,12 @@ pub struct MemberView {
 pub struct ClusterView {
     /// Cluster id, once bootstrapped.
     pub cluster_id: Option<String>,
-    /// The answering node.
-    pub node_id: NodeId,
-    /// The leader, if known.
-    pub leader: Option<NodeId>,
+    /// The answering node's name.
+    pub node_id: NodeName,
+    /// The answering node's Raft id (its incarnation).
+    pub raft_id: NodeId,
+    /// The leader's name, if known.
+    pub leader: Option<NodeName>,
     /// Current term.
     pub term: u64,
     /// Committed index known to the answering node.
@@ -207,7 +214,9 @@ impl ClusterView {
                     None
                 };
                 MemberView {
-                    id: *id,
+                    id: name_of(*id),
+                    raft_id: *id,
+                    incarnation: format!("{:08x}", incarnation_of(*id)),
                     api_addr: node.api_addr.clone(),
                     peer_addr: node.peer_addr.clone(),
                     role: if voter { "voter" } else { "learner" },
@@ -219,8 +228,9 @@ impl ClusterView {
             .collect();
         ClusterView {
             cluster_id,
-            node_id: status.node_id,
-            leader: status.leader,
+            node_id: name_of(status.node_id),
+            raft_id: status.node_id,
+            leader: status.leader.map(name_of),
             term: status.term,
             commit_index: status.committed,
             applied_index: status.applied,

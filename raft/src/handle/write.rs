@@ -4,7 +4,15 @@
 //! non-deterministic is stamped by the node that proposes. A write is only
 //! retried when it certainly was not appended (no leader yet, a refused
 //! connection, a leader that answered "not leader"); anything ambiguous is
-//! returned to the client, which can retry safely with an idempotency key.
+//! returned to the client as [`Error::OutcomeUnknown`], and the client can
+//! retry safely with an idempotency key.
+//!
+//! A retry is exact: the proposer looks the key up *before* stamping, so a
+//! retry of an applied write generates nothing (no lease id, no key pair,
+//! no signature) and returns the first result. If the first attempt is
+//! still in flight when the retry is stamped, apply recognises the key and
+//! marks the answer as a replay, and whatever was generated for the retry
+//! is dropped.
 
 use std::time::Duration;
 
@@ -12,11 +20,12 @@ use openraft::errors::{ClientWriteError, RaftError};
 
 use super::ControlPlane;
 use crate::clock::now_ms;
+use crate::command::IdempotencyStamp;
 use crate::command::{Request, WriteResult};
 use crate::error::Error;
 use crate::network::PeerCallError;
-use crate::stamp::stamp;
-use crate::types::NodeId;
+use crate::stamp::{fingerprint, stamp};
+use crate::types::{NodeId, name_of};
 use crate::wire::{ForwardReply, ForwardWrite, PeerRpc, WireError};
 
 /// How long a write may wait for a leader and for its commit.
@@ -83,6 +92,23 @@ impl ControlPlane {
 
     /// Stamps and proposes on this node, which believes it leads.
     async fn propose(&self, request: Request, idempotency_key: Option<String>) -> Attempt {
+        if let Some(key) = &idempotency_key {
+            let probe = IdempotencyStamp {
+                key: key.clone(),
+                fingerprint: fingerprint(&request),
+            };
+            if let Some(first) = self.local(|state| state.remembered(&probe)) {
+                return Attempt::Done(
+                    first
+                        .map(|outcome| WriteResult {
+                            outcome,
+                            private_key_pem: None,
+                            replayed: true,
+                        })
+                        .map_err(Error::Domain),
+                );
+            }
+        }
         let stamped = {
             let m = self.inner.machine.read();
             stamp(request, idempotency_key, now_ms(), &m.state, &self.policy())
@@ -94,21 +120,29 @@ impl ControlPlane {
         let verb = stamped.proposal.command.verb();
         let write = self.inner.raft.client_write(stamped.proposal);
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Err(_) => Attempt::Done(Err(Error::Timeout(format!(
-                "{verb} was not committed in time"
+            Err(_) => Attempt::Done(Err(Error::OutcomeUnknown(format!(
+                "{verb} was not committed in time; it may or may not apply"
             )))),
-            Ok(Ok(response)) => Attempt::Done(
-                response
-                    .data
-                    .map(|outcome| WriteResult {
-                        outcome,
-                        private_key_pem: stamped.secret,
-                    })
-                    .map_err(Error::Domain),
-            ),
+            Ok(Ok(response)) => {
+                let replayed = response.data.replayed;
+                Attempt::Done(
+                    response
+                        .data
+                        .response
+                        .map(|outcome| WriteResult {
+                            outcome,
+                            // A replay's certificate was created by an
+                            // earlier attempt: the key made for this one
+                            // matches nothing and is dropped here.
+                            private_key_pem: if replayed { None } else { stamped.secret },
+                            replayed,
+                        })
+                        .map_err(Error::Domain),
+                )
+            }
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Attempt::Retry,
             Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => {
-                Attempt::Done(Err(Error::Timeout(format!(
+                Attempt::Done(Err(Error::OutcomeUnknown(format!(
                     "{verb} lost its leader before commit; it may or may not apply"
                 ))))
             }
@@ -140,7 +174,8 @@ impl ControlPlane {
             request: request.clone(),
             idempotency_key: idempotency_key.clone(),
         };
-        let call = self.inner.peers.call::<_, ForwardReply>(
+        let call = self.inner.peers.call_node::<_, ForwardReply>(
+            leader,
             &addr,
             PeerRpc::Forward,
             &body,
@@ -153,22 +188,26 @@ impl ControlPlane {
         let reply: Result<ForwardReply, PeerCallError> = tokio::select! {
             reply = call => reply,
             () = self.leader_changed_from(leader) => {
-                return Attempt::Done(Err(Error::Peer {
-                    peer: format!("node {leader}"),
-                    message: "leadership moved while the write was in flight; it may or may not have applied".into(),
-                }));
+                return Attempt::Done(Err(Error::OutcomeUnknown(format!(
+                    "leadership moved from node {} while the write was in flight; it may or may not have applied",
+                    name_of(leader)
+                ))));
             }
         };
         match reply {
             Ok(Ok(result)) => Attempt::Done(Ok(result)),
             Ok(Err(WireError::NoLeader)) => Attempt::Retry,
             Ok(Err(e)) => Attempt::Done(Err(e.into())),
+            // Not delivered, or refused before it reached Raft.
             Err(PeerCallError::Connect(_)) => Attempt::Retry,
-            Err(PeerCallError::Status { status: 503, .. }) => Attempt::Retry,
-            Err(e) => Attempt::Done(Err(Error::Peer {
-                peer: format!("node {leader}"),
-                message: e.to_string(),
-            })),
+            Err(PeerCallError::Status { status, .. }) if status == 503 || status == 409 => {
+                Attempt::Retry
+            }
+            // Delivered or maybe delivered, with no usable answer.
+            Err(e) => Attempt::Done(Err(Error::OutcomeUnknown(format!(
+                "the leader (node {}) did not answer the forwarded write ({e}); it may or may not have applied",
+                name_of(leader)
+            )))),
         }
     }
 

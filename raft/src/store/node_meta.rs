@@ -1,6 +1,7 @@
 //! Node-local facts kept beside the Raft data but never replicated: which
-//! node this data belongs to, the cluster id it last applied, and whether
-//! the operator sealed this node.
+//! node this data belongs to (its name and the Raft id of this data
+//! directory's incarnation), the cluster id it last applied, and whether the
+//! operator sealed this node.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::types::NodeId;
 const KEY_NODE_ID: &[u8] = b"node_id";
 const KEY_CLUSTER_ID: &[u8] = b"cluster_id";
 const KEY_SEALED: &[u8] = b"sealed";
+const KEY_RAFT_ID: &[u8] = b"raft_id";
 
 /// Accessor for the `node` column family. Every write is synced.
 #[derive(Clone)]
@@ -37,23 +39,37 @@ impl NodeMeta {
         Ok(())
     }
 
-    /// The node id this data directory belongs to, if recorded.
-    pub fn node_id(&self) -> Result<Option<NodeId>, Error> {
-        match self.get(KEY_NODE_ID)? {
-            None => Ok(None),
-            Some(v) => {
+    fn get_u64(&self, key: &[u8], what: &str) -> Result<Option<u64>, Error> {
+        self.get(key)?
+            .map(|v| {
                 let bytes: [u8; 8] = v
                     .as_slice()
                     .try_into()
-                    .map_err(|_| Error::Storage("stored node id is corrupt".into()))?;
-                Ok(Some(u64::from_be_bytes(bytes)))
-            }
-        }
+                    .map_err(|_| Error::Storage(format!("stored {what} is corrupt")))?;
+                Ok(u64::from_be_bytes(bytes))
+            })
+            .transpose()
+    }
+
+    /// The node id this data directory belongs to, if recorded.
+    pub fn node_id(&self) -> Result<Option<NodeId>, Error> {
+        self.get_u64(KEY_NODE_ID, "node id")
     }
 
     /// Records the node id (first start only).
     pub fn set_node_id(&self, id: NodeId) -> Result<(), Error> {
         self.put(KEY_NODE_ID, &id.to_be_bytes())
+    }
+
+    /// The Raft id of this data directory's incarnation, if recorded.
+    pub fn raft_id(&self) -> Result<Option<NodeId>, Error> {
+        self.get_u64(KEY_RAFT_ID, "raft id")
+    }
+
+    /// Records the Raft id of this incarnation (once, when the data
+    /// directory is new; synced before Raft ever speaks with it).
+    pub fn set_raft_id(&self, id: NodeId) -> Result<(), Error> {
+        self.put(KEY_RAFT_ID, &id.to_be_bytes())
     }
 
     /// The cluster id this node last applied, if any.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use keel_raft::{ClusterView, MembershipChange, NodeId};
+use keel_raft::{ClusterView, MembershipChange, NodeName, name_of};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -16,8 +16,8 @@ use crate::shared::Shared;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    /// Node id.
-    pub id: NodeId,
+    /// Node id (its name, `--node-id`).
+    pub id: NodeName,
     /// Its API address (`host:port`).
     pub api_addr: String,
     /// Its peer address (`host:port`).
@@ -38,8 +38,9 @@ fn yes() -> bool {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferLeader {
-    /// The voter to hand leadership to; the most caught-up one if absent.
-    pub to: Option<NodeId>,
+    /// The voter (node id) to hand leadership to; the most caught-up one if
+    /// absent.
+    pub to: Option<NodeName>,
 }
 
 fn view(shared: &Shared) -> Result<ClusterView, ApiError> {
@@ -90,7 +91,9 @@ pub async fn add_member(
     // has applied it too.
     let _ = cp
         .wait_for(VIEW_SETTLE, |s| {
-            s.nodes.contains_key(&id) && s.is_voter(id) == voter
+            s.nodes
+                .keys()
+                .any(|n| name_of(*n) == id && s.is_voter(*n) == voter)
         })
         .await;
     Ok(Json(view(&shared)?))
@@ -104,14 +107,14 @@ pub async fn remove_member(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
-    let id: NodeId = id
+    let id: NodeName = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a node id")))?;
     let cp = shared.cp()?;
     cp.change_membership(MembershipChange::Remove { node_id: id })
         .await?;
     let _ = cp
-        .wait_for(VIEW_SETTLE, |s| !s.nodes.contains_key(&id))
+        .wait_for(VIEW_SETTLE, |s| !s.nodes.keys().any(|n| name_of(*n) == id))
         .await;
     Ok(Json(view(&shared)?))
 }

@@ -1,0 +1,139 @@
+//! Retiring a data directory whose log can no longer stand behind its Raft
+//! identity, and the fresh incarnation that replaces it.
+//!
+//! A node learns that its log ends below what it acknowledged when a leader
+//! says so (see `ControlPlane::check_acknowledged`). It then stops in
+//! order, writes a `RETIRED` marker into its data directory (atomically:
+//! temp file, fsync, rename, fsync the directory) and starts again in the
+//! same process image. On every start, before anything else reads the data
+//! directory, a marker moves the old database aside (`db.retired-<ms>`,
+//! only the newest kept for forensics); the node then starts pristine, with
+//! a new incarnation, and joins its cluster as a learner that replaces the
+//! old incarnation once caught up. A crash at any step repeats the step.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// The marker file, in the data directory.
+const MARKER: &str = "RETIRED";
+/// Prefix of a retired database directory.
+const RETIRED_PREFIX: &str = "db.retired-";
+
+/// The node must retire its data directory and start again.
+#[derive(Debug, thiserror::Error)]
+#[error("this node's data directory was retired: {0}")]
+pub struct Retired(pub String);
+
+/// A fresh incarnation number: random, never 0.
+pub fn new_incarnation() -> u32 {
+    loop {
+        let n: u32 = rand::random();
+        if n != 0 {
+            return n;
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Writes the marker (with the reason) crash-atomically.
+pub fn mark(data_dir: &Path, reason: &str) -> anyhow::Result<()> {
+    let tmp = data_dir.join(format!("{MARKER}.tmp"));
+    let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(reason.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, data_dir.join(MARKER))?;
+    sync_dir(data_dir)?;
+    Ok(())
+}
+
+/// If the data directory is marked retired, moves its database aside and
+/// removes the marker. Returns the reason it was retired, if it was.
+pub fn retire_if_marked(data_dir: &Path) -> anyhow::Result<Option<String>> {
+    let marker = data_dir.join(MARKER);
+    let reason = match fs::read_to_string(&marker) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", marker.display())),
+    };
+    let db = data_dir.join("db");
+    if db.exists() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        // Keep only the newest retired copy: a disk must not fill up with
+        // them when a node is retired more than once.
+        for entry in fs::read_dir(data_dir)?.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(RETIRED_PREFIX)
+            {
+                fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+            }
+        }
+        let aside = data_dir.join(format!("{RETIRED_PREFIX}{now}"));
+        fs::rename(&db, &aside)
+            .with_context(|| format!("moving {} to {}", db.display(), aside.display()))?;
+        sync_dir(data_dir)?;
+        tracing::warn!(moved_to = %aside.display(), "retired data directory moved aside");
+    }
+    fs::remove_file(&marker)?;
+    sync_dir(data_dir)?;
+    Ok(Some(reason))
+}
+
+/// Replaces this process with a fresh start of the same command line: the
+/// node comes back with a new incarnation, under the same process id, with
+/// no supervisor needed. Returns only if the exec failed.
+pub fn restart_in_place() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return e,
+    };
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    std::process::Command::new(exe).args(args).exec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marked_directory_is_moved_aside_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(retire_if_marked(dir.path()).unwrap(), None);
+        fs::create_dir_all(dir.path().join("db")).unwrap();
+        fs::write(dir.path().join("db/CURRENT"), b"x").unwrap();
+        mark(dir.path(), "log reverted").unwrap();
+        assert_eq!(
+            retire_if_marked(dir.path()).unwrap().as_deref(),
+            Some("log reverted")
+        );
+        assert!(!dir.path().join("db").exists());
+        assert!(!dir.path().join(MARKER).exists());
+        let retired: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(RETIRED_PREFIX))
+            .collect();
+        assert_eq!(retired.len(), 1);
+        assert_eq!(retire_if_marked(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn incarnations_are_never_zero() {
+        for _ in 0..1000 {
+            assert_ne!(new_incarnation(), 0);
+        }
+    }
+}
