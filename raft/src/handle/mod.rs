@@ -7,6 +7,7 @@
 //! the peer link, and the leader stamps and proposes it. Reads run against
 //! the local state after a read barrier that the consistency level asks for.
 
+mod clock;
 mod membership;
 mod peer;
 mod read;
@@ -30,6 +31,7 @@ use crate::domain::State;
 use crate::error::Error;
 use crate::network::{ClusterIdentity, NetworkFactory, PeerClient};
 use crate::settings::{Policy, RaftSettings};
+use crate::skew::ClockMonitor;
 use crate::store::{NodeMeta, SharedMachine, Storage};
 use crate::types::{KeelRaft, Member, NodeId};
 
@@ -50,16 +52,20 @@ pub(crate) struct Inner {
     node_meta: NodeMeta,
     identity: ClusterIdentity,
     stopping: AtomicBool,
+    clock: ClockMonitor,
 }
 
 impl ControlPlane {
     /// Starts Raft over `storage`. The caller guarantees the web/transport
     /// layer already serves (Raft RPCs may arrive as soon as this returns).
+    /// `clock` is the node's clock monitor: Raft starts with elections
+    /// enabled only if it already trusts this node's clock.
     pub async fn start(
         settings: RaftSettings,
         storage: &Storage,
         peers: PeerClient,
         advertise: Member,
+        clock: ClockMonitor,
     ) -> Result<Self, Error> {
         let config = Config {
             cluster_name: "keel".into(),
@@ -76,6 +82,9 @@ impl ControlPlane {
             // data is also re-replicated silently; keel's log store fsyncs
             // before acknowledging, so that only happens when storage is lost.
             allow_log_reversion: Some(true),
+            // A node whose clock is not trusted must not lead; the clock
+            // prober enables elections once it is.
+            enable_elect: clock.is_healthy(),
             ..Default::default()
         }
         .validate()
@@ -104,6 +113,7 @@ impl ControlPlane {
                 node_meta: storage.node_meta(),
                 identity: storage.identity().clone(),
                 stopping: AtomicBool::new(false),
+                clock,
             }),
         })
     }
