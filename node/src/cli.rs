@@ -418,6 +418,10 @@ pub struct ServerArgs {
     /// Applied entries between snapshots.
     #[arg(long, env = "KEEL_SNAPSHOT_THRESHOLD")]
     pub snapshot_threshold: Option<u64>,
+    /// Largest wall-clock offset tolerated from a majority of the voters;
+    /// beyond it a node does not lead, propose or serve clock-derived reads.
+    #[arg(long, env = "KEEL_MAX_CLOCK_OFFSET")]
+    pub max_clock_offset: Option<String>,
     /// Max TTL of a lease granted without one.
     #[arg(long, env = "KEEL_LEASE_MAX_TTL")]
     pub lease_max_ttl: Option<String>,

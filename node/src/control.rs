@@ -66,6 +66,10 @@ impl NodeRuntime {
                     && old.raft.election_timeout_min == new.raft.election_timeout_min
                     && old.raft.snapshot_threshold == new.raft.snapshot_threshold,
             ),
+            (
+                "max clock offset",
+                old.max_clock_offset == new.max_clock_offset,
+            ),
         ];
         if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
             return Err(format!("the {what} cannot change without a restart"));

@@ -52,6 +52,11 @@ pub enum Error {
     /// version).
     #[error("undecodable message: {0}")]
     Decode(String),
+    /// This node's clock is beyond the max offset from a majority of the
+    /// voters: it neither proposes nor serves reads derived from its clock
+    /// until the offset is back within bounds.
+    #[error("this node's clock cannot be trusted: {0}")]
+    ClockOffset(String),
     /// Storage failed: the node cannot go on safely.
     #[error("storage: {0}")]
     Storage(String),
@@ -70,6 +75,7 @@ impl Error {
                 | Error::OutcomeUnknown(_)
                 | Error::ShuttingDown
                 | Error::Peer { .. }
+                | Error::ClockOffset(_)
         )
     }
 }

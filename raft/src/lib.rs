@@ -16,6 +16,7 @@ pub mod handle;
 pub mod network;
 pub mod pki;
 pub mod settings;
+pub mod skew;
 pub mod stamp;
 pub mod store;
 pub mod types;

@@ -47,14 +47,17 @@ impl From<PkiError> for Error {
     }
 }
 
-/// Stamps `request` at `now` against the current `state`.
+/// Stamps `request` against the current `state`, at the proposer's
+/// `clock` raised to the latest time already applied (stamped time never
+/// goes backwards, whichever node leads).
 pub fn stamp(
     request: Request,
     idempotency_key: Option<String>,
-    now: Millis,
+    clock: Millis,
     state: &State,
     policy: &Policy,
 ) -> Result<Stamped, Error> {
+    let now = state.stamp_time(clock);
     let idempotency = idempotency_key.map(|key| IdempotencyStamp {
         fingerprint: fingerprint(&request),
         key,

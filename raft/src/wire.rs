@@ -31,6 +31,10 @@ pub const PATH_READ_INDEX: &str = "/raft/read-index";
 pub const PATH_HELLO: &str = "/raft/hello";
 /// A membership change (join, remove, leader transfer) sent to the leader.
 pub const PATH_MEMBERSHIP: &str = "/raft/membership";
+/// A node's wall clock, for offset measurement. Served from the moment the
+/// peer listener is up (before Raft), so a fresh node learns its offset
+/// before it could lead.
+pub const PATH_TIME: &str = "/raft/time";
 /// Content type of every peer body.
 pub const CONTENT_TYPE: &str = "application/vnd.keel.peer";
 /// Header naming the Raft id (the incarnation) a peer request is meant for.
@@ -61,11 +65,14 @@ pub enum PeerRpc {
     Hello,
     /// Membership change.
     Membership,
+    /// Wall-clock probe (served without the control plane, separately).
+    Time,
 }
 
 impl PeerRpc {
-    /// Every RPC with a plain request/response body (the snapshot route
-    /// streams and is served separately).
+    /// Every RPC with a plain request/response body that the control plane
+    /// serves (the snapshot route streams, and [`PeerRpc::Time`] answers
+    /// before Raft starts; both are served separately).
     pub const ALL: [PeerRpc; 8] = [
         PeerRpc::Append,
         PeerRpc::Vote,
@@ -88,6 +95,7 @@ impl PeerRpc {
             PeerRpc::ReadIndex => PATH_READ_INDEX,
             PeerRpc::Hello => PATH_HELLO,
             PeerRpc::Membership => PATH_MEMBERSHIP,
+            PeerRpc::Time => PATH_TIME,
         }
     }
 }
@@ -116,6 +124,15 @@ pub struct Hello {
     /// Whether the operator sealed it.
     #[serde(default)]
     pub sealed: bool,
+}
+
+/// A node's answer to a clock probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeReply {
+    /// Its wall clock when it answered, ms since the Unix epoch.
+    pub now_ms: crate::clock::Millis,
+    /// Its keel version.
+    pub version: String,
 }
 
 /// A write forwarded to the leader.
@@ -170,6 +187,8 @@ pub enum WireError {
     BadRequest(String),
     /// Anything else.
     Internal(String),
+    /// The answering node's clock is beyond the max offset.
+    ClockOffset(String),
 }
 
 impl From<&Error> for WireError {
@@ -187,6 +206,7 @@ impl From<&Error> for WireError {
             Error::Peer { peer, message } => WireError::Internal(format!("peer {peer}: {message}")),
             Error::Decode(m) => WireError::BadRequest(m.clone()),
             Error::Storage(m) | Error::Internal(m) => WireError::Internal(m.clone()),
+            Error::ClockOffset(m) => WireError::ClockOffset(m.clone()),
         }
     }
 }
@@ -204,6 +224,7 @@ impl From<WireError> for Error {
             WireError::MemberNotFound(id) => Error::MemberNotFound(id),
             WireError::BadRequest(m) => Error::BadRequest(m),
             WireError::Internal(m) => Error::Internal(m),
+            WireError::ClockOffset(m) => Error::ClockOffset(m),
         }
     }
 }

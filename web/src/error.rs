@@ -67,6 +67,10 @@ pub enum ApiError {
     /// The node is shutting down.
     #[error("this node is shutting down")]
     ShuttingDown,
+    /// This node's clock is beyond the max offset from the cluster's: it
+    /// serves no write and no read derived from its clock until corrected.
+    #[error("this node's clock cannot be trusted ({0}); use another node or retry later")]
+    ClockOffset(String),
     /// Anything unexpected; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
             ApiError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::ClockOffset(_) => (StatusCode::SERVICE_UNAVAILABLE, "clock_offset"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -208,6 +213,7 @@ impl From<Error> for ApiError {
             Error::Peer { peer, message } => ApiError::NoLeader(format!(
                 "the leader could not be reached ({peer}: {message})"
             )),
+            Error::ClockOffset(m) => ApiError::ClockOffset(m),
             Error::Storage(m) => ApiError::Internal(format!("storage: {m}")),
             Error::Internal(m) => ApiError::Internal(m),
         }

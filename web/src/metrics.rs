@@ -74,6 +74,10 @@ pub struct Metrics {
     certificates: Family<StateLabels, Gauge>,
     suspended: Family<KindLabels, Gauge>,
     ca_expiry_seconds: Gauge,
+    clock_offset: Family<PeerLabels, Gauge>,
+    clock_offset_from_majority: Gauge,
+    clock_healthy: Gauge,
+    clock_max_offset: Gauge,
     /// Leases expired by the expiration manager's applied batches.
     pub lease_expirations: Counter,
     /// Seconds between a lease's deadline and the apply of its expiry.
@@ -112,6 +116,10 @@ impl Metrics {
             certificates: Family::default(),
             suspended: Family::default(),
             ca_expiry_seconds: Gauge::default(),
+            clock_offset: Family::default(),
+            clock_offset_from_majority: Gauge::default(),
+            clock_healthy: Gauge::default(),
+            clock_max_offset: Gauge::default(),
             lease_expirations: Counter::default(),
             lease_expiry_lag: lag_histogram(),
             lease_revoke_failures: Counter::default(),
@@ -190,6 +198,26 @@ impl Metrics {
             "ca_expiry_seconds",
             "Seconds until the cluster CA expires",
             m.ca_expiry_seconds.clone(),
+        );
+        registry.register(
+            "clock_offset_ms",
+            "Each peer's wall clock minus this node's (label: its peer address), from fresh round-trip corrected samples",
+            m.clock_offset.clone(),
+        );
+        registry.register(
+            "clock_offset_from_majority_ms",
+            "This node's wall clock minus the majority's",
+            m.clock_offset_from_majority.clone(),
+        );
+        registry.register(
+            "clock_healthy",
+            "1 if this node's clock is within the max offset of a majority of the voters",
+            m.clock_healthy.clone(),
+        );
+        registry.register(
+            "clock_max_offset_ms",
+            "The max clock offset in force",
+            m.clock_max_offset.clone(),
         );
         registry.register(
             "lease_expirations",
@@ -274,6 +302,7 @@ impl Metrics {
                 }
             }
         }
+        self.refresh_clock(cp);
         cp.local(|state| {
             let now = keel_raft::clock::now_ms();
             let mut leases = [0i64; 4];
@@ -335,6 +364,25 @@ impl Metrics {
                 .map_or(0, |ca| (ca.not_after as i64 - now as i64) / 1000);
             self.ca_expiry_seconds.set(ca_left);
         });
+    }
+}
+
+impl Metrics {
+    fn refresh_clock(&self, cp: &ControlPlane) {
+        let clock = cp.clock();
+        let health = clock.health();
+        self.clock_healthy.set(i64::from(health.healthy));
+        self.clock_max_offset.set(health.max_offset_ms as i64);
+        self.clock_offset_from_majority
+            .set(health.offset_from_majority_ms.unwrap_or(0));
+        self.clock_offset.clear();
+        for peer in clock.peers() {
+            if let Some(offset) = peer.offset_ms {
+                self.clock_offset
+                    .get_or_create(&PeerLabels { peer: peer.addr })
+                    .set(offset);
+            }
+        }
     }
 }
 

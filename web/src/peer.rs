@@ -38,6 +38,7 @@ const MAX_SNAPSHOT: usize = 4 << 30;
 fn peer_error(e: Error) -> Response {
     match e {
         Error::ShuttingDown => ApiError::ShuttingDown.into_response(),
+        Error::ClockOffset(m) => ApiError::ClockOffset(m).into_response(),
         Error::Decode(m) => {
             ApiError::BadRequest(format!("undecodable peer message: {m}")).into_response()
         }
@@ -147,6 +148,15 @@ async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
     }
 }
 
+/// A clock probe: answered from the moment the listener serves, with or
+/// without Raft, so offsets are known before this node could lead.
+async fn time() -> Response {
+    match keel_raft::skew::probe::encoded_time_reply() {
+        Ok(bytes) => encoded(bytes),
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -157,7 +167,9 @@ async fn not_found() -> Response {
 
 /// The peer listener's router.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let mut router = Router::new().route(wire::PATH_SNAPSHOT, post(snapshot));
+    let mut router = Router::new()
+        .route(wire::PATH_SNAPSHOT, post(snapshot))
+        .route(wire::PATH_TIME, post(time));
     for rpc in PeerRpc::ALL {
         router = router.route(
             rpc.path(),

@@ -76,6 +76,8 @@ pub struct Config {
     pub tls: Option<TlsMaterial>,
     /// Largest API request body.
     pub max_body_bytes: usize,
+    /// Largest wall-clock offset tolerated from a majority of the voters.
+    pub max_clock_offset: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -98,6 +100,7 @@ impl fmt::Debug for Config {
             )
             .field("cluster_secret", &"<redacted>")
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("max_clock_offset", &self.max_clock_offset)
             .field("tls", &self.tls.is_some())
             .finish()
     }
@@ -282,6 +285,10 @@ impl Config {
             raft.snapshot_threshold = n;
             raft.logs_kept_after_snapshot = raft.logs_kept_after_snapshot.min(n);
         }
+        let max_clock_offset = duration("--max-clock-offset", a.max_clock_offset, 500)?;
+        if max_clock_offset.is_zero() {
+            return Err(err("--max-clock-offset must be above zero"));
+        }
         raft.policy.lease_default_max_ttl_ms =
             duration("--lease-max-ttl", a.lease_max_ttl, 24 * 3_600_000)?.as_millis() as u64;
         raft.policy.pki = pki;
@@ -316,6 +323,7 @@ impl Config {
             raft,
             tls,
             max_body_bytes,
+            max_clock_offset,
         })
     }
 }

@@ -5,7 +5,8 @@
 //! 2. Open storage (retiring it first if it was marked retired); check the
 //!    stored node id and cluster id; learn or allocate this data
 //!    directory's incarnation (its Raft id).
-//! 3. Bind the peer and API listeners and serve (Raft routes answer 503).
+//! 3. Bind the peer and API listeners and serve (Raft routes answer 503);
+//!    start measuring clock offsets to the peers.
 //! 4. Readiness barrier: both listeners serve, checked over the network.
 //! 5. Start Raft and install the handle.
 //! 6. Bootstrap, join, or resume.
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use keel_raft::network::{ClusterSecret, PeerClient};
+use keel_raft::skew::ClockMonitor;
 use keel_raft::{Consistency, ControlPlane, Member, Storage};
 use keel_web::auth::Auth;
 use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot};
@@ -34,6 +36,7 @@ use super::{RunningListener, TlsWatcher, barrier};
 use crate::cli::ServerArgs;
 use crate::config::Config;
 use crate::control::{Control, NodeRuntime};
+use crate::managers::clock::{ClockProber, ConfiguredPeers};
 use crate::managers::{ManagerContext, Supervisor};
 use crate::signals::Signals;
 use crate::{logging, tls};
@@ -65,6 +68,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "storage",
         "peer-listener",
         "api-listener",
+        "clock",
         "raft",
         "cluster",
         "managers",
@@ -159,6 +163,29 @@ async fn start(
     board.set_component("api-listener", ComponentState::Running);
     tracing::info!(phase = "listeners", api = %api_addr, peer = %peer_addr, "listeners serving");
 
+    // Clock offsets: measured from now on, so the verdict on this node's
+    // clock is known before Raft could make it lead.
+    let http = tls::http_client(config.tls.as_ref()).map_err(|e| anyhow!(e))?;
+    let peers = PeerClient::new(
+        http,
+        config.tls.is_some(),
+        shared.auth.cluster_secret.clone(),
+        storage.identity().clone(),
+    );
+    let clock = ClockMonitor::new(config.max_clock_offset);
+    parts.clock_prober = Some(ClockProber::start(
+        clock.clone(),
+        peers.clone(),
+        shared.clone(),
+        ConfiguredPeers {
+            node_id: config.node_id,
+            peers: config.peers.clone(),
+            join: config.join.clone(),
+        },
+    ));
+    board.set_component("clock", ComponentState::Running);
+    tracing::info!(phase = "listeners", max_clock_offset = ?config.max_clock_offset, "measuring clock offsets to peers");
+
     // Phase 4: readiness barrier.
     barrier::pass(&config, api_addr, peer_addr)
         .await
@@ -171,20 +198,13 @@ async fn start(
 
     // Phase 5: Raft.
     board.set_component("raft", ComponentState::Starting);
-    let http = tls::http_client(config.tls.as_ref()).map_err(|e| anyhow!(e))?;
-    let peers = PeerClient::new(
-        http,
-        config.tls.is_some(),
-        shared.auth.cluster_secret.clone(),
-        storage.identity().clone(),
-    );
     let advertise = Member {
         api_addr: config.advertise_api.clone(),
         peer_addr: config.advertise_peer.clone(),
     };
     let mut settings = config.raft.clone();
     settings.node_id = raft_id;
-    let cp = ControlPlane::start(settings, &storage, peers, advertise).await?;
+    let cp = ControlPlane::start(settings, &storage, peers, advertise, clock).await?;
     shared.install_control_plane(cp.clone());
     parts.cp = Some(cp.clone());
     board.set_component("raft", ComponentState::Running);
@@ -332,7 +352,10 @@ async fn wait_until_settled(cp: &ControlPlane, stop: &CancellationToken) -> bool
                 s.leader.is_some() && s.nodes.contains_key(&s.node_id)
             })
             .await?;
-            cp.read(Consistency::Linearizable, |_, _| ()).await
+            // The barrier alone: it derives nothing from the clock, so a
+            // node whose clock is not trusted still settles (and reports
+            // why it is not ready).
+            cp.barrier(Consistency::Linearizable).await
         };
         tokio::select! {
             _ = stop.cancelled() => return false,

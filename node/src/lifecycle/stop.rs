@@ -1,7 +1,8 @@
 //! Stopping a node, in the order ARCHITECTURE.md gives:
 //!
 //! 1. `/readyz` fails and new API requests are refused (draining).
-//! 2. Managers are stopped and awaited (with a deadline).
+//! 2. Managers, and the clock prober, are stopped and awaited (with a
+//!    deadline).
 //! 3. A leader hands leadership to a caught-up voter.
 //! 4. The API listener stops accepting, drains in-flight requests within
 //!    the shutdown timeout, then cuts what is left; then the peer listener.
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{RunningListener, TlsWatcher};
 use crate::managers::Supervisor;
+use crate::managers::clock::ClockProber;
 
 /// How long a departing leader waits for a successor.
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,6 +43,8 @@ pub struct Parts {
     pub supervisor: Option<(Arc<Supervisor>, CancellationToken, JoinHandle<()>)>,
     /// The TLS file watcher.
     pub tls_watcher: Option<TlsWatcher>,
+    /// The clock prober.
+    pub clock_prober: Option<ClockProber>,
 }
 
 impl Parts {
@@ -54,6 +58,7 @@ impl Parts {
             cp: None,
             supervisor: None,
             tls_watcher: None,
+            clock_prober: None,
         }
     }
 }
@@ -68,6 +73,7 @@ pub async fn run(parts: Parts) {
         cp,
         supervisor,
         tls_watcher,
+        clock_prober,
     } = parts;
     let board = &shared.lifecycle;
     board.set_phase(Phase::Draining);
@@ -88,6 +94,12 @@ pub async fn run(parts: Parts) {
     }
     if let Some(watcher) = tls_watcher {
         watcher.stop().await;
+    }
+    if let Some(prober) = clock_prober {
+        board.set_component("clock", ComponentState::Stopping);
+        prober.stop().await;
+        board.set_component("clock", ComponentState::Stopped);
+        tracing::info!(step = 2, "clock prober stopped");
     }
 
     if let Some(cp) = &cp

@@ -92,12 +92,13 @@ fn record(ctx: &ManagerContext, due: &[(u64, u64)], result: Result<WriteResult, 
             tracing::debug!(manager = "expiration", batch = due.len(), "expired a batch");
             true
         }
-        Err(Error::NoLeader) => {
-            // Leadership just moved: the supervisor is about to stop this
-            // manager and the next leader's takes over.
+        Err(Error::NoLeader | Error::ClockOffset(_)) => {
+            // Leadership just moved, or this node's clock stopped being
+            // trusted: the supervisor is about to stop this manager and the
+            // next leader's takes over.
             tracing::debug!(
                 manager = "expiration",
-                "not the leader any more; batch left to the next leader"
+                "not the leader (or its clock is not trusted); batch left to the next leader"
             );
             false
         }

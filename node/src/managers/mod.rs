@@ -7,8 +7,15 @@
 //! or it shuts down, cancels them and *awaits* them (aborting stragglers at
 //! a deadline) before anything they use is released. Seal, step-down and
 //! shutdown all go through the same [`Supervisor::stop_managers`].
+//! They also stop while this node's clock is not trusted (it is about to
+//! hand leadership away, and could not propose meanwhile).
+//!
+//! The clock prober ([`clock`]) is not leader-only: it runs on every node
+//! from the moment the peer listener serves, started and stopped by the
+//! lifecycle next to the supervisor.
 
 mod accounts;
+pub mod clock;
 mod expiration;
 mod housekeeping;
 
@@ -108,6 +115,7 @@ impl Supervisor {
         // Decide under the lock, so a concurrent seal cannot be undone.
         let mut running = self.running.lock().await;
         let want = self.ctx.cp.is_leader()
+            && self.ctx.cp.clock().is_healthy()
             && !self.sealed.load(Ordering::Acquire)
             && !self.stopping.load(Ordering::Acquire)
             && !self.ctx.cp.is_stopping();

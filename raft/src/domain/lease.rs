@@ -199,6 +199,14 @@ fn validate_grant(g: &Grant) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// The deadline a renewal at `now` by `increment_ms` gives `lease`: later
+/// by up to the increment, capped by the hard deadline, never earlier
+/// than the deadline it has.
+pub fn renewed_deadline(lease: &Lease, now: Millis, increment_ms: u64) -> Millis {
+    let asked = now.saturating_add(increment_ms).min(lease.hard_expires_at);
+    lease.expires_at.max(asked)
+}
+
 /// The lease table and its derived indexes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Leases {
@@ -321,7 +329,12 @@ impl Leases {
         Ok(view)
     }
 
-    /// Applies a renewal: `expires_at = min(now + increment, hard_expires_at)`.
+    /// Applies a renewal:
+    /// `expires_at = max(expires_at, min(now + increment, hard_expires_at))`.
+    ///
+    /// A renewal never shortens a lease: a holder that asked for a short
+    /// increment (or a proposer whose clock is behind the grant's) keeps the
+    /// deadline it already had.
     pub fn renew(
         &mut self,
         now: Millis,
@@ -345,7 +358,7 @@ impl Leases {
         }
         let mut lease = self.remove_entry(id).expect("lease present");
         let increment = increment_ms.unwrap_or(lease.ttl_ms);
-        lease.expires_at = now.saturating_add(increment).min(lease.hard_expires_at);
+        lease.expires_at = renewed_deadline(&lease, now, increment);
         lease.renewals = lease.renewals.saturating_add(1);
         let view = Self::view(&lease, now, accounts);
         self.insert(lease);

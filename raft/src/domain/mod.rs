@@ -98,11 +98,20 @@ pub struct State {
     pub leases: Leases,
     /// The cluster CA and the certificates it issued.
     pub pki: Pki,
+    /// The latest time a command was applied at (refusals change
+    /// nothing, their time included). Replicated time never goes
+    /// backwards: the proposer stamps `max(its clock, this)` and apply uses
+    /// the same maximum, so a leader whose clock is behind its
+    /// predecessor's cannot shorten, resurrect or re-expire anything.
+    /// Last in the struct and defaulted, so snapshots written before it
+    /// existed (positional encoding) still decode, to 0.
+    #[serde(default)]
+    pub last_stamp: Millis,
 }
 
 impl State {
     /// Applies one stamped proposal. Deterministic: reads time only from
-    /// `proposal.now`.
+    /// `proposal.now`, raised to the latest time already applied.
     pub fn apply(&mut self, proposal: &Proposal) -> Response {
         self.apply_traced(proposal).response
     }
@@ -111,7 +120,7 @@ impl State {
     /// remembered result of an earlier entry with the same idempotency key
     /// (in which case this entry changed nothing).
     pub fn apply_traced(&mut self, proposal: &Proposal) -> Applied {
-        let now = proposal.now;
+        let now = self.stamp_time(proposal.now);
         if let Some(stamp) = &proposal.idempotency
             && let Some(previous) = self.idempotency.lookup(stamp)
         {
@@ -121,6 +130,10 @@ impl State {
             };
         }
         let response = self.apply_command(now, &proposal.command);
+        if response.is_ok() {
+            // A refusal changes nothing, its time included.
+            self.last_stamp = now;
+        }
         if let Some(stamp) = &proposal.idempotency {
             self.idempotency.record(stamp, now, &response);
         }
@@ -240,6 +253,12 @@ impl State {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    /// The time a proposal read from `clock` is stamped and applied at:
+    /// never earlier than the latest time already applied.
+    pub fn stamp_time(&self, clock: Millis) -> Millis {
+        clock.max(self.last_stamp)
     }
 
     /// Rebuilds every index that is derived from the tables and therefore

@@ -413,6 +413,9 @@ impl ControlPlane {
             },
             None => self.await_successor().await?,
         };
+        if let Some(why) = self.clock_refusal_for(target) {
+            return Err(Error::MembershipRefused(why));
+        }
         tracing::info!(
             to = name_of(target),
             raft_id = target,
@@ -443,7 +446,7 @@ impl ControlPlane {
         let started = tokio::time::Instant::now();
         loop {
             let status = self.status();
-            if let Some(id) = best_successor(&status) {
+            if let Some(id) = best_successor(&status, |id| self.clock_refusal_for(id).is_none()) {
                 return Ok(id);
             }
             if status.voters.len() < 2 {
@@ -462,12 +465,13 @@ impl ControlPlane {
 }
 
 /// The other voter with the highest matched index that acknowledged
-/// recently.
-fn best_successor(status: &RaftStatus) -> Option<NodeId> {
+/// recently and that `may_lead` allows.
+fn best_successor(status: &RaftStatus, may_lead: impl Fn(NodeId) -> bool) -> Option<NodeId> {
     status
         .voters
         .iter()
         .filter(|id| **id != status.node_id)
+        .filter(|id| may_lead(**id))
         .filter(|id| reachable(status, **id))
         .max_by_key(|id| status.matched.get(id).copied().flatten())
         .copied()

@@ -7,6 +7,7 @@
 //! the peer link, and the leader stamps and proposes it. Reads run against
 //! the local state after a read barrier that the consistency level asks for.
 
+mod clock;
 mod membership;
 mod peer;
 mod read;
@@ -30,6 +31,7 @@ use crate::domain::State;
 use crate::error::Error;
 use crate::network::{AckedWatermarks, ClusterIdentity, NetworkFactory, PeerClient};
 use crate::settings::{Policy, RaftSettings};
+use crate::skew::ClockMonitor;
 use crate::store::{NodeMeta, SharedMachine, Storage};
 use crate::types::{KeelRaft, Member, NodeId, NodeName, name_of};
 
@@ -53,16 +55,20 @@ pub(crate) struct Inner {
     /// Set once this node learns that its log ends below what it
     /// acknowledged: the reason, for the log and the node's restart.
     retired_tx: watch::Sender<Option<String>>,
+    clock: ClockMonitor,
 }
 
 impl ControlPlane {
     /// Starts Raft over `storage`. The caller guarantees the web/transport
     /// layer already serves (Raft RPCs may arrive as soon as this returns).
+    /// `clock` is the node's clock monitor: Raft starts with elections
+    /// enabled only if it already trusts this node's clock.
     pub async fn start(
         settings: RaftSettings,
         storage: &Storage,
         peers: PeerClient,
         advertise: Member,
+        clock: ClockMonitor,
     ) -> Result<Self, Error> {
         let config = Config {
             cluster_name: "keel".into(),
@@ -79,6 +85,9 @@ impl ControlPlane {
             // `network` and `check_acknowledged`). So a follower's log never
             // reverts, and openraft must never be told to tolerate it.
             allow_log_reversion: Some(false),
+            // A node whose clock is not trusted must not lead; the clock
+            // prober enables elections once it is.
+            enable_elect: clock.is_healthy(),
             ..Default::default()
         }
         .validate()
@@ -108,6 +117,7 @@ impl ControlPlane {
                 identity: storage.identity().clone(),
                 stopping: AtomicBool::new(false),
                 retired_tx: watch::channel(None).0,
+                clock,
             }),
         })
     }

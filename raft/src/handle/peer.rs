@@ -2,6 +2,7 @@
 //! write/read/membership paths), encode the answer.
 
 use openraft::errors::RaftError;
+use openraft::raft::TransferLeaderRequest;
 
 use super::ControlPlane;
 use crate::codec;
@@ -44,9 +45,15 @@ impl ControlPlane {
             PeerRpc::Append => codec::encode(&raft.append_entries(codec::decode(body)?).await)?,
             PeerRpc::Vote => codec::encode(&raft.vote(codec::decode(body)?).await)?,
             PeerRpc::PreVote => codec::encode(&raft.pre_vote(codec::decode(body)?).await)?,
-            PeerRpc::TransferLeader => codec::encode(&fatal_to_raft(
-                raft.handle_transfer_leader(codec::decode(body)?).await,
-            ))?,
+            PeerRpc::TransferLeader => {
+                let req: TransferLeaderRequest<TypeConfig> = codec::decode(body)?;
+                // Leadership handed to a node whose clock is not trusted
+                // would bypass its disabled elections: refuse it.
+                if *req.to_node_id() == self.node_id() {
+                    self.check_clock()?;
+                }
+                codec::encode(&fatal_to_raft(raft.handle_transfer_leader(req).await))?
+            }
             PeerRpc::Forward => codec::encode(&self.serve_forward(codec::decode(body)?).await)?,
             PeerRpc::ReadIndex => {
                 codec::encode(&self.serve_read_index(codec::decode(body)?).await)?
@@ -55,6 +62,7 @@ impl ControlPlane {
             PeerRpc::Membership => {
                 codec::encode(&self.serve_membership(codec::decode(body)?).await)?
             }
+            PeerRpc::Time => crate::skew::probe::encoded_time_reply()?,
         };
         Ok(out)
     }

@@ -50,18 +50,29 @@ impl Consistency {
 impl ControlPlane {
     /// Reads the state at `consistency`; `f` gets the state and the time
     /// to derive states at (the local wall clock after the barrier).
+    /// Refused (`ClockOffset`) while this node's clock is not trusted.
     pub async fn read<T>(
         &self,
         consistency: Consistency,
         f: impl FnOnce(&State, Millis) -> T,
     ) -> Result<T, Error> {
-        match consistency {
-            Consistency::Local => {}
-            Consistency::Leader => self.read_barrier(true).await?,
-            Consistency::Linearizable => self.read_barrier(false).await?,
-        }
+        self.check_clock()?;
+        self.barrier(consistency).await?;
+        // Checked again: the barrier may have waited across a verdict.
+        self.check_clock()?;
         let now = now_ms();
         Ok(self.local(|state| f(state, now)))
+    }
+
+    /// Passes the barrier `consistency` asks for, without reading: after
+    /// it, the local state is as fresh as that level promises. Derives
+    /// nothing from the clock, so it is not gated on clock health.
+    pub async fn barrier(&self, consistency: Consistency) -> Result<(), Error> {
+        match consistency {
+            Consistency::Local => Ok(()),
+            Consistency::Leader => self.read_barrier(true).await,
+            Consistency::Linearizable => self.read_barrier(false).await,
+        }
     }
 
     async fn read_barrier(&self, lease: bool) -> Result<(), Error> {

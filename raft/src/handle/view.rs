@@ -141,6 +141,13 @@ pub struct MemberView {
     pub match_index: Option<u64>,
     /// Entries behind the leader's last log index (null elsewhere).
     pub lag: Option<u64>,
+    /// Its clock minus the answering node's, in ms (see
+    /// `ClusterView::with_clock`; null if not measured).
+    pub clock_offset_ms: Option<i64>,
+    /// Milliseconds since the answering node last heard from it.
+    pub last_contact_ms: Option<u64>,
+    /// Its keel version, when known.
+    pub version: Option<String>,
 }
 
 /// The cluster as the API shows it (`GET /v1/cluster`).
@@ -223,6 +230,9 @@ impl ClusterView {
                     state,
                     match_index: if am_leader { match_index } else { None },
                     lag,
+                    clock_offset_ms: None,
+                    last_contact_ms: None,
+                    version: None,
                 }
             })
             .collect();

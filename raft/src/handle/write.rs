@@ -45,6 +45,9 @@ impl ControlPlane {
         request: Request,
         idempotency_key: Option<String>,
     ) -> Result<WriteResult, Error> {
+        // A node whose clock is not trusted takes no write, not even to
+        // forward it: what it would answer is derived from its clock.
+        self.check_clock()?;
         let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
         loop {
             if self.is_stopping() {
@@ -90,8 +93,12 @@ impl ControlPlane {
         }
     }
 
-    /// Stamps and proposes on this node, which believes it leads.
+    /// Stamps and proposes on this node, which believes it leads. Refused
+    /// while its clock is not trusted (it is about to hand leadership on).
     async fn propose(&self, request: Request, idempotency_key: Option<String>) -> Attempt {
+        if let Err(e) = self.check_clock() {
+            return Attempt::Done(Err(e));
+        }
         if let Some(key) = &idempotency_key {
             let probe = IdempotencyStamp {
                 key: key.clone(),
@@ -197,6 +204,9 @@ impl ControlPlane {
         match reply {
             Ok(Ok(result)) => Attempt::Done(Ok(result)),
             Ok(Err(WireError::NoLeader)) => Attempt::Retry,
+            // A leader whose clock went wrong refuses before proposing and
+            // is about to hand leadership on: wait for the next one.
+            Ok(Err(WireError::ClockOffset(_))) => Attempt::Retry,
             Ok(Err(e)) => Attempt::Done(Err(e.into())),
             // Not delivered, or refused before it reached Raft.
             Err(PeerCallError::Connect(_)) => Attempt::Retry,

@@ -46,7 +46,7 @@ pub struct TransferLeader {
 fn view(shared: &Shared) -> Result<ClusterView, ApiError> {
     let cp = shared.cp()?;
     let cluster_id = cp.local(|s| s.cluster.cluster_id.clone());
-    Ok(ClusterView::build(&cp.status(), cluster_id))
+    Ok(ClusterView::build(&cp.status(), cluster_id).with_clock(cp.clock()))
 }
 
 fn check_addr(what: &str, addr: &str) -> Result<(), ApiError> {

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keel_raft::Role;
+use keel_raft::{ControlPlane, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -80,6 +80,16 @@ fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
 /// starts is not ready before it has applied the leader's read index.)
 const MAX_APPLY_LAG: u64 = 1_000;
 
+/// Whether this node's clock is within the max offset of a majority.
+fn clock_check(cp: &ControlPlane) -> Check {
+    let h = cp.clock().health();
+    let detail = match (h.healthy, h.offset_from_majority_ms) {
+        (true, Some(off)) => format!("{off:+} ms from the majority; {}", h.reason),
+        _ => h.reason,
+    };
+    check("clock", h.healthy, detail)
+}
+
 /// Every readiness check, in order.
 pub fn readiness(shared: &Shared) -> Vec<Check> {
     let mut checks = vec![check(
@@ -141,6 +151,7 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
                     },
                 ));
             }
+            checks.push(clock_check(cp));
             checks.push(check(
                 "caught_up",
                 status.apply_lag() <= MAX_APPLY_LAG,
@@ -180,7 +191,7 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
 }
 
 /// Readiness: serving, Raft started, member of a cluster with a known
-/// leader, caught up, unsealed, not draining.
+/// leader, clock within the max offset, caught up, unsealed, not draining.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     params(("verbose" = Option<String>, Query, description = "list every check")),
     responses((status = 200, body = Status), (status = 503, body = Status)))]

@@ -183,7 +183,8 @@ pub async fn list(
     }))
 }
 
-/// Renews a lease: `expires_at = min(now + increment, hard_expires_at)`.
+/// Renews a lease: `expires_at = max(expires_at, min(now + increment, hard_expires_at))`
+/// (a renewal never shortens a lease).
 #[utoipa::path(post, path = "/v1/leases/{id}/renew", tag = "leases", security(("bearer" = [])), request_body = RenewBody,
     params(("id" = String, Path, description = "16 hex digits")),
     responses((status = 200, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]

@@ -6,6 +6,7 @@
 mod accounts;
 mod leases;
 mod properties;
+mod time;
 
 use std::collections::BTreeMap;
 
