@@ -56,6 +56,10 @@ pub fn mark(data_dir: &Path, reason: &str) -> anyhow::Result<()> {
 /// If the data directory is marked retired, moves its database aside and
 /// removes the marker. Returns the reason it was retired, if it was.
 pub fn retire_if_marked(data_dir: &Path) -> anyhow::Result<Option<String>> {
+    if !data_dir.is_dir() {
+        // Missing or not a directory: opening storage says so properly.
+        return Ok(None);
+    }
     let marker = data_dir.join(MARKER);
     let reason = match fs::read_to_string(&marker) {
         Ok(r) => r,
