@@ -5,12 +5,18 @@
 //! so a peer that returns under the same name with a new IP is found again.
 //! Every call has a timeout; connection failures and timeouts are reported
 //! to openraft as `Unreachable`, which backs off before retrying.
+//!
+//! Log batches are bounded in bytes (see [`crate::batch`]): a batch that
+//! does not fit the peer message limit is cut to a prefix and reported as
+//! a partial success, and a peer's 413 shrinks the batch instead of
+//! resending it. Snapshots stream from their file, never copied in memory.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use openraft::OptionalSend;
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
@@ -23,6 +29,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batch;
 use crate::codec;
 use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 use crate::wire::{self, PeerRpc, SnapshotHeader};
@@ -114,6 +121,9 @@ pub enum PeerCallError {
     /// The peer's answer could not be decoded.
     #[error("bad answer: {0}")]
     Decode(String),
+    /// What was to be sent could not be read or encoded locally.
+    #[error("local: {0}")]
+    Local(String),
 }
 
 /// A client for other nodes' peer listeners.
@@ -168,7 +178,18 @@ impl PeerClient {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let body = codec::encode(req).map_err(|e| PeerCallError::Decode(e.to_string()))?;
+        let body = codec::encode(req).map_err(|e| PeerCallError::Local(e.to_string()))?;
+        self.call_encoded(addr, rpc, body, timeout).await
+    }
+
+    /// Calls a plain peer RPC whose request is already encoded.
+    pub async fn call_encoded<Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        rpc: PeerRpc,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
         let response = self
             .post(addr, rpc.path(), timeout)
             .body(body)
@@ -196,7 +217,7 @@ impl PeerClient {
         codec::decode(&bytes).map_err(|e| PeerCallError::Decode(e.to_string()))
     }
 
-    /// Streams a full snapshot to a peer in chunks.
+    /// Streams a full snapshot to a peer from its file, in chunks.
     pub async fn send_snapshot(
         &self,
         addr: &str,
@@ -204,20 +225,14 @@ impl PeerClient {
         data: SnapshotData,
         timeout: Duration,
     ) -> Result<Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>, PeerCallError> {
-        let head = codec::encode(header).map_err(|e| PeerCallError::Decode(e.to_string()))?;
+        let head = codec::encode(header).map_err(|e| PeerCallError::Local(e.to_string()))?;
         let mut frame = Vec::with_capacity(4 + head.len());
         frame.extend_from_slice(&(head.len() as u32).to_be_bytes());
         frame.extend_from_slice(&head);
-        let data = Bytes::from(data);
-        const CHUNK: usize = 1 << 20;
-        let chunks: Vec<Bytes> = std::iter::once(Bytes::from(frame))
-            .chain(
-                (0..data.len())
-                    .step_by(CHUNK)
-                    .map(|i| data.slice(i..(i + CHUNK).min(data.len()))),
-            )
-            .collect();
-        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let chunks = data
+            .into_stream()
+            .map_err(|e| PeerCallError::Local(format!("reading the snapshot: {e}")))?;
+        let stream = futures::stream::once(async move { Ok(Bytes::from(frame)) }).chain(chunks);
         let response = self
             .post(addr, wire::PATH_SNAPSHOT, timeout)
             .body(reqwest::Body::wrap_stream(stream))
@@ -252,12 +267,20 @@ fn describe(e: &reqwest::Error) -> String {
 /// Builds openraft connections to peers.
 pub struct NetworkFactory {
     client: PeerClient,
+    max_message: usize,
+    rpc_timeout: Duration,
 }
 
 impl NetworkFactory {
-    /// A factory over `client`.
-    pub fn new(client: PeerClient) -> Self {
-        NetworkFactory { client }
+    /// A factory over `client`, sending peer messages of at most
+    /// `max_message` bytes; appends that carry entries get at least
+    /// `rpc_timeout`.
+    pub fn new(client: PeerClient, max_message: usize, rpc_timeout: Duration) -> Self {
+        NetworkFactory {
+            client,
+            max_message,
+            rpc_timeout,
+        }
     }
 }
 
@@ -269,6 +292,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             client: self.client.clone(),
             target,
             addr: node.peer_addr.clone(),
+            max_message: self.max_message,
+            rpc_timeout: self.rpc_timeout,
         }
     }
 }
@@ -278,11 +303,16 @@ pub struct PeerConnection {
     client: PeerClient,
     target: NodeId,
     addr: String,
+    /// Budget of one append message: the peer message limit, lowered for
+    /// this connection when the peer answers 413.
+    max_message: usize,
+    /// Least time an append carrying entries is given.
+    rpc_timeout: Duration,
 }
 
 fn rpc_error(target: NodeId, e: PeerCallError) -> RPCError<TypeConfig> {
     match e {
-        PeerCallError::Decode(m) => {
+        PeerCallError::Decode(m) | PeerCallError::Local(m) => {
             RPCError::Network(NetworkError::from_string(format!("node {target}: {m}")))
         }
         other => RPCError::Unreachable(Unreachable::from_string(format!("node {target}: {other}"))),
@@ -315,10 +345,51 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.rpc(PeerRpc::Append, &rpc, &option).await
+        let offered = rpc.entries.last().map(|e| e.log_id);
+        loop {
+            let body = batch::encode_within(&mut rpc, self.max_message)
+                .map_err(|e| rpc_error(self.target, PeerCallError::Local(e.to_string())))?;
+            let sent = rpc.entries.last().map(|e| e.log_id);
+            let bytes = body.len();
+            let timeout = batch::append_timeout(
+                option.hard_ttl(),
+                self.rpc_timeout,
+                bytes,
+                rpc.entries.is_empty(),
+            );
+            let reply: Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> = match self
+                .client
+                .call_encoded(&self.addr, PeerRpc::Append, body, timeout)
+                .await
+            {
+                Err(PeerCallError::Status { status: 413, .. }) if rpc.entries.len() > 1 => {
+                    self.max_message = (bytes / 2).max(batch::MIN_BUDGET);
+                    tracing::warn!(
+                        target = self.target,
+                        bytes,
+                        budget = self.max_message,
+                        "peer refused a log batch as too large; sending smaller batches"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(rpc_error(self.target, e)),
+                Ok(reply) => reply,
+            };
+            return match reply {
+                // Only a prefix went: openraft sends the rest next.
+                Ok(AppendEntriesResponse::Success) if sent != offered => {
+                    Ok(AppendEntriesResponse::PartialSuccess(sent))
+                }
+                Ok(resp) => Ok(resp),
+                Err(e) => Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                    "node {}: {e}",
+                    self.target
+                )))),
+            };
+        }
     }
 
     async fn vote(
@@ -344,14 +415,21 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let bytes = snapshot.snapshot.len();
         let header = SnapshotHeader {
             vote,
             meta: snapshot.meta,
+            len: Some(bytes),
         };
-        let bytes = snapshot.snapshot.len();
         tracing::info!(target = self.target, bytes, "sending snapshot");
-        // A snapshot of many MB needs more than one RPC's soft deadline.
-        let timeout = option.hard_ttl().max(Duration::from_secs(120));
+        // A snapshot of many MB needs more than one RPC's soft deadline,
+        // and a large one time for its bytes.
+        let timeout = batch::append_timeout(
+            option.hard_ttl(),
+            Duration::from_secs(120),
+            bytes as usize,
+            false,
+        );
         let send = self
             .client
             .send_snapshot(&self.addr, &header, snapshot.snapshot, timeout);
@@ -365,7 +443,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             Ok(Err(e)) => Err(StreamingError::Unreachable(Unreachable::from_string(
                 format!("node {}: {e}", self.target),
             ))),
-            Err(PeerCallError::Decode(m)) => {
+            Err(PeerCallError::Decode(m) | PeerCallError::Local(m)) => {
                 Err(StreamingError::Network(NetworkError::from_string(m)))
             }
             Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(

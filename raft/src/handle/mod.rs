@@ -10,10 +10,15 @@
 mod membership;
 mod peer;
 mod read;
+mod snapshot_recv;
 mod view;
 mod write;
 
+#[cfg(test)]
+mod close_test;
+
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -49,6 +54,8 @@ pub(crate) struct Inner {
     advertise: Member,
     node_meta: NodeMeta,
     identity: ClusterIdentity,
+    /// Where snapshots received from the leader are written.
+    snapshot_dir: PathBuf,
     stopping: AtomicBool,
 }
 
@@ -70,6 +77,10 @@ impl ControlPlane {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_threshold),
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             enable_pre_vote: Some(true),
+            // Batches are bounded in bytes by the log reader and the peer
+            // network (see `crate::batch`); the count only caps batches
+            // of many tiny entries.
+            max_payload_entries: 1024,
             // A member that comes back with an empty data directory (a wiped
             // volume, a replaced disk) must be re-replicated from the leader,
             // not crash it. The trade-off: a node that loses acknowledged
@@ -82,7 +93,11 @@ impl ControlPlane {
         .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
         let state_machine = storage.state_machine();
         let machine = state_machine.shared();
-        let network = NetworkFactory::new(peers.clone());
+        let network = NetworkFactory::new(
+            peers.clone(),
+            settings.max_peer_message_bytes,
+            settings.rpc_timeout,
+        );
         let raft = KeelRaft::new(
             settings.node_id,
             Arc::new(config),
@@ -103,6 +118,7 @@ impl ControlPlane {
                 advertise,
                 node_meta: storage.node_meta(),
                 identity: storage.identity().clone(),
+                snapshot_dir: storage.snapshot_dir().to_path_buf(),
                 stopping: AtomicBool::new(false),
             }),
         })

@@ -206,7 +206,7 @@ pub async fn readyz(
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = shared.metrics.render(shared.control_plane());
+    let body = shared.metrics.render(shared.control_plane().as_ref());
     (
         [(
             header::CONTENT_TYPE,
