@@ -446,7 +446,12 @@ pub struct ServerArgs {
     /// CA to trust for peers' TLS certificates.
     #[arg(long, env = "KEEL_TLS_CA_FILE")]
     pub tls_ca_file: Option<PathBuf>,
-    /// Largest API request body.
+    /// Largest API request body (at most half the peer message limit less
+    /// 1 MiB, so any accepted request fits in one peer message).
     #[arg(long, env = "KEEL_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Largest peer message (one batch of log entries), default 64 MiB.
+    /// Hidden: for tests that need a small limit to stay fast.
+    #[arg(long, env = "KEEL_PEER_MAX_MESSAGE_BYTES", hide = true)]
+    pub peer_max_message_bytes: Option<usize>,
 }

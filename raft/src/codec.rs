@@ -69,6 +69,22 @@ pub fn encode_compact_into<T: Serialize + ?Sized>(
     rmp_serde::encode::write(out, value).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+/// Writes the compact (positional) encoding of a value to a writer, so a
+/// large value (a snapshot) goes to a file without a copy in memory.
+pub fn encode_compact_to<W: std::io::Write + ?Sized, T: Serialize + ?Sized>(
+    out: &mut W,
+    value: &T,
+) -> Result<(), CodecError> {
+    rmp_serde::encode::write(out, value).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes a compact encoding from a reader (see [`encode_compact_to`]).
+pub fn decode_compact_from<R: std::io::Read, T: DeserializeOwned>(
+    input: R,
+) -> Result<T, CodecError> {
+    rmp_serde::from_read(input).map_err(|e| CodecError::Decode(e.to_string()))
+}
+
 /// Decodes a compact encoding written by [`encode_compact_into`].
 pub fn decode_compact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     rmp_serde::from_slice(bytes).map_err(|e| CodecError::Decode(e.to_string()))

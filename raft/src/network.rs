@@ -6,6 +6,11 @@
 //! Every call has a timeout; connection failures and timeouts are reported
 //! to openraft as `Unreachable`, which backs off before retrying.
 //!
+//! Log batches are bounded in bytes (see [`crate::batch`]): a batch that
+//! does not fit the peer message limit is cut to a prefix and reported as
+//! a partial success, and a peer's 413 shrinks the batch instead of
+//! resending it. Snapshots stream from their file, never copied in memory.
+//!
 //! Every RPC meant for a Raft node names it ([`wire::TO_HEADER`]); the far
 //! side refuses if it is another incarnation. AppendEntries also carries
 //! the receiver's acknowledged-and-committed watermark
@@ -19,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use openraft::OptionalSend;
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
@@ -31,8 +37,9 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batch;
 use crate::codec;
-use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
+use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote, name_of};
 use crate::wire::{self, PeerRpc, SnapshotHeader};
 
 /// The cluster secret, shared by the peer client and the peer router and
@@ -122,6 +129,9 @@ pub enum PeerCallError {
     /// The peer's answer could not be decoded.
     #[error("bad answer: {0}")]
     Decode(String),
+    /// What was to be sent could not be read or encoded locally.
+    #[error("local: {0}")]
+    Local(String),
 }
 
 /// A client for other nodes' peer listeners.
@@ -187,7 +197,8 @@ impl PeerClient {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        self.send(self.post(addr, rpc.path(), None, timeout), req)
+        let body = codec::encode(req).map_err(|e| PeerCallError::Local(e.to_string()))?;
+        self.send(self.post(addr, rpc.path(), None, timeout), body)
             .await
     }
 
@@ -201,16 +212,17 @@ impl PeerClient {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        self.send(self.post(addr, rpc.path(), Some(to), timeout), req)
+        let body = codec::encode(req).map_err(|e| PeerCallError::Local(e.to_string()))?;
+        self.send(self.post(addr, rpc.path(), Some(to), timeout), body)
             .await
     }
 
-    async fn send<Req: Serialize, Resp: DeserializeOwned>(
+    /// Sends an already encoded request and decodes the answer.
+    async fn send<Resp: DeserializeOwned>(
         &self,
         builder: reqwest::RequestBuilder,
-        req: &Req,
+        body: Vec<u8>,
     ) -> Result<Resp, PeerCallError> {
-        let body = codec::encode(req).map_err(|e| PeerCallError::Decode(e.to_string()))?;
         let response = builder.body(body).send().await.map_err(send_error)?;
         Self::decode_response(response).await
     }
@@ -233,7 +245,7 @@ impl PeerClient {
         codec::decode(&bytes).map_err(|e| PeerCallError::Decode(e.to_string()))
     }
 
-    /// Streams a full snapshot to a peer in chunks.
+    /// Streams a full snapshot to a peer from its file, in chunks.
     pub async fn send_snapshot(
         &self,
         to: NodeId,
@@ -242,20 +254,14 @@ impl PeerClient {
         data: SnapshotData,
         timeout: Duration,
     ) -> Result<Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>, PeerCallError> {
-        let head = codec::encode(header).map_err(|e| PeerCallError::Decode(e.to_string()))?;
+        let head = codec::encode(header).map_err(|e| PeerCallError::Local(e.to_string()))?;
         let mut frame = Vec::with_capacity(4 + head.len());
         frame.extend_from_slice(&(head.len() as u32).to_be_bytes());
         frame.extend_from_slice(&head);
-        let data = Bytes::from(data);
-        const CHUNK: usize = 1 << 20;
-        let chunks: Vec<Bytes> = std::iter::once(Bytes::from(frame))
-            .chain(
-                (0..data.len())
-                    .step_by(CHUNK)
-                    .map(|i| data.slice(i..(i + CHUNK).min(data.len()))),
-            )
-            .collect();
-        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let chunks = data
+            .into_stream()
+            .map_err(|e| PeerCallError::Local(format!("reading the snapshot: {e}")))?;
+        let stream = futures::stream::once(async move { Ok(Bytes::from(frame)) }).chain(chunks);
         let response = self
             .post(addr, wire::PATH_SNAPSHOT, Some(to), timeout)
             .body(reqwest::Body::wrap_stream(stream))
@@ -309,15 +315,6 @@ impl Acked {
 pub struct AckedWatermarks(Arc<Mutex<HashMap<NodeId, Acked>>>);
 
 impl AckedWatermarks {
-    fn get(&self, id: NodeId) -> Acked {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .copied()
-            .unwrap_or_default()
-    }
-
     fn record(&self, id: NodeId, matched: Option<u64>, commit_told: Option<u64>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(id).or_default();
@@ -332,7 +329,13 @@ impl AckedWatermarks {
     /// The watermark of follower `id`: an index it acknowledged and that
     /// was committed (0 if none is known).
     pub fn watermark(&self, id: NodeId) -> u64 {
-        self.get(id).watermark()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied()
+            .unwrap_or_default()
+            .watermark()
     }
 }
 
@@ -340,12 +343,26 @@ impl AckedWatermarks {
 pub struct NetworkFactory {
     client: PeerClient,
     acked: AckedWatermarks,
+    max_message: usize,
+    rpc_timeout: Duration,
 }
 
 impl NetworkFactory {
-    /// A factory over `client`.
-    pub fn new(client: PeerClient, acked: AckedWatermarks) -> Self {
-        NetworkFactory { client, acked }
+    /// A factory over `client`, sending peer messages of at most
+    /// `max_message` bytes; appends that carry entries get at least
+    /// `rpc_timeout`. `acked` records what followers acknowledged.
+    pub fn new(
+        client: PeerClient,
+        acked: AckedWatermarks,
+        max_message: usize,
+        rpc_timeout: Duration,
+    ) -> Self {
+        NetworkFactory {
+            client,
+            acked,
+            max_message,
+            rpc_timeout,
+        }
     }
 }
 
@@ -358,6 +375,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             addr: node.peer_addr.clone(),
             acked: self.acked.clone(),
+            max_message: self.max_message,
+            rpc_timeout: self.rpc_timeout,
         }
     }
 }
@@ -368,11 +387,16 @@ pub struct PeerConnection {
     target: NodeId,
     addr: String,
     acked: AckedWatermarks,
+    /// Budget of one append message: the peer message limit, lowered for
+    /// this connection when the peer answers 413.
+    max_message: usize,
+    /// Least time an append carrying entries is given.
+    rpc_timeout: Duration,
 }
 
 fn rpc_error(target: NodeId, e: PeerCallError) -> RPCError<TypeConfig> {
     match e {
-        PeerCallError::Decode(m) => {
+        PeerCallError::Decode(m) | PeerCallError::Local(m) => {
             RPCError::Network(NetworkError::from_string(format!("node {target}: {m}")))
         }
         other => RPCError::Unreachable(Unreachable::from_string(format!("node {target}: {other}"))),
@@ -400,35 +424,16 @@ impl PeerConnection {
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for PeerConnection {
-    type SnapshotData = SnapshotData;
-
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        option: RPCOption,
+impl PeerConnection {
+    /// Records what a follower acknowledged, and keeps a reply that
+    /// contradicts an earlier acknowledgement (a conflict at or below the
+    /// watermark) from ever reaching openraft.
+    fn check_acknowledged(
+        &self,
+        rpc: &AppendEntriesRequest<TypeConfig>,
+        watermark: u64,
+        response: AppendEntriesResponse<TypeConfig>,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let watermark = self.acked.watermark(self.target);
-        let builder = self
-            .client
-            .post(
-                &self.addr,
-                PeerRpc::Append.path(),
-                Some(self.target),
-                option.hard_ttl(),
-            )
-            .header(wire::ACKED_HEADER, watermark);
-        let reply: Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> = self
-            .client
-            .send(builder, &rpc)
-            .await
-            .map_err(|e| rpc_error(self.target, e))?;
-        let response = reply.map_err(|e| {
-            RPCError::Unreachable(Unreachable::from_string(format!(
-                "node {}: {e}",
-                self.target
-            )))
-        })?;
         let commit_told = rpc.leader_commit.map(|l| l.index);
         match &response {
             AppendEntriesResponse::Success => {
@@ -463,6 +468,69 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         }
         Ok(response)
     }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let offered = rpc.entries.last().map(|e| e.log_id);
+        let watermark = self.acked.watermark(self.target);
+        loop {
+            let body = batch::encode_within(&mut rpc, self.max_message)
+                .map_err(|e| rpc_error(self.target, PeerCallError::Local(e.to_string())))?;
+            let sent = rpc.entries.last().map(|e| e.log_id);
+            let bytes = body.len();
+            let timeout = batch::append_timeout(
+                option.hard_ttl(),
+                self.rpc_timeout,
+                bytes,
+                rpc.entries.is_empty(),
+            );
+            let request = self
+                .client
+                .post(
+                    &self.addr,
+                    PeerRpc::Append.path(),
+                    Some(self.target),
+                    timeout,
+                )
+                .header(wire::ACKED_HEADER, watermark);
+            let reply: Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> =
+                match self.client.send(request, body).await {
+                    Err(PeerCallError::Status { status: 413, .. }) if rpc.entries.len() > 1 => {
+                        self.max_message = (bytes / 2).max(batch::MIN_BUDGET);
+                        tracing::warn!(
+                            target = self.target,
+                            bytes,
+                            budget = self.max_message,
+                            "peer refused a log batch as too large; sending smaller batches"
+                        );
+                        continue;
+                    }
+                    Err(e) => return Err(rpc_error(self.target, e)),
+                    Ok(reply) => reply,
+                };
+            let response = match reply {
+                // Only a prefix went: openraft sends the rest next.
+                Ok(AppendEntriesResponse::Success) if sent != offered => {
+                    AppendEntriesResponse::PartialSuccess(sent)
+                }
+                Ok(resp) => resp,
+                Err(e) => {
+                    return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                        "node {}: {e}",
+                        self.target
+                    ))));
+                }
+            };
+            return self.check_acknowledged(&rpc, watermark, response);
+        }
+    }
 
     async fn vote(
         &mut self,
@@ -487,14 +555,26 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let bytes = snapshot.snapshot.len();
         let header = SnapshotHeader {
             vote,
             meta: snapshot.meta,
+            len: Some(bytes),
         };
-        let bytes = snapshot.snapshot.len();
-        tracing::info!(target = self.target, bytes, "sending snapshot");
-        // A snapshot of many MB needs more than one RPC's soft deadline.
-        let timeout = option.hard_ttl().max(Duration::from_secs(120));
+        tracing::info!(
+            target = name_of(self.target),
+            raft_id = self.target,
+            bytes,
+            "sending snapshot"
+        );
+        // A snapshot of many MB needs more than one RPC's soft deadline,
+        // and a large one time for its bytes.
+        let timeout = batch::append_timeout(
+            option.hard_ttl(),
+            Duration::from_secs(120),
+            bytes as usize,
+            false,
+        );
         let send =
             self.client
                 .send_snapshot(self.target, &self.addr, &header, snapshot.snapshot, timeout);
@@ -508,7 +588,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             Ok(Err(e)) => Err(StreamingError::Unreachable(Unreachable::from_string(
                 format!("node {}: {e}", self.target),
             ))),
-            Err(PeerCallError::Decode(m)) => {
+            Err(PeerCallError::Decode(m) | PeerCallError::Local(m)) => {
                 Err(StreamingError::Network(NetworkError::from_string(m)))
             }
             Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(

@@ -27,9 +27,17 @@ pub struct RaftSettings {
     pub logs_kept_after_snapshot: u64,
     /// Timeout of one peer RPC (append, vote).
     pub rpc_timeout: Duration,
+    /// Largest peer message (one batch of log entries) this node accepts
+    /// and sends. Replication splits larger backlogs into batches below
+    /// it; the API body limit is validated against it, so one accepted
+    /// request always fits in one message.
+    pub max_peer_message_bytes: usize,
     /// What the leader applies when stamping; reloadable.
     pub policy: Policy,
 }
+
+/// Default of [`RaftSettings::max_peer_message_bytes`].
+pub const DEFAULT_MAX_PEER_MESSAGE_BYTES: usize = 64 << 20;
 
 /// The rules the leader applies when it stamps requests. Unlike Raft
 /// timing, they may change at runtime (reload): the control plane holds
@@ -62,6 +70,7 @@ impl RaftSettings {
             snapshot_threshold: 50_000,
             logs_kept_after_snapshot: 5_000,
             rpc_timeout: Duration::from_secs(2),
+            max_peer_message_bytes: DEFAULT_MAX_PEER_MESSAGE_BYTES,
             policy: Policy::default(),
         }
     }

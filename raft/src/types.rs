@@ -97,7 +97,8 @@ pub type Vote = alias::VoteOf<TypeConfig>;
 pub type StoredMembership = alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata in keel's configuration.
 pub type SnapshotMeta = alias::SnapshotMetaOf<TypeConfig>;
-/// The bytes of a snapshot, as built, stored, sent and installed.
-pub type SnapshotData = Vec<u8>;
+/// The bytes of a snapshot, as built, stored, sent and installed: a file,
+/// never a buffer in memory.
+pub type SnapshotData = crate::store::SnapshotFile;
 /// A full snapshot: metadata plus its bytes.
 pub type Snapshot = alias::SnapshotOf<TypeConfig, SnapshotData>;

@@ -161,7 +161,14 @@ pub struct SnapshotHeader {
     pub vote: crate::types::Vote,
     /// The snapshot's metadata.
     pub meta: crate::types::SnapshotMeta,
+    /// The snapshot's length in bytes: the receiver refuses a stream that
+    /// ends early or runs long (absent from older senders).
+    #[serde(default)]
+    pub len: Option<u64>,
 }
+
+/// Largest encoded [`SnapshotHeader`] a receiver reads.
+pub const MAX_SNAPSHOT_HEADER: usize = 1 << 20;
 
 /// An error carried back over the peer link, so the far side can rebuild
 /// the same [`Error`].

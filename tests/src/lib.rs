@@ -14,6 +14,7 @@ pub mod manager_log;
 pub mod pki;
 mod process;
 pub mod raw;
+pub mod snapshot_memory;
 pub mod workload;
 
 pub use api::{Api, Reply, http_client};

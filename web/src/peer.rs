@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError};
 use keel_raft::network::CLUSTER_HEADER;
 use keel_raft::wire::{self, PeerRpc};
 use keel_raft::{ControlPlane, Error};
@@ -29,11 +29,6 @@ use keel_raft::{ControlPlane, Error};
 use crate::error::ApiError;
 use crate::middleware::require_peer;
 use crate::shared::Shared;
-
-/// Largest plain peer message (a batch of log entries).
-const MAX_PEER_BODY: usize = 64 << 20;
-/// Largest snapshot a node accepts.
-const MAX_SNAPSHOT: usize = 4 << 30;
 
 fn peer_error(e: Error) -> Response {
     match e {
@@ -53,12 +48,16 @@ fn encoded(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response()
 }
 
+/// Reads a peer body of at most `limit` bytes. Too large is a 413, which
+/// the sender takes as "send smaller batches", never as "retry".
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Response> {
-    http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| ApiError::BadRequest(format!("peer body: {e}")).into_response())
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge(limit).into_response())
+        }
+        Err(e) => Err(ApiError::BadRequest(format!("peer body: {e}")).into_response()),
+    }
 }
 
 /// A numeric peer header, if present; malformed is a 400.
@@ -76,7 +75,7 @@ fn number_header(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiErro
 
 /// The control plane, if installed, if the sender belongs to our cluster,
 /// and if the request is meant for this incarnation of this node.
-fn peer_cp<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a ControlPlane, ApiError> {
+fn peer_cp(shared: &Shared, headers: &HeaderMap) -> Result<ControlPlane, ApiError> {
     let cp = shared.control_plane().ok_or(ApiError::RaftNotReady)?;
     let theirs = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
     if !cp.identity().accepts(theirs) {
@@ -114,7 +113,7 @@ async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: 
         Ok(cp) => cp,
         Err(e) => return e.into_response(),
     };
-    let bytes = match read_limited(body, MAX_PEER_BODY).await {
+    let bytes = match read_limited(body, cp.settings().max_peer_message_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -129,20 +128,8 @@ async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         Ok(cp) => cp,
         Err(e) => return e.into_response(),
     };
-    let bytes = match read_limited(body, MAX_SNAPSHOT).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if bytes.len() < 4 {
-        return ApiError::BadRequest("snapshot stream too short".into()).into_response();
-    }
-    let head_len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    if bytes.len() < 4 + head_len {
-        return ApiError::BadRequest("snapshot header truncated".into()).into_response();
-    }
-    let header = &bytes[4..4 + head_len];
-    let data = bytes[4 + head_len..].to_vec();
-    match cp.serve_snapshot(header, data).await {
+    // Streamed to a file in the data dir as it arrives, never collected.
+    match cp.serve_snapshot(body.into_data_stream()).await {
         Ok(out) => encoded(out),
         Err(e) => peer_error(e),
     }

@@ -3,10 +3,13 @@
 //!
 //! The [`ControlPlane`] is installed only after the readiness barrier; until
 //! then admin routes answer 503 `not_ready` and peer routes 503
-//! `raft_not_ready`, so nothing reaches Raft before it exists.
+//! `raft_not_ready`, so nothing reaches Raft before it exists. On stop it is
+//! withdrawn again ([`Shared::retire`]) once the listeners have drained, so
+//! the web state (which outlives stop) holds no handle to Raft or storage
+//! and the database really closes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use futures::future::BoxFuture;
 use keel_raft::{ControlPlane, NodeId};
@@ -58,8 +61,8 @@ pub struct Shared {
     pub limits: ApiLimits,
     /// The last signed CRL.
     pub crl_cache: CrlCache,
-    control_plane: OnceLock<ControlPlane>,
-    control: OnceLock<Arc<dyn NodeControl>>,
+    control_plane: RwLock<Option<ControlPlane>>,
+    control: RwLock<Option<Arc<dyn NodeControl>>>,
     barrier_passed: AtomicBool,
     draining: AtomicBool,
     sealed: AtomicBool,
@@ -75,8 +78,8 @@ impl Shared {
             metrics: Metrics::new(),
             limits,
             crl_cache: CrlCache::default(),
-            control_plane: OnceLock::new(),
-            control: OnceLock::new(),
+            control_plane: RwLock::new(None),
+            control: RwLock::new(None),
             barrier_passed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
@@ -85,33 +88,64 @@ impl Shared {
 
     /// Installs the control plane (once, after the barrier).
     pub fn install_control_plane(&self, cp: ControlPlane) {
-        if self.control_plane.set(cp).is_err() {
+        let mut slot = self
+            .control_plane
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
             tracing::warn!("control plane installed twice; keeping the first");
+        } else {
+            *slot = Some(cp);
         }
     }
 
     /// Installs the node's seal/unseal/reload hooks.
     pub fn install_node_control(&self, control: Arc<dyn NodeControl>) {
-        let _ = self.control.set(control);
+        let mut slot = self.control.write().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(control);
+        }
     }
 
-    /// The control plane, if Raft has started.
-    pub fn control_plane(&self) -> Option<&ControlPlane> {
-        self.control_plane.get()
+    /// Withdraws the control plane and the node's hooks (stop, after the
+    /// listeners drained): the node's hooks hold this state and the
+    /// managers, so keeping them here would keep Raft and the database
+    /// alive for as long as this state lives. Afterwards routes answer as
+    /// before Raft started.
+    pub fn retire(&self) -> (Option<ControlPlane>, Option<Arc<dyn NodeControl>>) {
+        let cp = self
+            .control_plane
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let control = self
+            .control
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        (cp, control)
+    }
+
+    /// The control plane, if Raft has started (and not stopped).
+    pub fn control_plane(&self) -> Option<ControlPlane> {
+        self.control_plane
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The control plane, or 503 `not_ready`.
-    pub fn cp(&self) -> Result<&ControlPlane, ApiError> {
-        self.control_plane
-            .get()
+    pub fn cp(&self) -> Result<ControlPlane, ApiError> {
+        self.control_plane()
             .ok_or_else(|| ApiError::NotReady("raft has not started on this node yet".into()))
     }
 
     /// The node's hooks, or 503 `not_ready`.
     pub fn node_control(&self) -> Result<Arc<dyn NodeControl>, ApiError> {
         self.control
-            .get()
-            .cloned()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
             .ok_or_else(|| ApiError::NotReady("this node is still starting".into()))
     }
 
@@ -146,7 +180,7 @@ impl Shared {
     }
 
     /// The control plane for a domain request: refuses while sealed.
-    pub fn domain_cp(&self) -> Result<&ControlPlane, ApiError> {
+    pub fn domain_cp(&self) -> Result<ControlPlane, ApiError> {
         if self.sealed() {
             return Err(ApiError::Sealed);
         }

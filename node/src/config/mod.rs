@@ -300,9 +300,10 @@ impl Config {
         )
         .map_err(err)?;
         let max_body_bytes = a.max_body_bytes.unwrap_or(1 << 20);
-        if max_body_bytes < 1024 {
-            return Err(err("--max-body-bytes must be at least 1024"));
-        }
+        raft.max_peer_message_bytes = a
+            .peer_max_message_bytes
+            .unwrap_or(keel_raft::settings::DEFAULT_MAX_PEER_MESSAGE_BYTES);
+        check_body_limits(max_body_bytes, raft.max_peer_message_bytes)?;
         Ok(Config {
             dev,
             node_id,
@@ -326,6 +327,40 @@ impl Config {
             max_clock_offset,
         })
     }
+}
+
+/// Smallest peer message limit: room for a 1 KiB API body.
+const MIN_PEER_MESSAGE_BYTES: usize = 2 << 20;
+
+/// The largest API body a peer message limit allows: one accepted request
+/// becomes one log entry, which must fit in one peer message with its
+/// stamps (ids, times, signatures; at most ~1 MiB for a 1000-item batch)
+/// and a MessagePack encoding no more than twice its JSON.
+pub fn max_body_for(peer_max_message_bytes: usize) -> usize {
+    peer_max_message_bytes.saturating_sub(1 << 20) / 2
+}
+
+fn check_body_limits(
+    max_body_bytes: usize,
+    peer_max_message_bytes: usize,
+) -> Result<(), ConfigError> {
+    if peer_max_message_bytes < MIN_PEER_MESSAGE_BYTES {
+        return Err(err(format!(
+            "the peer message limit must be at least {MIN_PEER_MESSAGE_BYTES} bytes"
+        )));
+    }
+    if max_body_bytes < 1024 {
+        return Err(err("--max-body-bytes must be at least 1024"));
+    }
+    let most = max_body_for(peer_max_message_bytes);
+    if max_body_bytes > most {
+        return Err(err(format!(
+            "--max-body-bytes {max_body_bytes} is too large: at most {most} (half the peer \
+             message limit of {peer_max_message_bytes} bytes, less 1 MiB), so that every accepted \
+             request fits in one replication message"
+        )));
+    }
+    Ok(())
 }
 
 fn pki_settings(a: &ServerArgs) -> Result<PkiSettings, ConfigError> {
@@ -357,4 +392,21 @@ fn pki_settings(a: &ServerArgs) -> Result<PkiSettings, ConfigError> {
             .collect();
     }
     Ok(pki)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_body_limit_stays_below_the_peer_message_limit() {
+        let peer = keel_raft::settings::DEFAULT_MAX_PEER_MESSAGE_BYTES;
+        assert!(check_body_limits(1 << 20, peer).is_ok());
+        assert!(check_body_limits(max_body_for(peer), peer).is_ok());
+        let e = check_body_limits(max_body_for(peer) + 1, peer).unwrap_err();
+        assert!(e.to_string().contains("--max-body-bytes"), "{e}");
+        assert!(check_body_limits(1 << 20, 1 << 20).is_err());
+        assert!(check_body_limits(1 << 20, 2 << 20).is_err());
+        assert!(check_body_limits(1 << 20, 3 << 20).is_ok());
+    }
 }

@@ -6,8 +6,12 @@
 //! 3. A leader hands leadership to a caught-up voter.
 //! 4. The API listener stops accepting, drains in-flight requests within
 //!    the shutdown timeout, then cuts what is left; then the peer listener.
-//! 5. Raft shuts down.
-//! 6. RocksDB is flushed and closed.
+//! 5. Raft shuts down; the web state gives back its handle to Raft and the
+//!    node's hooks (which hold the managers), so nothing else holds the
+//!    database.
+//! 6. RocksDB is flushed and closed: the storage handle is the last one
+//!    (checked and logged with the real count), and dropping it closes the
+//!    database and releases its lock.
 //!
 //! Every step is awaited before the next begins; parts that never started
 //! are skipped, so a failed start unwinds through the same path.
@@ -26,6 +30,8 @@ use crate::managers::clock::ClockProber;
 
 /// How long a departing leader waits for a successor.
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long stop waits for Raft's last tasks to let go of the database.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a node has started so far.
 pub struct Parts {
@@ -83,12 +89,14 @@ pub async fn run(parts: Parts) {
         "draining: readiness fails, new requests are refused"
     );
 
-    if let Some((_, stop, task)) = supervisor {
+    if let Some((supervisor, stop, task)) = supervisor {
         board.set_component("managers", ComponentState::Stopping);
         stop.cancel();
         if let Err(e) = task.await {
             tracing::error!(error = %e, "manager supervisor failed");
         }
+        // It holds the control plane (and so the database): let go now.
+        drop(supervisor);
         board.set_component("managers", ComponentState::Stopped);
         tracing::info!(step = 2, "managers stopped");
     }
@@ -144,6 +152,10 @@ pub async fn run(parts: Parts) {
         board.set_component("cluster", ComponentState::Stopped);
         tracing::info!(step = 5, "raft stopped");
     }
+    // The web state outlives stop; what it still holds of Raft (the handle,
+    // the node's hooks and through them the managers) goes now.
+    let (installed, control) = shared.retire();
+    drop((installed, control));
 
     if let Some(storage) = storage {
         board.set_component("storage", ComponentState::Stopping);
@@ -154,7 +166,18 @@ pub async fn run(parts: Parts) {
                 tracing::error!(error = %e, "storage flush failed");
             }
         }
-        tracing::info!(step = 6, "storage flushed and closed");
+        let handles = storage.wait_sole_handle(CLOSE_TIMEOUT).await;
+        if handles == 1 {
+            drop(storage);
+            tracing::info!(step = 6, handles, "storage flushed and closed");
+        } else {
+            board.set_component("storage", ComponentState::Failed);
+            tracing::error!(
+                step = 6,
+                handles,
+                "storage flushed but still held elsewhere: it closes only at exit"
+            );
+        }
     }
     board.set_phase(Phase::Stopped);
 }

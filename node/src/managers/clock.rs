@@ -120,7 +120,7 @@ struct Prober {
 
 impl Prober {
     async fn round(&mut self) {
-        let cp = self.shared.control_plane().cloned();
+        let cp = self.shared.control_plane();
         let peers = cp
             .as_ref()
             .and_then(|cp| cp.clock_peers())

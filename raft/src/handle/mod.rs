@@ -11,10 +11,15 @@ mod clock;
 mod membership;
 mod peer;
 mod read;
+mod snapshot_recv;
 mod view;
 mod write;
 
+#[cfg(test)]
+mod close_test;
+
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -51,6 +56,8 @@ pub(crate) struct Inner {
     advertise: Member,
     node_meta: NodeMeta,
     identity: ClusterIdentity,
+    /// Where snapshots received from the leader are written.
+    snapshot_dir: PathBuf,
     stopping: AtomicBool,
     /// Set once this node learns that its log ends below what it
     /// acknowledged: the reason, for the log and the node's restart.
@@ -79,6 +86,10 @@ impl ControlPlane {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_threshold),
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             enable_pre_vote: Some(true),
+            // Batches are bounded in bytes by the log reader and the peer
+            // network (see `crate::batch`); the count only caps batches
+            // of many tiny entries.
+            max_payload_entries: 1024,
             // A Raft id always means the same log: a wiped data directory
             // comes back as a new incarnation (a new id), and one whose log
             // ends below what it acknowledged is refused and retired (see
@@ -94,7 +105,12 @@ impl ControlPlane {
         .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
         let state_machine = storage.state_machine();
         let machine = state_machine.shared();
-        let network = NetworkFactory::new(peers.clone(), AckedWatermarks::default());
+        let network = NetworkFactory::new(
+            peers.clone(),
+            AckedWatermarks::default(),
+            settings.max_peer_message_bytes,
+            settings.rpc_timeout,
+        );
         let raft = KeelRaft::new(
             settings.node_id,
             Arc::new(config),
@@ -115,6 +131,7 @@ impl ControlPlane {
                 advertise,
                 node_meta: storage.node_meta(),
                 identity: storage.identity().clone(),
+                snapshot_dir: storage.snapshot_dir().to_path_buf(),
                 stopping: AtomicBool::new(false),
                 retired_tx: watch::channel(None).0,
                 clock,

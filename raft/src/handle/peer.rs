@@ -7,8 +7,8 @@ use openraft::raft::TransferLeaderRequest;
 use super::ControlPlane;
 use crate::codec;
 use crate::error::Error;
-use crate::types::{Snapshot, SnapshotData, TypeConfig};
-use crate::wire::{Hello, PeerRpc, SnapshotHeader};
+use crate::types::TypeConfig;
+use crate::wire::{Hello, PeerRpc};
 
 fn fatal_to_raft<T>(
     r: Result<T, openraft::errors::Fatal<TypeConfig>>,
@@ -65,31 +65,5 @@ impl ControlPlane {
             PeerRpc::Time => crate::skew::probe::encoded_time_reply()?,
         };
         Ok(out)
-    }
-
-    /// Installs a snapshot streamed by the leader: `header` is the encoded
-    /// [`SnapshotHeader`], `data` the snapshot bytes.
-    pub async fn serve_snapshot(
-        &self,
-        header: &[u8],
-        data: SnapshotData,
-    ) -> Result<Vec<u8>, Error> {
-        let header: SnapshotHeader = codec::decode(header)?;
-        tracing::info!(
-            bytes = data.len(),
-            last_log_index = header.meta.last_log_id.map(|l| l.index),
-            "installing snapshot from leader"
-        );
-        let snapshot = Snapshot {
-            meta: header.meta,
-            snapshot: data,
-        };
-        let reply = fatal_to_raft(
-            self.inner
-                .raft
-                .install_full_snapshot(header.vote, snapshot)
-                .await,
-        );
-        Ok(codec::encode(&reply)?)
     }
 }

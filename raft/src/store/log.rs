@@ -4,6 +4,15 @@
 //! and made durable by a dedicated flusher thread that fsyncs the WAL once
 //! for every batch of pending appends (group commit) before reporting them
 //! flushed. Votes are fsynced before `save_vote` returns.
+//!
+//! Crash atomicity: every step that removes entries (`purge`,
+//! `truncate_after`) is one synced write batch, so a crash leaves either the
+//! state before it or the state after it. The purge mark and the deletion it
+//! covers are in the same batch; even so, `get_log_state` never reports a
+//! last log id below the purge point (a snapshot install purges beyond the
+//! last entry, and a data dir written by an older keel may hold a mark
+//! without its deletion), because openraft refuses to start on
+//! `last_log_id < last_purged_log_id`.
 
 use std::fmt::Debug;
 use std::io;
@@ -16,6 +25,7 @@ use openraft::{LogState, OptionalSend, RaftLogReader};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::{CF_LOGS, CF_RAFT, cf, io_err};
+use crate::batch::REPLICATION_BATCH_BYTES;
 use crate::codec;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
@@ -58,7 +68,13 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        read_entries(&self.db, range)
+        read_entries(&self.db, range, usize::MAX)
+    }
+
+    /// Replication reads through here: a batch stops once it holds
+    /// [`REPLICATION_BATCH_BYTES`] of entries (always at least one).
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        read_entries(&self.db, start..end, REPLICATION_BATCH_BYTES)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -66,13 +82,20 @@ impl RaftLogReader<TypeConfig> for LogReader {
     }
 }
 
-fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> io::Result<Vec<Entry>> {
+/// Entries in `range`, stopping after the one that brings their stored
+/// size to `max_bytes`.
+fn read_entries<RB: RangeBounds<u64>>(
+    db: &DB,
+    range: RB,
+    max_bytes: usize,
+) -> io::Result<Vec<Entry>> {
     let start = match range.start_bound() {
         Bound::Included(i) => *i,
         Bound::Excluded(i) => i.saturating_add(1),
         Bound::Unbounded => 0,
     };
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     let iter = db.iterator_cf(
         cf(db, CF_LOGS),
         IteratorMode::From(&index_key(start), Direction::Forward),
@@ -85,6 +108,10 @@ fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> io::Result<Vec<Entr
         }
         let entry: Entry = codec::decode(&value)?;
         out.push(entry);
+        bytes = bytes.saturating_add(value.len());
+        if bytes >= max_bytes {
+            break;
+        }
     }
     Ok(out)
 }
@@ -134,7 +161,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        read_entries(&self.db, range)
+        read_entries(&self.db, range, usize::MAX)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -153,10 +180,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .next()
             .transpose()
             .map_err(io_err)?;
-        let last_log_id = match last {
+        let last_entry = match last {
             Some((_, value)) => Some(codec::decode::<Entry>(&value)?.log_id),
-            None => last_purged_log_id,
+            None => None,
         };
+        // Entries at or below the purge point are gone (or about to be);
+        // the log ends no earlier than the purge point.
+        let last_log_id = last_entry.max(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -174,6 +204,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // Not synced: the committed mark only spares re-applying on start.
+        // The WAL is ordered, so a mark that survives a crash never points
+        // past entries that did not; a mark lost to a crash is rebuilt
+        // from the leader.
         put_meta(&self.db, KEY_COMMITTED, &committed, false)
     }
 
@@ -212,15 +246,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        // Record the purge point first: entries at or before it are ignored
-        // from then on, so deleting them need not be atomic with it.
-        put_meta(&self.db, KEY_PURGED, &log_id, true)?;
-        self.db
-            .delete_range_cf(
-                cf(&self.db, CF_LOGS),
-                index_key(0),
-                index_key(log_id.index + 1),
-            )
-            .map_err(io_err)
+        // The mark and the deletion it stands for, in one synced batch.
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(&self.db, CF_RAFT), KEY_PURGED, codec::encode(&log_id)?);
+        batch.delete_range_cf(
+            cf(&self.db, CF_LOGS),
+            index_key(0),
+            index_key(log_id.index.saturating_add(1)),
+        );
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts).map_err(io_err)
     }
 }

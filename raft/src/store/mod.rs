@@ -3,7 +3,8 @@
 //!
 //! - `logs`: Raft log entries keyed by big-endian index.
 //! - `raft`: vote, last purged log id and committed log id.
-//! - `snapshot`: the current snapshot (metadata and chunked bytes).
+//! - `snapshot`: a pointer to the current snapshot file (its metadata, name
+//!   and length); the files themselves live in `snapshots/` beside `db/`.
 //! - `node`: node-local facts that are not replicated (node id, cluster id
 //!   as last applied, seal state).
 //!
@@ -14,6 +15,7 @@
 mod log;
 mod node_meta;
 mod snapshot;
+mod snapshot_file;
 mod state_machine;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +25,8 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Options};
 
 pub use log::LogStore;
 pub use node_meta::NodeMeta;
-pub use snapshot::{decode_state, encode_state};
+pub use snapshot::{SNAPSHOT_VERSION, decode_state, encode_state, read_state, write_state};
+pub use snapshot_file::{SnapshotFile, SnapshotSink};
 pub use state_machine::{Machine, SharedMachine, StateMachineStore};
 
 use crate::error::Error;
@@ -52,6 +55,8 @@ pub struct StoredIdentity {
 pub struct Storage {
     db: Arc<DB>,
     path: PathBuf,
+    /// Where snapshot files live (`dir/snapshots`).
+    snapshot_dir: PathBuf,
     identity: ClusterIdentity,
 }
 
@@ -62,7 +67,9 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    /// Opens (creating if needed) the database under `dir/db`.
+    /// Opens (creating if needed) the database under `dir/db` and the
+    /// snapshot directory `dir/snapshots`, removing leftover files of an
+    /// interrupted snapshot build or transfer.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         let path = dir.join("db");
         std::fs::create_dir_all(&path)
@@ -82,8 +89,18 @@ impl Storage {
         let db = DB::open_cf_descriptors(&opts, &path, cfs)
             .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
         let db = Arc::new(db);
+        let snapshot_dir = dir.join("snapshots");
+        std::fs::create_dir_all(&snapshot_dir)
+            .and_then(|()| snapshot::sync_dir(dir))
+            .and_then(|()| snapshot::sweep(&db, &snapshot_dir))
+            .map_err(|e| Error::Storage(format!("snapshots in {}: {e}", snapshot_dir.display())))?;
         let identity = ClusterIdentity::new(NodeMeta::new(db.clone()).cluster_id()?.as_deref());
-        Ok(Storage { db, path, identity })
+        Ok(Storage {
+            db,
+            path,
+            snapshot_dir,
+            identity,
+        })
     }
 
     /// The node id and cluster id recorded in the database under `dir`,
@@ -119,7 +136,11 @@ impl Storage {
 
     /// The state machine store over this database.
     pub fn state_machine(&self) -> StateMachineStore {
-        StateMachineStore::new(self.db.clone(), self.identity.clone())
+        StateMachineStore::new(
+            self.db.clone(),
+            self.identity.clone(),
+            self.snapshot_dir.clone(),
+        )
     }
 
     /// The cluster id this data belongs to, kept current as it is applied.
@@ -139,14 +160,24 @@ impl Storage {
             .is_some();
         let has_snapshot = self
             .db
-            .get_cf(self.cf(CF_SNAPSHOT), snapshot::KEY_META)?
-            .is_some();
+            .get_cf(self.cf(CF_SNAPSHOT), snapshot::KEY_CURRENT)?
+            .is_some()
+            || self
+                .db
+                .get_cf(self.cf(CF_SNAPSHOT), snapshot::KEY_META)?
+                .is_some();
         Ok(!has_vote && !has_log && !has_snapshot)
     }
 
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where snapshot files live; a snapshot received from a peer is
+    /// written here, so installing it is a rename.
+    pub fn snapshot_dir(&self) -> &Path {
+        &self.snapshot_dir
     }
 
     /// Syncs the WAL and flushes memtables: called on orderly shutdown once
@@ -165,6 +196,21 @@ impl Storage {
         Arc::strong_count(&self.db)
     }
 
+    /// Waits (up to `timeout`) until this is the only handle to the
+    /// database, and returns the count then: 1 means dropping this handle
+    /// closes the database. Raft's tasks release theirs shortly after Raft
+    /// shuts down.
+    pub async fn wait_sole_handle(&self, timeout: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let handles = self.handles();
+            if handles == 1 || tokio::time::Instant::now() >= deadline {
+                return handles;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db.cf_handle(name).expect("column family exists")
     }
@@ -180,5 +226,7 @@ pub(crate) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod suite;

@@ -5,95 +5,256 @@
 //! streamed to followers and installed. Two replicas at the same applied
 //! index produce identical bytes: every table in `State` is ordered.
 //!
-//! The current snapshot is kept in the `snapshot` column family as its
-//! metadata plus the bytes split into chunks, replaced atomically in one
-//! synced write batch.
+//! Snapshots live as files in the node's snapshot directory; the `snapshot`
+//! column family holds only a pointer to the current one (its metadata, file
+//! name and length). Making a file current is crash-atomic: the file is
+//! written under a temporary name and fsynced, renamed to its final name,
+//! the directory fsynced, and only then is the pointer replaced in one
+//! synced write batch; the previous file is deleted after that. A crash at
+//! any step leaves the old snapshot current and at worst an orphan file,
+//! which [`sweep`] removes on the next open.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
 
 use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
 
+use super::snapshot_file::{IO_BUFFER, SnapshotFile, copy_into};
 use super::{CF_SNAPSHOT, cf, io_err};
 use crate::codec::{self, CodecError};
 use crate::domain::State;
-use crate::types::{SnapshotData, SnapshotMeta};
+use crate::types::SnapshotMeta;
 
 const MAGIC: &[u8; 4] = b"KSNP";
 /// Version of the snapshot state encoding.
 pub const SNAPSHOT_VERSION: u16 = 1;
+/// Key of the pointer to the current snapshot file.
+pub(crate) const KEY_CURRENT: &[u8] = b"current";
+/// Key of the metadata of a snapshot stored inline (chunks in the column
+/// family) by keel before snapshots became files; migrated on open.
 pub(crate) const KEY_META: &[u8] = b"meta";
 const CHUNK_PREFIX: &[u8] = b"chunk/";
-const CHUNK_SIZE: usize = 4 << 20;
+const FILE_SUFFIX: &str = ".ksnp";
 
-/// Encodes the domain state as snapshot bytes.
-pub fn encode_state(state: &State) -> Result<SnapshotData, CodecError> {
+/// What the `current` key records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pointer {
+    /// The snapshot's metadata.
+    meta: SnapshotMeta,
+    /// Its file name in the snapshot directory.
+    file: String,
+    /// Its length, checked when it is opened.
+    len: u64,
+}
+
+/// Encodes the domain state as snapshot bytes in memory (tests, tools).
+pub fn encode_state(state: &State) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
-    codec::encode_compact_into(&mut out, state)?;
+    write_state(&mut out, state)?;
     Ok(out)
 }
 
-/// Decodes snapshot bytes into a domain state with its indexes rebuilt.
+/// Decodes in-memory snapshot bytes into a domain state.
 pub fn decode_state(bytes: &[u8]) -> Result<State, CodecError> {
-    if bytes.len() < 6 || &bytes[..4] != MAGIC {
+    read_state(bytes)
+}
+
+/// Writes the snapshot encoding of `state` to `out`.
+pub fn write_state<W: Write + ?Sized>(out: &mut W, state: &State) -> Result<(), CodecError> {
+    out.write_all(MAGIC)
+        .and_then(|()| out.write_all(&SNAPSHOT_VERSION.to_be_bytes()))
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    codec::encode_compact_to(out, state)
+}
+
+/// Reads a snapshot encoding from `input` (buffered by the caller) into a
+/// domain state with its indexes rebuilt. Trailing bytes are an error: a
+/// snapshot is exactly one state.
+pub fn read_state<R: Read>(mut input: R) -> Result<State, CodecError> {
+    let mut head = [0u8; 6];
+    input
+        .read_exact(&mut head)
+        .map_err(|_| CodecError::Decode("not a keel snapshot (too short)".into()))?;
+    if &head[..4] != MAGIC {
         return Err(CodecError::Decode("not a keel snapshot".into()));
     }
-    let version = u16::from_be_bytes([bytes[4], bytes[5]]);
+    let version = u16::from_be_bytes([head[4], head[5]]);
     if version != SNAPSHOT_VERSION {
         return Err(CodecError::Decode(format!(
             "snapshot format version {version} is not supported (this node reads {SNAPSHOT_VERSION})"
         )));
     }
-    let mut state: State = codec::decode_compact(&bytes[6..])?;
+    let mut state: State = codec::decode_compact_from(&mut input)?;
+    let mut rest = [0u8; 1];
+    match input.read(&mut rest) {
+        Ok(0) => {}
+        Ok(_) => {
+            return Err(CodecError::Decode(
+                "trailing bytes after the snapshot".into(),
+            ));
+        }
+        Err(e) => return Err(CodecError::Decode(e.to_string())),
+    }
     state.rebuild_indexes();
     Ok(state)
 }
 
-fn chunk_key(i: usize) -> Vec<u8> {
-    let mut key = CHUNK_PREFIX.to_vec();
-    key.extend_from_slice(&(i as u32).to_be_bytes());
-    key
-}
-
-/// Replaces the stored snapshot with `meta` and `data`, durably.
-pub(crate) fn store(db: &DB, meta: &SnapshotMeta, data: &[u8]) -> std::io::Result<()> {
-    let cf = cf(db, CF_SNAPSHOT);
-    let mut batch = WriteBatch::default();
-    let mut end = CHUNK_PREFIX.to_vec();
-    end.push(0xff);
-    batch.delete_range_cf(cf, CHUNK_PREFIX, &end);
-    for (i, chunk) in data.chunks(CHUNK_SIZE).enumerate() {
-        batch.put_cf(cf, chunk_key(i), chunk);
+/// Streams `state` into a new fsynced temporary file in `dir`.
+pub(crate) fn write_to_temp(dir: &Path, state: &State) -> io::Result<SnapshotFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix("build-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    {
+        let mut out = BufWriter::with_capacity(IO_BUFFER, tmp.as_file_mut());
+        write_state(&mut out, state)?;
+        out.flush()?;
     }
-    batch.put_cf(cf, KEY_META, codec::encode(meta)?);
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    db.write_opt(batch, &opts).map_err(io_err)
+    tmp.as_file().sync_all()?;
+    SnapshotFile::from_temp(tmp)
 }
 
-/// The stored snapshot's metadata, if there is one.
-pub(crate) fn load_meta(db: &DB) -> std::io::Result<Option<SnapshotMeta>> {
-    match db.get_cf(cf(db, CF_SNAPSHOT), KEY_META).map_err(io_err)? {
+fn load_pointer(db: &DB) -> io::Result<Option<Pointer>> {
+    match db
+        .get_cf(cf(db, CF_SNAPSHOT), KEY_CURRENT)
+        .map_err(io_err)?
+    {
         None => Ok(None),
         Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
     }
 }
 
-/// The stored snapshot, if there is one.
-pub(crate) fn load(db: &DB) -> std::io::Result<Option<(SnapshotMeta, SnapshotData)>> {
-    let Some(meta) = load_meta(db)? else {
+/// The current snapshot's metadata, if there is one.
+pub(crate) fn load_meta(db: &DB) -> io::Result<Option<SnapshotMeta>> {
+    Ok(load_pointer(db)?.map(|p| p.meta))
+}
+
+/// The current snapshot, opened, if there is one.
+pub(crate) fn load(db: &DB, dir: &Path) -> io::Result<Option<(SnapshotMeta, SnapshotFile)>> {
+    let Some(pointer) = load_pointer(db)? else {
         return Ok(None);
     };
-    let mut data = Vec::new();
-    let iter = db.iterator_cf(
-        cf(db, CF_SNAPSHOT),
-        IteratorMode::From(CHUNK_PREFIX, rocksdb::Direction::Forward),
-    );
-    for item in iter {
-        let (key, value) = item.map_err(io_err)?;
-        if !key.starts_with(CHUNK_PREFIX) {
-            break;
-        }
-        data.extend_from_slice(&value);
+    let file = SnapshotFile::open(&dir.join(&pointer.file))?;
+    if file.len() != pointer.len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "snapshot file {} holds {} bytes, {} were recorded",
+                file.path().display(),
+                file.len(),
+                pointer.len
+            ),
+        ));
     }
-    Ok(Some((meta, data)))
+    Ok(Some((pointer.meta, file)))
+}
+
+fn file_name(meta: &SnapshotMeta) -> String {
+    let index = meta.last_log_id.map_or(0, |l| l.index);
+    format!(
+        "snapshot-{index}-{:016x}{FILE_SUFFIX}",
+        rand::random::<u64>()
+    )
+}
+
+/// Makes `data` (fsynced) the current snapshot with `meta`, crash-atomically
+/// (see the module docs), and returns the file now current.
+pub(crate) fn publish(
+    db: &DB,
+    dir: &Path,
+    meta: &SnapshotMeta,
+    data: SnapshotFile,
+) -> io::Result<SnapshotFile> {
+    let data = if data.is_temp_in(dir) {
+        data
+    } else {
+        copy_into(&data, dir)?
+    };
+    let len = data.len();
+    let name = file_name(meta);
+    let path = dir.join(&name);
+    data.persist(&path)?;
+    sync_dir(dir)?;
+    let previous = load_pointer(db)?;
+    let pointer = Pointer {
+        meta: meta.clone(),
+        file: name,
+        len,
+    };
+    let cf = cf(db, CF_SNAPSHOT);
+    let mut batch = WriteBatch::default();
+    batch.put_cf(cf, KEY_CURRENT, codec::encode(&pointer)?);
+    // Leftovers of the inline format go with the first file snapshot.
+    batch.delete_cf(cf, KEY_META);
+    let mut end = CHUNK_PREFIX.to_vec();
+    end.push(0xff);
+    batch.delete_range_cf(cf, CHUNK_PREFIX, &end);
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    db.write_opt(batch, &opts).map_err(io_err)?;
+    if let Some(previous) = previous
+        && previous.file != pointer.file
+        && let Err(e) = std::fs::remove_file(dir.join(&previous.file))
+    {
+        tracing::warn!(file = previous.file, error = %e, "could not delete a replaced snapshot");
+    }
+    SnapshotFile::open(&path)
+}
+
+/// Fsyncs a directory, so a rename or a new file in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Moves a snapshot stored inline by an older keel into a file, then
+/// removes every file in `dir` that is not the current snapshot (temporary
+/// files of an interrupted build or transfer, files replaced just before a
+/// crash). Runs on open, before Raft.
+pub(crate) fn sweep(db: &DB, dir: &Path) -> io::Result<()> {
+    migrate_inline(db, dir)?;
+    let current = load_pointer(db)?.map(|p| p.file);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if current.as_deref() == name.to_str() {
+            continue;
+        }
+        tracing::info!(file = ?name, "removing a leftover snapshot file");
+        std::fs::remove_file(entry.path())?;
+    }
+    sync_dir(dir)
+}
+
+fn migrate_inline(db: &DB, dir: &Path) -> io::Result<()> {
+    if load_pointer(db)?.is_some() {
+        return Ok(());
+    }
+    let meta: SnapshotMeta = match db.get_cf(cf(db, CF_SNAPSHOT), KEY_META).map_err(io_err)? {
+        None => return Ok(()),
+        Some(bytes) => codec::decode(&bytes)?,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix("migrate-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    {
+        let mut out = BufWriter::with_capacity(IO_BUFFER, tmp.as_file_mut());
+        let iter = db.iterator_cf(
+            cf(db, CF_SNAPSHOT),
+            IteratorMode::From(CHUNK_PREFIX, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(io_err)?;
+            if !key.starts_with(CHUNK_PREFIX) {
+                break;
+            }
+            out.write_all(&value)?;
+        }
+        out.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    publish(db, dir, &meta, SnapshotFile::from_temp(tmp)?)?;
+    tracing::info!("moved the stored snapshot into a file");
+    Ok(())
 }

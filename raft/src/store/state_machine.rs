@@ -5,8 +5,14 @@
 //! proposal to `State::apply`, records `last_applied`, and only then
 //! answers the waiting clients. Readers share the same lock and may wait for
 //! a given applied index through a watch channel (follower reads).
+//!
+//! Snapshots are files (see [`super::snapshot`]): a build streams the state
+//! into a temporary file, an install decodes the state from a buffered
+//! reader over the received file before making it current, so neither
+//! holds the snapshot's bytes in memory.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -17,7 +23,7 @@ use rocksdb::DB;
 use tokio::sync::watch;
 
 use super::node_meta::NodeMeta;
-use super::snapshot::{self, decode_state, encode_state};
+use super::snapshot;
 use crate::command::{Applied, Outcome};
 use crate::domain::State;
 use crate::network::ClusterIdentity;
@@ -94,10 +100,12 @@ impl SharedMachine {
 pub struct StateMachineStore {
     shared: Arc<SharedMachine>,
     db: Arc<DB>,
+    /// Where snapshot files live.
+    snapshot_dir: Arc<PathBuf>,
 }
 
 impl StateMachineStore {
-    pub(crate) fn new(db: Arc<DB>, identity: ClusterIdentity) -> Self {
+    pub(crate) fn new(db: Arc<DB>, identity: ClusterIdentity, snapshot_dir: PathBuf) -> Self {
         let (applied_tx, _) = watch::channel(0);
         let shared = Arc::new(SharedMachine {
             machine: RwLock::new(Machine::default()),
@@ -106,7 +114,11 @@ impl StateMachineStore {
             identity,
             cluster_id_recorded: AtomicBool::new(false),
         });
-        StateMachineStore { shared, db }
+        StateMachineStore {
+            shared,
+            db,
+            snapshot_dir: Arc::new(snapshot_dir),
+        }
     }
 
     /// The shared machine, for readers.
@@ -126,29 +138,33 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let (meta, data) = {
-            let m = self.shared.read();
-            let meta = SnapshotMeta {
-                last_log_id: m.last_applied,
-                last_membership: m.membership.clone(),
-            };
-            (meta, encode_state(&m.state)?)
-        };
+        let shared = self.shared.clone();
         let db = self.db.clone();
-        let (meta, data) = tokio::task::spawn_blocking(move || {
-            snapshot::store(&db, &meta, &data)?;
-            Ok::<_, io::Error>((meta, data))
+        let dir = self.snapshot_dir.clone();
+        let (meta, file) = tokio::task::spawn_blocking(move || {
+            // The state streams into the file under the read lock (apply
+            // waits; readers do not): no copy of it is made in memory.
+            let (meta, file) = {
+                let m = shared.read();
+                let meta = SnapshotMeta {
+                    last_log_id: m.last_applied,
+                    last_membership: m.membership.clone(),
+                };
+                (meta, snapshot::write_to_temp(&dir, &m.state)?)
+            };
+            let file = snapshot::publish(&db, &dir, &meta, file)?;
+            Ok::<_, io::Error>((meta, file))
         })
         .await
         .map_err(super::io_err)??;
         tracing::info!(
             last_log_index = meta.last_log_id.map(|l| l.index),
-            bytes = data.len(),
+            bytes = file.len(),
             "snapshot built"
         );
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: file,
         })
     }
 }
@@ -209,11 +225,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         data: SnapshotData,
     ) -> Result<(), io::Error> {
         let db = self.db.clone();
+        let dir = self.snapshot_dir.clone();
         let meta_copy = meta.clone();
         let state = tokio::task::spawn_blocking(move || {
-            let state = decode_state(&data)?;
+            // Decode (and so validate) before anything is replaced; then
+            // make the file current, durably; only then swap the state.
+            let state = snapshot::read_state(data.reader()?)?;
             if snapshot::load_meta(&db)?.as_ref() != Some(&meta_copy) {
-                snapshot::store(&db, &meta_copy, &data)?;
+                snapshot::publish(&db, &dir, &meta_copy, data)?;
             }
             Ok::<_, io::Error>(state)
         })
@@ -237,7 +256,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let db = self.db.clone();
-        let loaded = tokio::task::spawn_blocking(move || snapshot::load(&db))
+        let dir = self.snapshot_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || snapshot::load(&db, &dir))
             .await
             .map_err(super::io_err)??;
         Ok(loaded.map(|(meta, snapshot)| Snapshot { meta, snapshot }))

@@ -151,7 +151,7 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
                     },
                 ));
             }
-            checks.push(clock_check(cp));
+            checks.push(clock_check(&cp));
             checks.push(check(
                 "caught_up",
                 status.apply_lag() <= MAX_APPLY_LAG,
@@ -222,7 +222,7 @@ pub async fn readyz(
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = shared.metrics.render(shared.control_plane());
+    let body = shared.metrics.render(shared.control_plane().as_ref());
     (
         [(
             header::CONTENT_TYPE,
