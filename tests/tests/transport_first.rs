@@ -166,7 +166,8 @@ fn check(node: u64, probes: &Probes) -> usize {
             _ => "not_ready",
         };
         // 503 `<not ready>` first, then never again; nothing else is a 5xx
-        // except, on admin routes after Raft started, 503 no_leader.
+        // except, on admin routes after Raft started, 503 no_leader, and
+        // 503 clock_offset until the node has measured its peers' clocks.
         let ready_from = answers
             .iter()
             .position(|(s, c)| !(*s == 503 && *c == not_ready_code))
@@ -176,7 +177,9 @@ fn check(node: u64, probes: &Probes) -> usize {
                 !(*status == 503 && *code == not_ready_code),
                 "node {node} {route}: {not_ready_code} again after Raft answered: {answers:?}"
             );
-            let allowed_503 = route.starts_with("/v1/") && *status == 503 && *code == "no_leader";
+            let allowed_503 = route.starts_with("/v1/")
+                && *status == 503
+                && (*code == "no_leader" || *code == "clock_offset");
             assert!(
                 *status < 500 || allowed_503,
                 "node {node} {route}: answered {status} {code:?}"

@@ -37,6 +37,7 @@ fn peer_error(e: Error) -> Response {
         Error::Decode(m) => {
             ApiError::BadRequest(format!("undecodable peer message: {m}")).into_response()
         }
+        Error::BadRequest(m) => ApiError::BadRequest(m).into_response(),
         other => {
             tracing::warn!(error = %other, "peer request failed");
             ApiError::Internal(other.to_string()).into_response()
