@@ -6,9 +6,10 @@
 //! [`NodeId`] names one *incarnation* of that node: one data directory. A
 //! wiped or replaced data directory gets a new incarnation, so an empty log
 //! never speaks (votes, acknowledges) with the identity of a log that held
-//! more. The Raft id packs both: `name << 32 | incarnation`, so every layer
-//! can show the name without a lookup. Ids below 2^32 are incarnations of
-//! data directories made before incarnations existed; their name is the id.
+//! more. The Raft id packs both: `(name + 1) << 32 | incarnation`, so every
+//! layer can show the name without a lookup (names start at 0, a
+//! StatefulSet ordinal). Ids below 2^32 are incarnations of data
+//! directories made before incarnations existed; their name is the id.
 
 use std::fmt;
 
@@ -25,21 +26,24 @@ pub type NodeId = u64;
 pub type NodeName = u64;
 
 /// Largest node name: names share the Raft id with a 32-bit incarnation.
-pub const MAX_NODE_NAME: NodeName = u32::MAX as u64;
+pub const MAX_NODE_NAME: NodeName = u32::MAX as u64 - 1;
+
+/// Raft ids at or below this are pre-incarnation ids (the id is the name).
+const LEGACY_MAX: NodeId = u32::MAX as u64;
 
 /// The Raft id of incarnation `incarnation` (never 0) of node `name`.
 pub fn raft_id(name: NodeName, incarnation: u32) -> NodeId {
-    (name << 32) | u64::from(incarnation)
+    ((name + 1) << 32) | u64::from(incarnation)
 }
 
 /// The name of the node a Raft id belongs to.
 pub fn name_of(id: NodeId) -> NodeName {
-    if id > MAX_NODE_NAME { id >> 32 } else { id }
+    if id > LEGACY_MAX { (id >> 32) - 1 } else { id }
 }
 
 /// The incarnation part of a Raft id (0 for a pre-incarnation id).
 pub fn incarnation_of(id: NodeId) -> u32 {
-    if id > MAX_NODE_NAME { id as u32 } else { 0 }
+    if id > LEGACY_MAX { id as u32 } else { 0 }
 }
 
 /// What membership remembers about a node: where operators and peers reach it.
@@ -70,6 +74,8 @@ mod tests {
         assert_eq!(name_of(id), 3);
         assert_eq!(incarnation_of(id), 0xdead_beef);
         assert_ne!(raft_id(3, 1), raft_id(3, 2));
+        assert_eq!(name_of(raft_id(0, 9)), 0, "a StatefulSet ordinal 0");
+        assert_eq!(incarnation_of(raft_id(0, 9)), 9);
         assert_eq!(name_of(7), 7, "a pre-incarnation id is its own name");
         assert_eq!(incarnation_of(7), 0);
         assert_eq!(name_of(raft_id(MAX_NODE_NAME, 1)), MAX_NODE_NAME);

@@ -2,7 +2,7 @@
 //! `openssl` command from Debian) to check what keel issues, and waiting
 //! for the cluster CA.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -80,12 +80,18 @@ pub fn openssl_serial(serial: &str) -> String {
     serial.trim_start_matches('0').to_uppercase()
 }
 
-/// Makes a P-256 key and a CSR for `/CN=<cn>` with openssl in `dir`;
-/// returns (key path, CSR PEM).
-pub fn make_csr(dir: &Path, cn: &str) -> (std::path::PathBuf, String) {
+/// Makes a P-256 key and a CSR for `/CN=<cn>` with openssl in `dir`,
+/// passing `extra` arguments to `openssl req` (`-addext ...`, `-outform
+/// DER`); returns (key path, CSR path).
+pub fn make_csr_with(dir: &Path, cn: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{cn}.key"));
     let csr = dir.join(format!("{cn}.csr"));
-    let (ok, text) = openssl(&[
+    let (key_arg, csr_arg, subj) = (
+        key.display().to_string(),
+        csr.display().to_string(),
+        format!("/CN={cn}"),
+    );
+    let mut args = vec![
         "req",
         "-new",
         "-newkey",
@@ -94,12 +100,21 @@ pub fn make_csr(dir: &Path, cn: &str) -> (std::path::PathBuf, String) {
         "ec_paramgen_curve:prime256v1",
         "-nodes",
         "-keyout",
-        &key.display().to_string(),
+        &key_arg,
         "-out",
-        &csr.display().to_string(),
+        &csr_arg,
         "-subj",
-        &format!("/CN={cn}"),
-    ]);
+        &subj,
+    ];
+    args.extend_from_slice(extra);
+    let (ok, text) = openssl(&args);
     assert!(ok, "openssl req: {text}");
+    (key, csr)
+}
+
+/// Makes a P-256 key and a PEM CSR for `/CN=<cn>` in `dir`; returns (key
+/// path, CSR PEM).
+pub fn make_csr(dir: &Path, cn: &str) -> (PathBuf, String) {
+    let (key, csr) = make_csr_with(dir, cn, &[]);
     (key, std::fs::read_to_string(&csr).expect("read CSR"))
 }

@@ -111,3 +111,42 @@ pub async fn lease_names(api: &Api, consistency: &str) -> Result<BTreeMap<String
     }
     Err("more pages than any test writes".into())
 }
+
+/// Grants `count` leases named `{prefix}-{n}` through `apis`, `parallel`
+/// at a time, each retried (up to 60 s) until acknowledged; returns id to
+/// name.
+pub async fn write_leases(
+    apis: &[crate::Api],
+    prefix: &str,
+    count: usize,
+    parallel: usize,
+    metadata: Option<&serde_json::Value>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..parallel.max(1) {
+        let apis = apis.to_vec();
+        let prefix = prefix.to_string();
+        let metadata = metadata.cloned();
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            for n in (worker..count).step_by(parallel.max(1)) {
+                let name = format!("{prefix}-{n}");
+                let api = &apis[n % apis.len()];
+                let (id, _) = grant_acked(
+                    std::slice::from_ref(api),
+                    &name,
+                    metadata.as_ref(),
+                    std::time::Duration::from_secs(60),
+                )
+                .await;
+                mine.push((id, name));
+            }
+            mine
+        });
+    }
+    let mut acked = std::collections::BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        acked.extend(done.expect("writer task"));
+    }
+    acked
+}

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use keel_tests::pki::{crl_text, openssl, openssl_serial, openssl_verify, wait_for_ca};
+use keel_tests::pki::{
+    crl_text, make_csr_with, openssl, openssl_serial, openssl_verify, wait_for_ca,
+};
 use keel_tests::{Cluster, eventually};
 use serde_json::json;
 
@@ -99,26 +101,11 @@ async fn issued_and_signed_certificates_verify_with_openssl() {
     assert_eq!(cert_pub, key_pub);
 
     // Sign a CSR made by openssl: the key never leaves its holder.
-    let csr = dir.path().join("req.csr");
-    let holder_key = dir.path().join("holder.key");
-    let (ok, text) = openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &holder_key.display().to_string(),
-        "-out",
-        &csr.display().to_string(),
-        "-subj",
-        "/CN=svc-a",
-        "-addext",
-        "subjectAltName=DNS:svc-a.keel.internal",
-    ]);
-    assert!(ok, "{text}");
+    let (holder_key, csr) = make_csr_with(
+        dir.path(),
+        "svc-a",
+        &["-addext", "subjectAltName=DNS:svc-a.keel.internal"],
+    );
     let signed = api
         .post_expect(
             "/v1/pki/sign",

@@ -2,7 +2,7 @@
 //! does not verify, disallowed names, absurd TTLs, unknown or malformed
 //! serials — gets a 4xx with the JSON error body and records nothing.
 
-use keel_tests::pki::{openssl, wait_for_ca};
+use keel_tests::pki::{make_csr_with, openssl, wait_for_ca};
 use keel_tests::{Api, Cluster};
 use serde_json::{Value, json};
 
@@ -33,25 +33,7 @@ async fn bad_pki_input_is_refused_and_changes_nothing() {
     let before = cert_count(&api).await;
 
     // A CSR whose signature does not verify: flip a byte of its signature.
-    let csr = dir.path().join("req.csr");
-    let (ok, text) = openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &dir.path().join("k").display().to_string(),
-        "-out",
-        &csr.display().to_string(),
-        "-subj",
-        "/CN=x",
-        "-outform",
-        "DER",
-    ]);
-    assert!(ok, "{text}");
+    let (_, csr) = make_csr_with(dir.path(), "x", &["-outform", "DER"]);
     let mut der = std::fs::read(&csr).unwrap();
     let last = der.len() - 3;
     der[last] ^= 0x55;

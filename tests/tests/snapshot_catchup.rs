@@ -13,50 +13,11 @@
 //! (leases carrying 32 KiB of metadata each), to prove a large snapshot
 //! streams over the peer link and installs, not just a toy one.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use keel_tests::workload::{grant_acked, heavy_metadata, lease_names};
-use keel_tests::{Api, Cluster, eventually};
+use keel_tests::workload::{heavy_metadata, lease_names, write_leases};
+use keel_tests::{Cluster, eventually};
 use serde_json::Value;
-
-/// Grants `count` leases named `{prefix}-{n}` through `apis`, `parallel`
-/// at a time; returns id to name.
-async fn write_leases(
-    apis: &[Api],
-    prefix: &str,
-    count: usize,
-    parallel: usize,
-    metadata: Option<Value>,
-) -> BTreeMap<String, String> {
-    let mut acked = BTreeMap::new();
-    let mut tasks = Vec::new();
-    for worker in 0..parallel {
-        let apis = apis.to_vec();
-        let prefix = prefix.to_string();
-        let metadata = metadata.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            for n in (worker..count).step_by(parallel) {
-                let name = format!("{prefix}-{n}");
-                let api = &apis[n % apis.len()];
-                let (id, _) = grant_acked(
-                    std::slice::from_ref(api),
-                    &name,
-                    metadata.as_ref(),
-                    Duration::from_secs(30),
-                )
-                .await;
-                mine.push((id, name));
-            }
-            mine
-        }));
-    }
-    for t in tasks {
-        acked.extend(t.await.expect("writer task"));
-    }
-    acked
-}
 
 /// The `bytes=` of the first "installing snapshot from leader" line of a
 /// node's log, if any.
@@ -95,7 +56,7 @@ async fn catch_up_through_snapshot(count: usize, parallel: usize, metadata: Opti
         .await;
     let leader = cluster.leader().await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();
-    let mut acked = write_leases(&cluster.apis(), "before", 20, 2, metadata.clone()).await;
+    let mut acked = write_leases(&cluster.apis(), "before", 20, 2, metadata.as_ref()).await;
     cluster.wait_caught_up(Duration::from_secs(30)).await;
     let follower_applied = cluster.api(follower).get_ok("/v1/cluster").await["applied_index"]
         .as_u64()
@@ -109,7 +70,7 @@ async fn catch_up_through_snapshot(count: usize, parallel: usize, metadata: Opti
             "while-down",
             count,
             parallel,
-            metadata.clone(),
+            metadata.as_ref(),
         )
         .await,
     );
@@ -138,7 +99,7 @@ async fn catch_up_through_snapshot(count: usize, parallel: usize, metadata: Opti
                 &format!("more-{extra}"),
                 25,
                 parallel,
-                metadata.clone(),
+                metadata.as_ref(),
             )
             .await,
         );

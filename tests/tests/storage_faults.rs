@@ -15,47 +15,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keel_tests::snapshot_memory::measure_install;
-use keel_tests::workload::{grant_acked, heavy_metadata, lease_names};
+use keel_tests::workload::{heavy_metadata, lease_names, write_leases};
 use keel_tests::{Api, Cluster, eventually};
-use serde_json::Value;
-
-/// Grants `count` leases named `{prefix}-{n}`, `parallel` at a time, each
-/// retried until acknowledged; returns id to name.
-async fn write_leases(
-    apis: &[Api],
-    prefix: &str,
-    count: usize,
-    parallel: usize,
-    metadata: Option<&Value>,
-) -> BTreeMap<String, String> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..parallel {
-        let apis = apis.to_vec();
-        let prefix = prefix.to_string();
-        let metadata = metadata.cloned();
-        tasks.spawn(async move {
-            let mut mine = Vec::new();
-            for n in (worker..count).step_by(parallel) {
-                let name = format!("{prefix}-{n}");
-                let api = &apis[n % apis.len()];
-                let (id, _) = grant_acked(
-                    std::slice::from_ref(api),
-                    &name,
-                    metadata.as_ref(),
-                    Duration::from_secs(60),
-                )
-                .await;
-                mine.push((id, name));
-            }
-            mine
-        });
-    }
-    let mut acked = BTreeMap::new();
-    while let Some(done) = tasks.join_next().await {
-        acked.extend(done.expect("writer task"));
-    }
-    acked
-}
 
 fn apis_of(cluster: &mut Cluster) -> Vec<Api> {
     cluster

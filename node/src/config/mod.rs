@@ -168,9 +168,9 @@ impl Config {
                 err("--node-id is required (or a hostname ending in -<ordinal>, as in a StatefulSet)")
             })?,
         };
-        if node_id == 0 || node_id > keel_raft::types::MAX_NODE_NAME {
+        if node_id > keel_raft::types::MAX_NODE_NAME {
             return Err(err(format!(
-                "--node-id must be between 1 and {} (got {node_id})",
+                "--node-id must be between 0 and {} (got {node_id})",
                 keel_raft::types::MAX_NODE_NAME
             )));
         }
