@@ -42,9 +42,23 @@ fn entry(index: u64) -> Entry {
 
 async fn append(storage: &Storage, indexes: std::ops::RangeInclusive<u64>) {
     let mut log = storage.log_store();
-    log.append(indexes.map(entry), IOFlushed::noop())
+    // Wait for the WAL flusher: it holds the database while it syncs, and
+    // if the test ended first the database could be closed by that thread
+    // while the test process exits (RocksDB aborts then).
+    let (flushed_tx, flushed_rx) =
+        <crate::types::TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
+    log.append(indexes.map(entry), IOFlushed::signal(flushed_tx))
         .await
         .unwrap();
+    flushed_rx.await.unwrap().unwrap();
+    drop(log);
+    assert_eq!(
+        storage
+            .wait_sole_handle(std::time::Duration::from_secs(5))
+            .await,
+        1,
+        "the WAL flusher kept the database"
+    );
 }
 
 fn put_raw(storage: &Storage, cf_name: &str, key: &[u8], value: &[u8]) {
