@@ -197,9 +197,7 @@ impl PeerClient {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        let body = codec::encode(req).map_err(|e| PeerCallError::Local(e.to_string()))?;
-        self.send(self.post(addr, rpc.path(), None, timeout), body)
-            .await
+        self.call_to(None, addr, rpc, req, timeout).await
     }
 
     /// Calls a plain peer RPC on Raft node `to` at `addr`; another node (or
@@ -212,8 +210,19 @@ impl PeerClient {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
+        self.call_to(Some(to), addr, rpc, req, timeout).await
+    }
+
+    async fn call_to<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        to: Option<NodeId>,
+        addr: &str,
+        rpc: PeerRpc,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
         let body = codec::encode(req).map_err(|e| PeerCallError::Local(e.to_string()))?;
-        self.send(self.post(addr, rpc.path(), Some(to), timeout), body)
+        self.send(self.post(addr, rpc.path(), to, timeout), body)
             .await
     }
 

@@ -74,7 +74,8 @@ fn dir_of(path: &Path) -> PathBuf {
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+/// Fsyncs a directory, so a rename or a new file in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

@@ -12,10 +12,11 @@
 //! old incarnation once caught up. A crash at any step repeats the step.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+
+use crate::client::rotate::{sync_dir, write_atomic};
 
 /// The marker file, in the data directory.
 const MARKER: &str = "RETIRED";
@@ -37,20 +38,11 @@ pub fn new_incarnation() -> u32 {
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
 /// Writes the marker (with the reason) crash-atomically.
 pub fn mark(data_dir: &Path, reason: &str) -> anyhow::Result<()> {
-    let tmp = data_dir.join(format!("{MARKER}.tmp"));
-    let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(reason.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, data_dir.join(MARKER))?;
-    sync_dir(data_dir)?;
-    Ok(())
+    let marker = data_dir.join(MARKER);
+    write_atomic(&marker, reason.as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", marker.display()))
 }
 
 /// If the data directory is marked retired, moves its database aside and

@@ -155,12 +155,15 @@ impl ControlPlane {
     /// must not speak with this identity again. It refuses, and asks the
     /// node to retire this data directory and rejoin as a new incarnation.
     pub fn check_acknowledged(&self, acknowledged: u64) -> Result<(), Error> {
-        let status = self.status();
-        let last = status
-            .last_log_index
-            .max(status.snapshot)
-            .max(status.purged)
-            .unwrap_or(0);
+        // On every AppendEntries: read three fields, not a whole status.
+        let last = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.last_log_index
+                .max(m.snapshot.map(|l| l.index))
+                .max(m.purged.map(|l| l.index))
+                .unwrap_or(0)
+        };
         if acknowledged <= last {
             return Ok(());
         }
