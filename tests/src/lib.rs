@@ -9,6 +9,7 @@ mod cluster;
 pub mod config_cluster;
 pub mod due;
 pub mod guard;
+pub mod jepsen;
 pub mod leases;
 pub mod manager_log;
 pub mod pki;
