@@ -19,11 +19,13 @@ pub mod probe;
 pub mod window;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::clock::{Millis, now_ms};
 
 pub use window::{Estimate, Sample, Verdict};
 use window::{PeerWindow, assess};
@@ -86,11 +88,31 @@ struct Inner {
 /// The shared record of clock offsets and of this node's clock health.
 /// Cheap to clone. The prober writes it; the write and read gates,
 /// readiness, metrics and the cluster view read it.
+///
+/// A verdict is only as good as the clock it judged: if this node's wall
+/// clock steps by more than a quarter of the bound after a verdict (seen
+/// against the monotonic clock), the clock is not trusted from that
+/// instant until a new verdict, so not one command is stamped nor one read
+/// served with a stepped clock in between probe rounds.
 #[derive(Debug, Clone)]
 pub struct ClockMonitor {
     max_offset: Duration,
     inner: Arc<Mutex<Inner>>,
     healthy: Arc<AtomicBool>,
+    /// Wall clock minus monotonic clock (ms) at the latest verdict.
+    anchor_ms: Arc<AtomicI64>,
+    /// The monotonic origin `anchor_ms` is measured from.
+    origin: Instant,
+}
+
+/// How far this node's wall clock moved against its monotonic clock since
+/// `anchor_ms` was taken at `origin`, in ms.
+fn stepped_since(anchor_ms: i64, origin: Instant, now: Instant, now_wall: Millis) -> i64 {
+    clock_anchor(origin, now, now_wall) - anchor_ms
+}
+
+fn clock_anchor(origin: Instant, now: Instant, now_wall: Millis) -> i64 {
+    now_wall as i64 - now.saturating_duration_since(origin).as_millis() as i64
 }
 
 impl ClockMonitor {
@@ -112,7 +134,27 @@ impl ClockMonitor {
                 health,
             })),
             healthy: Arc::new(AtomicBool::new(false)),
+            anchor_ms: Arc::new(AtomicI64::new(0)),
+            origin: Instant::now(),
         }
+    }
+
+    /// How far the wall clock may step after a verdict before the verdict
+    /// stops counting.
+    fn step_tolerance_ms(&self) -> i64 {
+        (self.max_offset.as_millis() / 4) as i64
+    }
+
+    /// How far this node's wall clock stepped since the latest verdict, if
+    /// beyond the tolerance.
+    fn step_since_verdict(&self) -> Option<i64> {
+        let step = stepped_since(
+            self.anchor_ms.load(Ordering::Acquire),
+            self.origin,
+            Instant::now(),
+            now_ms(),
+        );
+        (step.abs() > self.step_tolerance_ms()).then_some(step)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -142,6 +184,7 @@ impl ClockMonitor {
     /// verdict becomes the health every gate reads. Returns it.
     pub fn assess(&self, other_voters: &[String], self_votes: bool) -> ClockHealth {
         let now = Instant::now();
+        let now_wall = now_ms();
         let max_offset_ms = self.max_offset.as_millis() as u64;
         let mut inner = self.lock();
         for peer in inner.peers.values_mut() {
@@ -149,7 +192,12 @@ impl ClockMonitor {
         }
         let estimates: Vec<Option<Estimate>> = other_voters
             .iter()
-            .map(|addr| inner.peers.get(addr).and_then(|p| p.window.estimate(now)))
+            .map(|addr| {
+                inner
+                    .peers
+                    .get(addr)
+                    .and_then(|p| p.window.estimate(now, now_wall))
+            })
             .collect();
         let verdict = assess(&estimates, self_votes, max_offset_ms);
         let health = ClockHealth {
@@ -161,19 +209,31 @@ impl ClockMonitor {
             reason: verdict.reason,
         };
         inner.health = health.clone();
+        self.anchor_ms
+            .store(clock_anchor(self.origin, now, now_wall), Ordering::Release);
         self.healthy.store(health.healthy, Ordering::Release);
         health
     }
 
-    /// The latest verdict.
+    /// The latest verdict, overruled if the wall clock stepped since.
     pub fn health(&self) -> ClockHealth {
-        self.lock().health.clone()
+        let mut health = self.lock().health.clone();
+        if health.healthy {
+            if let Some(step) = self.step_since_verdict() {
+                health.healthy = false;
+                health.reason = format!(
+                    "this node's wall clock stepped {step:+} ms since its offset was last \
+                     measured; untrusted until measured again"
+                );
+            }
+        }
+        health
     }
 
-    /// Whether the latest verdict trusts this node's clock. Cheap: it is
-    /// on every request's path.
+    /// Whether the latest verdict trusts this node's clock and the clock
+    /// has not stepped since. Cheap: it is on every request's path.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire)
+        self.healthy.load(Ordering::Acquire) && self.step_since_verdict().is_none()
     }
 
     /// What is known of the peer at `addr`.
@@ -197,7 +257,7 @@ impl ClockMonitor {
 }
 
 fn peer_clock(addr: &str, p: &PeerRecord, now: Instant) -> PeerClock {
-    let estimate = p.window.estimate(now);
+    let estimate = p.window.estimate(now, now_ms());
     PeerClock {
         addr: addr.to_string(),
         offset_ms: estimate.map(|e| e.offset_ms),
@@ -219,7 +279,31 @@ mod tests {
             offset_ms,
             rtt: Duration::from_millis(2),
             at: Instant::now(),
+            wall_at_ms: now_ms(),
         }
+    }
+
+    #[test]
+    fn a_wall_clock_step_after_a_verdict_revokes_trust_at_once() {
+        let origin = Instant::now();
+        let now = origin + Duration::from_secs(10);
+        let anchor = clock_anchor(origin, now, 1_000_000);
+        // One second later on both clocks: no step.
+        let later = now + Duration::from_secs(1);
+        assert_eq!(stepped_since(anchor, origin, later, 1_001_000), 0);
+        // The wall clock jumped 30 s ahead, or 2 min back.
+        assert_eq!(stepped_since(anchor, origin, later, 1_031_000), 30_000);
+        assert_eq!(stepped_since(anchor, origin, later, 881_000), -120_000);
+        // Through the monitor: healthy now, and still healthy with no step.
+        let m = ClockMonitor::new(Duration::from_millis(500));
+        assert!(m.assess(&[], true).healthy);
+        assert!(m.is_healthy() && m.health().healthy);
+        // Pretend the verdict was taken with the wall clock 10 s behind
+        // where it is now: that is a 10 s step since the verdict.
+        m.anchor_ms.fetch_sub(10_000, Ordering::AcqRel);
+        assert!(!m.is_healthy());
+        let h = m.health();
+        assert!(!h.healthy && h.reason.contains("stepped"), "{h:?}");
     }
 
     #[test]

@@ -11,6 +11,13 @@
 //! the max offset form, with this node if it votes, a majority of the
 //! voters (CockroachDB's rule: a node far from most of the cluster is the
 //! one that is wrong).
+//!
+//! A sample also remembers this node's wall clock when it was taken, so a
+//! step of *this* node's wall clock since then (an NTP step, an operator's
+//! `date -s`) shows in every estimate at once: the sample is carried
+//! forward on the monotonic clock and compared with the wall clock now.
+//! Without that, samples taken before a step would vouch for the stepped
+//! clock until they aged out.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -33,6 +40,8 @@ pub struct Sample {
     pub rtt: Duration,
     /// When the answer arrived (monotonic).
     pub at: Instant,
+    /// This node's wall clock when the answer arrived.
+    pub wall_at_ms: Millis,
 }
 
 impl Sample {
@@ -46,7 +55,19 @@ impl Sample {
             offset_ms: offset.clamp(i64::MIN.into(), i64::MAX.into()) as i64,
             rtt,
             at,
+            wall_at_ms: sent_wall_ms.saturating_add(rtt.as_millis() as Millis),
         }
+    }
+
+    /// The offset this sample implies at monotonic `now`, when this node's
+    /// wall clock reads `now_wall_ms`: the sample's offset less however far
+    /// this node's wall clock stepped since (the peer's clock is taken to
+    /// advance like our monotonic one over a sample's short life).
+    pub fn offset_at(&self, now: Instant, now_wall_ms: Millis) -> i64 {
+        let expected = i128::from(self.wall_at_ms)
+            + now.saturating_duration_since(self.at).as_millis() as i128;
+        let stepped = i128::from(now_wall_ms) - expected;
+        (i128::from(self.offset_ms) - stepped).clamp(i64::MIN.into(), i64::MAX.into()) as i64
     }
 }
 
@@ -87,13 +108,14 @@ impl PeerWindow {
         self.samples.back().map(|s| s.at)
     }
 
-    /// The estimate from the fresh samples at `now`, if any.
-    pub fn estimate(&self, now: Instant) -> Option<Estimate> {
+    /// The estimate from the fresh samples at monotonic `now`, when this
+    /// node's wall clock reads `now_wall_ms`, if any.
+    pub fn estimate(&self, now: Instant, now_wall_ms: Millis) -> Option<Estimate> {
         let fresh = self.samples.iter().filter(|s| is_fresh(s, now));
         let samples = fresh.clone().count();
         let best = fresh.min_by_key(|s| s.rtt)?;
         Some(Estimate {
-            offset_ms: best.offset_ms,
+            offset_ms: best.offset_at(now, now_wall_ms),
             uncertainty_ms: (best.rtt.as_millis() / 2) as u64,
             samples,
         })
@@ -216,6 +238,29 @@ mod tests {
     use super::*;
 
     const MAX: u64 = 500;
+    /// This node's wall clock at the tests' `t0`.
+    const W0: Millis = 1_800_000_000_000;
+
+    #[test]
+    fn a_step_of_this_nodes_wall_clock_shows_in_old_samples_at_once() {
+        let t0 = Instant::now();
+        let mut w = PeerWindow::default();
+        // Clocks agree at t0.
+        w.record(Sample::from_probe(W0, W0 + 1, Duration::from_millis(2), t0));
+        let t1 = t0 + Duration::from_millis(400);
+        assert_eq!(w.estimate(t1, W0 + 402).unwrap().offset_ms, 0);
+        // Our wall clock jumps 30 s ahead: the same sample now says the
+        // peer is 30 s behind us, though no new probe was made.
+        assert_eq!(
+            w.estimate(t1, W0 + 402 + 30_000).unwrap().offset_ms,
+            -30_000
+        );
+        // And 2 min back.
+        assert_eq!(
+            w.estimate(t1, W0 + 402 - 120_000).unwrap().offset_ms,
+            120_000
+        );
+    }
 
     fn est(offset_ms: i64) -> Option<Estimate> {
         est_u(offset_ms, 0)
@@ -248,7 +293,7 @@ mod tests {
     fn the_window_keeps_the_newest_and_picks_the_shortest_round_trip() {
         let t0 = Instant::now();
         let mut w = PeerWindow::default();
-        assert_eq!(w.estimate(t0), None);
+        assert_eq!(w.estimate(t0, W0), None);
         for (i, (off, rtt)) in [(90, 80), (10, 4), (50, 40), (20, 10), (30, 20), (40, 30)]
             .into_iter()
             .enumerate()
@@ -257,11 +302,14 @@ mod tests {
                 offset_ms: off,
                 rtt: Duration::from_millis(rtt),
                 at: t0 + Duration::from_millis(100 * i as u64),
+                wall_at_ms: W0 + 100 * i as u64,
             });
         }
         // Six recorded, five kept: the (90, 80) one fell out; the best of
         // the rest has the 4 ms round trip.
-        let e = w.estimate(t0 + Duration::from_millis(600)).unwrap();
+        let e = w
+            .estimate(t0 + Duration::from_millis(600), W0 + 600)
+            .unwrap();
         assert_eq!(e.samples, WINDOW);
         assert_eq!(e.offset_ms, 10);
         assert_eq!(e.uncertainty_ms, 2);
@@ -276,21 +324,24 @@ mod tests {
             offset_ms: 5,
             rtt: Duration::from_millis(1),
             at: t0,
+            wall_at_ms: W0,
         });
         w.record(Sample {
             offset_ms: 7,
             rtt: Duration::from_millis(3),
             at: t0 + Duration::from_secs(2),
+            wall_at_ms: W0 + 2_000,
         });
-        let e = w.estimate(t0 + SAMPLE_TTL).unwrap();
+        let wall = |t: Instant| W0 + t.duration_since(t0).as_millis() as u64;
+        let e = w.estimate(t0 + SAMPLE_TTL, wall(t0 + SAMPLE_TTL)).unwrap();
         assert_eq!((e.offset_ms, e.samples), (5, 2));
         // The first one is stale now: the estimate moves to the second.
         let later = t0 + SAMPLE_TTL + Duration::from_millis(1);
-        assert_eq!(w.estimate(later).unwrap().offset_ms, 7);
+        assert_eq!(w.estimate(later, wall(later)).unwrap().offset_ms, 7);
         w.expire(later);
-        assert_eq!(w.estimate(later).unwrap().samples, 1);
+        assert_eq!(w.estimate(later, wall(later)).unwrap().samples, 1);
         let gone = t0 + Duration::from_secs(2) + SAMPLE_TTL + Duration::from_millis(1);
-        assert_eq!(w.estimate(gone), None);
+        assert_eq!(w.estimate(gone, wall(gone)), None);
         w.expire(gone);
         assert_eq!(w.last_contact(), None);
     }
