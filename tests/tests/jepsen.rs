@@ -8,7 +8,9 @@
 //!
 //! Needs root (network namespaces, iptables, tc) and libfaketime; where
 //! they are missing the test fails and says why, it never skips. The seed
-//! is printed; `KEEL_JEPSEN_SEED=<seed>` reruns the same fault schedule.
+//! is printed; `KEEL_JEPSEN_SEED=<seed>` (or `jepsen --short --seed
+//! <seed>`) reruns the same fault schedule and workload choices (timing,
+//! being real processes and sockets, differs run to run).
 //! A failing run keeps its folder (history, node logs, final states,
 //! report) and prints where it is.
 
@@ -56,4 +58,33 @@ fn short_fault_profile_finds_no_violation() {
         "only {} faults injected",
         report.faults
     );
+}
+
+#[test]
+fn hosts_left_by_a_killed_harness_are_removed() {
+    if let Some(why) = netns::unavailable() {
+        panic!("the fault suite cannot run here: {why}");
+    }
+    // A namespace named for a harness pid that no longer runs (pid_max is
+    // at most 2^22, so this one cannot be alive), with a process inside.
+    let stale = "keelj4194305n1";
+    netns::run("ip", &["netns", "add", stale]).expect("ip netns add");
+    let mut sleeper = std::process::Command::new("ip")
+        .args(["netns", "exec", stale, "sleep", "600"])
+        .spawn()
+        .expect("a process in the stale namespace");
+    netns::clean_stale();
+    let left = std::fs::read_dir("/var/run/netns")
+        .map(|d| d.flatten().any(|e| e.file_name() == stale))
+        .unwrap_or(false);
+    let reaped = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        matches!(sleeper.try_wait(), Ok(Some(_)))
+    });
+    if left || !reaped {
+        let _ = sleeper.kill();
+        let _ = netns::run("ip", &["netns", "del", stale]);
+    }
+    assert!(!left, "the stale namespace {stale} is still there");
+    assert!(reaped, "the process inside the stale namespace still runs");
 }

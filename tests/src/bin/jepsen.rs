@@ -46,6 +46,10 @@ struct Args {
     /// Where run folders go.
     #[arg(long, default_value = "jepsen-runs")]
     out: PathBuf,
+    /// Run the test suite's short profile instead (with --seed, the same
+    /// fault schedule as a failed test run).
+    #[arg(long)]
+    short: bool,
 }
 
 fn main() {
@@ -63,6 +67,18 @@ fn main() {
         .expect("runtime");
     let mut rows = Vec::new();
     let mut failed = false;
+    if args.short {
+        let out = args.out.join(format!("short-{seed}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let report = rt
+            .block_on(run::run(&run::Profile::short(seed, out.clone())))
+            .unwrap_or_else(|e| panic!("short profile could not complete: {e}"));
+        println!("short: {}", report.summary());
+        if !report.ok() {
+            println!("short: VIOLATIONS, see {}/report.txt", out.display());
+        }
+        std::process::exit(i32::from(!report.ok()));
+    }
     for name in &args.class {
         let classes = if name == "mixed" {
             Class::ALL.to_vec()

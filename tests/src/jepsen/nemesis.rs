@@ -12,7 +12,8 @@
 //! - `process`: `kill -9` and restart (the leader half the time),
 //!   SIGSTOP/SIGCONT longer than an election timeout, SIGTERM and restart.
 //! - `clock`: a node's wall clock jumped by seconds to minutes, forward or
-//!   back (libfaketime), then put right.
+//!   back, while it runs, or a node restarted with its clock off by that
+//!   much from its first instant (libfaketime); then put right.
 //! - `storage`: a node's data dir wiped, or replaced by an older copy of
 //!   itself, while it is down.
 //! - `membership`: a node removed, wiped and re-added (it rejoins as a new
@@ -97,8 +98,10 @@ pub enum Fault {
     Pause { host: usize },
     /// SIGTERM and an immediate restart.
     Terminate { host: usize },
-    /// Wall clock moved by `secs`.
+    /// Wall clock moved by `secs` while running.
     Clock { host: usize, secs: i64 },
+    /// Restarted with its wall clock off by `secs` from the start.
+    ClockRestart { host: usize, secs: i64 },
     /// Data dir wiped while down.
     Wipe { host: usize },
     /// Data dir replaced by an older copy while down.
@@ -256,7 +259,11 @@ impl Nemesis {
                 };
                 let mag = [2, 5, 30, 120][self.rng.random_range(0..4)];
                 let secs = if self.rng.random_bool(0.5) { mag } else { -mag };
-                Fault::Clock { host, secs }
+                if self.rng.random_bool(0.7) {
+                    Fault::Clock { host, secs }
+                } else {
+                    Fault::ClockRestart { host, secs }
+                }
             }
             Class::Storage => {
                 let host = any(&mut self.rng);
@@ -348,6 +355,11 @@ impl Nemesis {
                 hosts.terminate(*host, Duration::from_secs(40)).await;
             }
             Fault::Clock { host, secs } => hosts.set_clock(*host, &format!("{secs:+}s"))?,
+            Fault::ClockRestart { host, secs } => {
+                hosts.kill9(*host);
+                hosts.set_clock(*host, &format!("{secs:+}s"))?;
+                hosts.spawn(*host)?;
+            }
             Fault::Wipe { host } | Fault::Rollback { host } | Fault::SaveCopy { host } => {
                 if self.rng.random_bool(0.5) {
                     hosts.kill9(*host);
