@@ -2,8 +2,10 @@
 # (`docker compose`) when the plugin is installed, else docker-compose v1,
 # always with this directory's docker-compose.yml and project name
 # $KEEL_PROJECT (default keel). Extra files: KEEL_COMPOSE_FILES (colon list).
-# Also: `node_container N` (container id of keel-N, running or not) and
-# `wait_healthy SECONDS` (until Docker reports all three nodes healthy).
+# Also: `node_container N` (container id of keel-N, running or not),
+# `wait_healthy SECONDS` (until Docker reports all three nodes healthy) and
+# `keel_cli DIR rw|ro ADDR ARGS...` (the keel CLI in a throwaway container
+# on the cluster's network, DIR mounted at /backup, KEEL_TOKEN passed on).
 KEEL_COMPOSE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KEEL_PROJECT="${KEEL_PROJECT:-keel}"
 
@@ -44,4 +46,14 @@ wait_healthy() {
     fi
     sleep 1
   done
+}
+
+keel_cli() {
+  local dir="$1" mode="$2" addr="$3" network
+  shift 3
+  network="$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' \
+    "$(node_container 0)" | awk '{print $1}')"
+  docker run --rm --network "$network" --user "$(id -u):$(id -g)" \
+    -v "$dir:/backup:$mode" -e KEEL_TOKEN -e "KEEL_ADDR=$addr" \
+    "${KEEL_IMAGE:-keel:local}" "$@"
 }

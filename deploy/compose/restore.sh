@@ -1,28 +1,23 @@
 #!/usr/bin/env bash
-# Restores a backup.sh backup: removes the cluster's containers AND data
-# volumes, creates them afresh without starting them, unpacks each node's
-# archive into its own volume (keel-0's into keel-0's, ...) through a
-# stopped helper container of the keel image, then starts the nodes and
-# waits until healthy. Everything written after the backup is gone.
-# Usage: deploy/compose/restore.sh DIR
+# Restores a backup.sh snapshot into the running compose cluster:
+# `keel operator snapshot restore` verifies FILE (a corrupt or truncated
+# one is refused before anything changes), uploads it, and the cluster
+# replaces its state through Raft, on every node at the same log index.
+# Everything written after the snapshot is gone; writes after the restore
+# stay. A snapshot of another cluster (say, the cluster that was lost,
+# restored into a new one) needs --force; the cluster keeps its own id.
+# Usage: deploy/compose/restore.sh FILE [--force]
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=compose.sh
 source "$HERE/compose.sh"
-DIR="${1:?usage: restore.sh DIR}"
-for n in 0 1 2; do
-  [ -s "$DIR/keel-$n-data.tar.gz" ] || { echo "restore: $DIR/keel-$n-data.tar.gz missing" >&2; exit 1; }
-done
+FILE="${1:?usage: restore.sh FILE [--force]}"
+shift
+[ -s "$FILE" ] || { echo "restore: $FILE missing or empty" >&2; exit 1; }
+DIR="$(cd "$(dirname "$FILE")" && pwd)"
+NAME="$(basename "$FILE")"
+KEEL_TOKEN="$(head -n1 "${KEEL_SECRETS_DIR:-$HERE/secrets}/admin-token")"
+export KEEL_TOKEN
 
-compose down -v --remove-orphans
-compose up --no-start
-for n in 0 1 2; do
-  volume="$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$(node_container "$n")")"
-  helper="$(docker create -v "$volume:/data" "${KEEL_IMAGE:-keel:local}")"
-  gunzip -c "$DIR/keel-$n-data.tar.gz" | docker cp - "$helper:/"
-  docker rm "$helper" >/dev/null
-  echo "restore: $DIR/keel-$n-data.tar.gz -> $volume"
-done
-compose start
-wait_healthy "${KEEL_UP_TIMEOUT:-180}"
-echo "restore: done; cluster healthy"
+keel_cli "$DIR" ro http://keel-0:7400 operator snapshot restore "/backup/$NAME" "$@"
+echo "restore: $FILE restored"

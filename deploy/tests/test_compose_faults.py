@@ -212,27 +212,3 @@ def test_new_ip_addresses(cluster_factory):
         f"same cluster, ready {took:.1f}s after `up --force-recreate`, "
         f"{len(writer.stats.acknowledged)} earlier writes all present, no manual step"
     )
-
-
-def test_backup_and_restore(cluster: ComposeCluster, tmp_path):
-    """deploy/compose/backup.sh and restore.sh, as the README describes."""
-    before = {}
-    for n in range(10):
-        r = cluster.nodes[n % 3].grant(f"bak-{n}", idempotency_key=f"bak-{n}")
-        assert r.status == 201, (r.status, r.body)
-        before[f"bak-{n}"] = r.body["id"]
-    cluster_id = cluster.nodes[0].cluster()["cluster_id"]
-    backup_took = cluster.script("backup.sh", str(tmp_path / "backup"))
-    cluster.wait_converged(timeout=60)
-    r = cluster.nodes[0].grant("after-backup", idempotency_key="after-backup")
-    assert r.status == 201, (r.status, r.body)
-    restore_took = cluster.script("restore.sh", str(tmp_path / "backup"))
-    cluster.wait_converged(timeout=120)
-    assert cluster.nodes[1].cluster()["cluster_id"] == cluster_id
-    found = find_lost(cluster.nodes, before, "bak-", timeout=60)
-    assert not found["lost"] and not found["behind"], found
-    assert not cluster.nodes[2].list_leases("after-backup"), "a write after the backup survived the restore"
-    report.line(
-        f"backup/restore: cold backup of 3 volumes {backup_took:.1f}s (stop, copy, start, healthy); "
-        f"restore {restore_took:.1f}s; {len(before)} writes back, the one after the backup gone, same cluster id"
-    )

@@ -351,6 +351,37 @@ pub enum OperatorOp {
     Unseal,
     /// Re-read configuration files without a restart.
     Reload,
+    /// Online snapshots of the replicated state: save, inspect, restore.
+    Snapshot {
+        /// The operation.
+        #[command(subcommand)]
+        op: SnapshotOp,
+    },
+}
+
+/// `keel operator snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotOp {
+    /// Stream a consistent snapshot of the cluster into FILE (written to a
+    /// temporary file, verified, fsynced, then renamed).
+    Save {
+        /// Where to write it.
+        file: PathBuf,
+    },
+    /// Print a snapshot file's header and verify its checksum (no server).
+    Inspect {
+        /// The snapshot file.
+        file: PathBuf,
+    },
+    /// Replace the cluster's state with a snapshot, on every node, through
+    /// Raft. A corrupt or truncated file is refused before anything changes.
+    Restore {
+        /// The snapshot file.
+        file: PathBuf,
+        /// Restore a snapshot taken from another cluster.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `keel server`.

@@ -16,6 +16,7 @@ use crate::clock::Millis;
 use crate::domain::account::{Account, LimitsPatch, Patch};
 use crate::domain::cert::{CaRecord, CertRecord, RevocationReason};
 use crate::domain::lease::{LeaseId, LeaseView};
+use crate::domain::restore::Chunk;
 use crate::domain::{CertView, DomainError};
 
 /// A replicated state change, fully stamped by the proposer. Verb-first names.
@@ -126,6 +127,30 @@ pub enum Command {
     },
     /// Re-publishes the CRL with a new number and this-update time.
     RefreshCrl,
+    /// Stages one chunk of a snapshot being restored (see
+    /// [`crate::domain::restore`]).
+    StageRestore {
+        /// The restore, chosen by the node that runs it.
+        restore_id: u64,
+        /// Where the chunk starts in the state encoding.
+        offset: u64,
+        /// At most `MAX_RESTORE_CHUNK` bytes.
+        chunk: Chunk,
+    },
+    /// Verifies the staged snapshot and replaces the state with it.
+    CommitRestore {
+        /// The restore.
+        restore_id: u64,
+        /// Total length of the state encoding.
+        len: u64,
+        /// Its SHA-256 (32 bytes).
+        sha256: Chunk,
+    },
+    /// Drops a staged restore that will not be committed.
+    AbortRestore {
+        /// The restore.
+        restore_id: u64,
+    },
 }
 
 impl Command {
@@ -148,6 +173,9 @@ impl Command {
             Command::ActivateCertificate { .. } => "activate_certificate",
             Command::RevokeCertificate { .. } => "revoke_certificate",
             Command::RefreshCrl => "refresh_crl",
+            Command::StageRestore { .. } => "stage_restore",
+            Command::CommitRestore { .. } => "commit_restore",
+            Command::AbortRestore { .. } => "abort_restore",
         }
     }
 }
@@ -368,6 +396,17 @@ mod tests {
                 reason: RevocationReason::KeyCompromise,
             },
             Command::RefreshCrl,
+            Command::StageRestore {
+                restore_id: 3,
+                offset: 0,
+                chunk: Chunk(vec![1, 2, 3]),
+            },
+            Command::CommitRestore {
+                restore_id: 3,
+                len: 3,
+                sha256: Chunk(vec![9; 32]),
+            },
+            Command::AbortRestore { restore_id: 3 },
         ];
         for command in commands {
             let proposal = Proposal {

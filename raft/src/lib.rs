@@ -7,6 +7,7 @@
 //! between nodes. It knows nothing of HTTP routes: the web layer talks to the
 //! [`ControlPlane`] handle and to the wire helpers in [`wire`].
 
+pub mod backup;
 mod batch;
 pub mod clock;
 pub mod codec;

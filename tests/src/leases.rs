@@ -322,6 +322,16 @@ impl CliRun {
 /// Runs `keel <args>` as a client of `api_addr` (`127.0.0.1:port`) with
 /// `KEEL_ADDR` and `KEEL_TOKEN`, within 30 s.
 pub async fn keel_cli(api_addr: &str, token: &str, args: &[&str]) -> CliRun {
+    keel_cli_within(api_addr, token, args, Duration::from_secs(30)).await
+}
+
+/// [`keel_cli`] with another deadline, for long operations.
+pub async fn keel_cli_within(
+    api_addr: &str,
+    token: &str,
+    args: &[&str],
+    deadline: Duration,
+) -> CliRun {
     let run = tokio::process::Command::new(keel_bin())
         .args(args)
         .env("KEEL_ADDR", format!("http://{api_addr}"))
@@ -329,9 +339,9 @@ pub async fn keel_cli(api_addr: &str, token: &str, args: &[&str]) -> CliRun {
         .env_remove("KEEL_CACERT")
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), run)
+    let out = tokio::time::timeout(deadline, run)
         .await
-        .unwrap_or_else(|_| panic!("keel {args:?} did not finish within 30 s"))
+        .unwrap_or_else(|_| panic!("keel {args:?} did not finish within {deadline:?}"))
         .expect("run keel");
     CliRun {
         code: out.status.code(),

@@ -16,6 +16,7 @@ pub mod pki;
 mod process;
 pub mod raw;
 pub mod snapshot_memory;
+pub mod snapshots;
 pub mod workload;
 
 pub use api::{Api, Reply, http_client};

@@ -16,6 +16,9 @@ async fn every_v1_route_family_requires_the_admin_token() {
         ("POST", "/v1/sys/seal".into(), None),
         ("POST", "/v1/sys/unseal".into(), None),
         ("POST", "/v1/sys/reload".into(), None),
+        ("GET", "/v1/sys/snapshot".into(), None),
+        ("POST", "/v1/sys/snapshot/restore".into(), None),
+        ("GET", "/v1/sys/warnings".into(), None),
         ("GET", "/v1/cluster".into(), None),
         (
             "POST",

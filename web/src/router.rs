@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 
 use crate::error::ApiError;
 use crate::middleware::{observe, refuse_when_draining, require_admin};
-use crate::routes::{accounts, cluster, health, leases, pki, sys};
+use crate::routes::{accounts, cluster, health, leases, pki, snapshot, sys, warnings};
 use crate::shared::Shared;
 
 async fn not_found() -> impl IntoResponse {
@@ -29,6 +29,9 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/sys/seal", post(sys::seal))
         .route("/v1/sys/unseal", post(sys::unseal))
         .route("/v1/sys/reload", post(sys::reload))
+        .route("/v1/sys/snapshot", get(snapshot::save))
+        .route("/v1/sys/snapshot/restore", post(snapshot::restore))
+        .route("/v1/sys/warnings", get(warnings::warnings))
         .route("/v1/cluster", get(cluster::get_cluster))
         .route("/v1/cluster/members", post(cluster::add_member))
         .route(

@@ -130,22 +130,49 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::Message(e.to_string()))?;
         if status >= 400 {
-            let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-            let code = parsed
-                .as_ref()
-                .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-                .unwrap_or_else(|| "error".into());
-            let message = parsed
-                .as_ref()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api {
-                status,
-                code,
-                message,
-            });
+            return Err(api_error(status, &bytes));
         }
         Ok(bytes.to_vec())
+    }
+
+    /// A request with the token attached, for callers that stream a body
+    /// or an answer themselves (snapshots). Its timeout replaces the
+    /// client's.
+    pub fn streaming(
+        &self,
+        method: Method,
+        path: &str,
+        timeout: std::time::Duration,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(timeout);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request
+    }
+
+    /// Sends a request built by [`ApiClient::streaming`]; an error answer
+    /// becomes a [`ClientError`], any other answer is returned unread.
+    pub async fn send_streaming(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Message(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| ClientError::Message(e.to_string()))?;
+            return Err(api_error(status, &bytes));
+        }
+        Ok(response)
     }
 
     /// GET.
@@ -156,6 +183,25 @@ impl ApiClient {
     /// POST.
     pub async fn post(&self, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
         self.request(Method::POST, path, body).await
+    }
+}
+
+/// The [`ClientError`] of an error answer (the API's JSON error body, or
+/// the raw text of anything else).
+fn api_error(status: u16, bytes: &[u8]) -> ClientError {
+    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "error".into());
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    ClientError::Api {
+        status,
+        code,
+        message,
     }
 }
 

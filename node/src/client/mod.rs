@@ -4,6 +4,9 @@
 
 mod http;
 mod output;
+pub mod progress;
+pub mod snapshot;
+mod warnings;
 
 pub mod account;
 pub mod cert;
@@ -33,8 +36,15 @@ pub async fn health(args: &HealthArgs) -> Result<(), ClientError> {
 /// `keel status`: the cluster as the addressed node sees it.
 pub async fn status(args: &ClientArgs) -> Result<(), ClientError> {
     let client = ApiClient::from_args(args)?;
-    let view = client.get("/v1/cluster").await?;
+    let mut view = client.get("/v1/cluster").await?;
+    let scheme = if args.addr.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let warnings = warnings::collect(&client, &view, scheme, args.cacert.as_deref()).await?;
     if args.json {
+        view["warnings"] = serde_json::Value::Array(warnings);
         return output::json(&view);
     }
     println!("cluster  {}", output::text(&view["cluster_id"]));
@@ -48,6 +58,8 @@ pub async fn status(args: &ClientArgs) -> Result<(), ClientError> {
     );
     println!();
     cluster::print_members(&view);
+    println!();
+    warnings::print(&warnings);
     Ok(())
 }
 
@@ -58,6 +70,7 @@ pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientEr
         OperatorOp::Seal => "/v1/sys/seal",
         OperatorOp::Unseal => "/v1/sys/unseal",
         OperatorOp::Reload => "/v1/sys/reload",
+        OperatorOp::Snapshot { op } => return snapshot::run(&client, op, args.json).await,
     };
     let answer = client.post(path, None).await?;
     if args.json {
@@ -67,6 +80,7 @@ pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientEr
         OperatorOp::Seal | OperatorOp::Unseal => {
             println!("sealed: {}", output::text(&answer["sealed"]))
         }
+        OperatorOp::Snapshot { .. } => {}
         OperatorOp::Reload => {
             let changes = answer["changes"].as_array().cloned().unwrap_or_default();
             if changes.is_empty() {

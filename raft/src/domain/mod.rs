@@ -17,6 +17,7 @@ pub mod cert;
 pub mod idempotency;
 pub mod lease;
 pub mod list;
+pub mod restore;
 
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +108,11 @@ pub struct State {
     /// existed (positional encoding) still decode, to 0.
     #[serde(default)]
     pub last_stamp: Millis,
+    /// A snapshot restore being staged through the log (see [`restore`]);
+    /// `None` outside a restore. Defaulted, after `last_stamp`, for the
+    /// same reason.
+    #[serde(default)]
+    pub restore: Option<restore::StagedRestore>,
 }
 
 impl State {
@@ -131,8 +137,9 @@ impl State {
         }
         let response = self.apply_command(now, &proposal.command);
         if response.is_ok() {
-            // A refusal changes nothing, its time included.
-            self.last_stamp = now;
+            // A refusal changes nothing, its time included. Raised, never
+            // set: a restored state may carry a later stamp than `now`.
+            self.last_stamp = self.last_stamp.max(now);
         }
         if let Some(stamp) = &proposal.idempotency {
             self.idempotency.record(stamp, now, &response);
@@ -252,6 +259,17 @@ impl State {
                 self.pki.bump_crl(now);
                 Ok(Outcome::Done)
             }
+            Command::StageRestore {
+                restore_id,
+                offset,
+                chunk,
+            } => self.stage_restore(*restore_id, *offset, chunk),
+            Command::CommitRestore {
+                restore_id,
+                len,
+                sha256,
+            } => self.commit_restore(now, *restore_id, *len, sha256),
+            Command::AbortRestore { restore_id } => self.abort_restore(*restore_id),
         }
     }
 

@@ -7,6 +7,7 @@
 //! the peer link, and the leader stamps and proposes it. Reads run against
 //! the local state after a read barrier that the consistency level asks for.
 
+mod backup;
 mod clock;
 mod membership;
 mod peer;
@@ -28,6 +29,7 @@ use openraft::rt::WatchReceiver;
 use openraft::{Config, SnapshotPolicy};
 use tokio::sync::watch;
 
+pub use backup::{Export, ReceivedBackup, RestoreReport};
 pub use membership::MembershipChange;
 pub use read::Consistency;
 pub use view::{ClusterView, MemberView, RaftStatus, Role};

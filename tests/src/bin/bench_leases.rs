@@ -205,13 +205,7 @@ async fn lease_count(api: &Api) -> u64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let a = args();
-    let mut cluster = Cluster::builder(3)
-        .arg("--snapshot-threshold")
-        .arg("200000")
-        .arg("--lease-max-ttl")
-        .arg("48h")
-        .start()
-        .await;
+    let mut cluster = Cluster::for_benchmarks().await;
     let leader = cluster.leader().await;
     let api = cluster.api(leader);
     println!(

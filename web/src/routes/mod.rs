@@ -5,4 +5,6 @@ pub mod cluster;
 pub mod health;
 pub mod leases;
 pub mod pki;
+pub mod snapshot;
 pub mod sys;
+pub mod warnings;
