@@ -16,6 +16,8 @@ use crate::clock::Millis;
 use crate::domain::account::{Account, LimitsPatch, Patch};
 use crate::domain::cert::{CaRecord, CertRecord, RevocationReason};
 use crate::domain::lease::{LeaseId, LeaseView};
+use crate::domain::quota::Quotas;
+use crate::domain::tidy::Retention;
 use crate::domain::{CertView, DomainError};
 
 /// A replicated state change, fully stamped by the proposer. Verb-first names.
@@ -126,6 +128,14 @@ pub enum Command {
     },
     /// Re-publishes the CRL with a new number and this-update time.
     RefreshCrl,
+    /// Removes what is past its retention at the proposal's time:
+    /// expired certificates from the CRL, then their records, and old
+    /// idempotency keys. Apply re-checks every time, so a stale or
+    /// repeated command is harmless.
+    TidyRecords {
+        /// How long records are kept, as configured on the leader.
+        retention: Retention,
+    },
 }
 
 impl Command {
@@ -148,6 +158,7 @@ impl Command {
             Command::ActivateCertificate { .. } => "activate_certificate",
             Command::RevokeCertificate { .. } => "revoke_certificate",
             Command::RefreshCrl => "refresh_crl",
+            Command::TidyRecords { .. } => "tidy_records",
         }
     }
 }
@@ -171,6 +182,10 @@ pub struct Proposal {
     pub command: Command,
     /// Present when the client sent an `Idempotency-Key`.
     pub idempotency: Option<IdempotencyStamp>,
+    /// The cluster-wide quotas in force on the proposer; apply refuses a
+    /// command that would create an object beyond them.
+    #[serde(default)]
+    pub quotas: Quotas,
 }
 
 impl fmt::Display for Proposal {
@@ -368,6 +383,12 @@ mod tests {
                 reason: RevocationReason::KeyCompromise,
             },
             Command::RefreshCrl,
+            Command::TidyRecords {
+                retention: Retention {
+                    pki_ms: 5,
+                    idempotency_ms: 6,
+                },
+            },
         ];
         for command in commands {
             let proposal = Proposal {
@@ -377,6 +398,11 @@ mod tests {
                     key: "k".into(),
                     fingerprint: [1; 16],
                 }),
+                quotas: Quotas {
+                    max_accounts: Some(1),
+                    max_leases: None,
+                    max_certificates: Some(3),
+                },
             };
             let bytes = codec::encode(&proposal).unwrap();
             let back: Proposal = codec::decode(&bytes).unwrap();

@@ -46,16 +46,31 @@ pub enum RevocationReason {
 }
 
 impl RevocationReason {
-    /// Parses the API's name of a reason.
+    /// Every name the API accepts for a reason: the snake_case name and the
+    /// RFC 5280 spelling (`keyCompromise`), paired with the reason.
+    pub const NAMES: [(&'static str, RevocationReason); 8] = [
+        ("unspecified", RevocationReason::Unspecified),
+        ("key_compromise", RevocationReason::KeyCompromise),
+        ("keyCompromise", RevocationReason::KeyCompromise),
+        ("affiliation_changed", RevocationReason::AffiliationChanged),
+        ("affiliationChanged", RevocationReason::AffiliationChanged),
+        ("superseded", RevocationReason::Superseded),
+        (
+            "cessation_of_operation",
+            RevocationReason::CessationOfOperation,
+        ),
+        (
+            "cessationOfOperation",
+            RevocationReason::CessationOfOperation,
+        ),
+    ];
+
+    /// Parses the API's name of a reason, snake_case or RFC 5280.
     pub fn parse(s: &str) -> Option<RevocationReason> {
-        match s {
-            "unspecified" => Some(RevocationReason::Unspecified),
-            "key_compromise" => Some(RevocationReason::KeyCompromise),
-            "affiliation_changed" => Some(RevocationReason::AffiliationChanged),
-            "superseded" => Some(RevocationReason::Superseded),
-            "cessation_of_operation" => Some(RevocationReason::CessationOfOperation),
-            _ => None,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, reason)| *reason)
     }
 }
 
@@ -156,6 +171,10 @@ pub struct Pki {
     /// Serials per owning account; derived, rebuilt after load.
     #[serde(skip)]
     by_account: BTreeMap<String, BTreeSet<String>>,
+    /// `(not_after, serial)` of every record; derived, rebuilt after load.
+    /// Lets tidying find expired records without a scan.
+    #[serde(skip)]
+    by_expiry: BTreeSet<(Millis, String)>,
 }
 
 impl PartialEq for Pki {
@@ -169,6 +188,81 @@ impl PartialEq for Pki {
 impl Eq for Pki {}
 
 impl Pki {
+    /// The earliest `not_after` of any record, if there is one.
+    pub fn earliest_expiry(&self) -> Option<Millis> {
+        self.by_expiry.first().map(|(t, _)| *t)
+    }
+
+    /// Whether the published CRL still lists a certificate that has expired
+    /// by `now`: re-publishing it (see [`Pki::drop_expired_from_crl`]) would
+    /// shorten it.
+    pub fn crl_lists_expired(&self, now: Millis) -> bool {
+        let after = self.crl.this_update;
+        self.by_expiry
+            .range((after.saturating_add(1), String::new())..)
+            .take_while(|(t, _)| *t <= now)
+            .filter_map(|(_, serial)| self.certs.get(serial))
+            .any(|c| self.is_listed(c))
+    }
+
+    /// Whether a certificate is on the CRL as of its current version.
+    fn is_listed(&self, c: &CertRecord) -> bool {
+        c.not_after > self.crl.this_update
+            && (c.revocation.is_some()
+                || c.account
+                    .as_ref()
+                    .is_some_and(|a| self.hold_since.contains_key(a)))
+    }
+
+    /// Re-publishes the CRL if it still lists a certificate expired by
+    /// `now`, so that certificate leaves it. Returns whether it did.
+    pub fn drop_expired_from_crl(&mut self, now: Millis) -> bool {
+        if self.crl_lists_expired(now) {
+            self.bump_crl(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes the records of certificates whose `not_after` is at least
+    /// `retention_ms` before `now`, except any the current CRL still lists
+    /// (tidying re-publishes the CRL first, so none is). Returns how many.
+    pub fn prune_expired(&mut self, now: Millis, retention_ms: Millis) -> u64 {
+        let horizon = now.saturating_sub(retention_ms);
+        let due: Vec<(Millis, String)> = self
+            .by_expiry
+            .iter()
+            .take_while(|(t, _)| *t <= horizon)
+            .filter(|(_, serial)| self.certs.get(serial).is_some_and(|c| !self.is_listed(c)))
+            .cloned()
+            .collect();
+        for key in &due {
+            self.by_expiry.remove(key);
+            let Some(cert) = self.certs.remove(&key.1) else {
+                continue;
+            };
+            if let Some(account) = &cert.account
+                && let Some(owned) = self.by_account.get_mut(account)
+            {
+                owned.remove(&key.1);
+                if owned.is_empty() {
+                    self.by_account.remove(account);
+                }
+            }
+        }
+        due.len() as u64
+    }
+
+    /// Whether a record is due for pruning at `now`.
+    pub fn prune_due(&self, now: Millis, retention_ms: Millis) -> bool {
+        let horizon = now.saturating_sub(retention_ms);
+        self.by_expiry
+            .iter()
+            .take_while(|(t, _)| *t <= horizon)
+            .any(|(_, serial)| self.certs.get(serial).is_some_and(|c| !self.is_listed(c)))
+    }
+
     /// The CA, if initialized.
     pub fn ca(&self) -> Option<&CaRecord> {
         self.ca.as_ref()
@@ -299,6 +393,7 @@ impl Pki {
                 .insert(cert.serial.clone());
         }
         let view = Self::view(&cert, now, accounts);
+        self.by_expiry.insert((cert.not_after, cert.serial.clone()));
         self.certs.insert(cert.serial.clone(), cert);
         Ok(view)
     }
@@ -400,10 +495,15 @@ impl Pki {
 
     /// The CRL's entries: revoked and superseded certificates with their
     /// reason, and certificates of accounts on hold as certificateHold.
-    /// A pure function of replicated state.
+    /// A certificate whose `not_after` is at or before the CRL's
+    /// thisUpdate has expired and is no longer listed (RFC 5280 lets a CA
+    /// drop it; relying parties refuse it anyway). A pure function of
+    /// replicated state.
     pub fn crl_entries(&self) -> Vec<CrlEntry> {
+        let this_update = self.crl.this_update;
         self.certs
             .values()
+            .filter(|c| c.not_after > this_update)
             .filter_map(|c| match (c.revocation, &c.account) {
                 (Some(r), _) => Some(CrlEntry {
                     serial: c.serial.clone(),
@@ -423,6 +523,11 @@ impl Pki {
     /// Rebuilds the derived indexes after a snapshot was decoded.
     pub fn rebuild_indexes(&mut self) {
         self.by_account.clear();
+        self.by_expiry = self
+            .certs
+            .values()
+            .map(|c| (c.not_after, c.serial.clone()))
+            .collect();
         for cert in self.certs.values() {
             if let Some(account) = &cert.account {
                 self.by_account

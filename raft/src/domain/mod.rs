@@ -17,6 +17,8 @@ pub mod cert;
 pub mod idempotency;
 pub mod lease;
 pub mod list;
+pub mod quota;
+pub mod tidy;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,14 @@ pub enum DomainError {
     /// The `Idempotency-Key` was first used with a different request.
     #[error("idempotency key was already used with a different request")]
     IdempotencyConflict,
+    /// A cluster-wide quota would be exceeded.
+    #[error("the cluster is at its quota of {limit} {resource}")]
+    QuotaExceeded {
+        /// Which resource.
+        resource: String,
+        /// The quota in force.
+        limit: u64,
+    },
 }
 
 /// Cluster-wide metadata fixed at bootstrap.
@@ -129,7 +139,9 @@ impl State {
                 replayed: true,
             };
         }
-        let response = self.apply_command(now, &proposal.command);
+        let response = self
+            .check_quotas(&proposal.quotas, &proposal.command)
+            .and_then(|()| self.apply_command(now, &proposal.command));
         if response.is_ok() {
             // A refusal changes nothing, its time included.
             self.last_stamp = now;
@@ -137,7 +149,7 @@ impl State {
         if let Some(stamp) = &proposal.idempotency {
             self.idempotency.record(stamp, now, &response);
         }
-        self.idempotency.prune(now);
+        self.idempotency.cap();
         Applied {
             response,
             replayed: false,
@@ -251,6 +263,9 @@ impl State {
             Command::RefreshCrl => {
                 self.pki.bump_crl(now);
                 Ok(Outcome::Done)
+            }
+            Command::TidyRecords { retention } => {
+                Ok(Outcome::Count(self.tidy(now, retention).total()))
             }
         }
     }

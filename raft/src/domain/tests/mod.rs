@@ -6,6 +6,7 @@
 mod accounts;
 mod leases;
 mod properties;
+mod tidy;
 mod time;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub(super) fn at(now: Millis, command: Command) -> Proposal {
     Proposal {
         now,
         command,
+        quotas: Default::default(),
         idempotency: None,
     }
 }
