@@ -39,7 +39,7 @@ from waiting import wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-SEED = 20261130
+SEED = int(os.environ.get("KEEL_CONTRACT_SEED", "20261130"))
 MAX_EXAMPLES = int(os.environ.get("KEEL_CONTRACT_EXAMPLES", "25"))
 RUN_TIMEOUT = 600
 
