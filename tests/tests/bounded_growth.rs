@@ -10,7 +10,6 @@
 //! Pruning is a replicated command the leader proposes; apply re-checks
 //! the stamped time, so every node removes the same records.
 
-use std::path::Path;
 use std::time::Duration;
 
 use keel_tests::pki::{crl_text, openssl_serial, wait_for_ca};
@@ -82,7 +81,7 @@ async fn expired_certificates_leave_the_crl_and_their_records_go_after_retention
             let (api, ca, dir) = (api.clone(), ca.clone(), crl_dir.clone());
             let (short, long) = (short.clone(), long.clone());
             async move {
-                let text = crl_text(&api, Path::new(&dir), &ca).await;
+                let text = crl_text(&api, &dir, &ca).await;
                 if listed(&text, &short) {
                     return Err(format!("{short} still listed"));
                 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlong_or_invalid_free_text_is_refused_and_changes_nothing() {
-    let (_cluster, api, lease, serial) = guarded_node().await;
+    let (_cluster, api, _lease, serial) = guarded_node().await;
     let before = state(&api).await;
     let long = |n: usize| "x".repeat(n);
     let big_csr = format!(
@@ -163,5 +163,4 @@ async fn overlong_or_invalid_free_text_is_refused_and_changes_nothing() {
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["name"], json!(name));
-    let _ = lease;
 }
