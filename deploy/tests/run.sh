@@ -2,7 +2,8 @@
 # Runs the deployment tests (called by scripts/test after the Rust tests):
 #   - always: static checks of deploy/k8s (kubernetes-validate, strict, plus
 #     cross-checks against keel's routes and config), the Dockerfiles and
-#     the compose file;
+#     the compose file; the API contract (schemathesis against a dev node
+#     started from the debug binary, test_api_contract.py);
 #   - when a Docker engine answers (`docker info`): the image checks, the
 #     compose fault tests and the Kubernetes pod spec run on Docker.
 # Python deps go into a venv ($KEEL_VENV, default $HOME/.cache/keel-venv),

@@ -459,6 +459,22 @@ pub struct ServerArgs {
     /// Longest certificate validity.
     #[arg(long, env = "KEEL_PKI_MAX_TTL")]
     pub pki_max_ttl: Option<String>,
+    /// How long a certificate's record is kept after its `not_after`
+    /// (it leaves the CRL at `not_after`), default 72h.
+    #[arg(long, env = "KEEL_PKI_RETENTION")]
+    pub pki_retention: Option<String>,
+    /// How long an `Idempotency-Key` is remembered, default 1h.
+    #[arg(long, env = "KEEL_IDEMPOTENCY_RETENTION")]
+    pub idempotency_retention: Option<String>,
+    /// Most accounts the cluster holds (unlimited if unset).
+    #[arg(long, env = "KEEL_MAX_ACCOUNTS")]
+    pub max_accounts: Option<u64>,
+    /// Most leases the cluster holds (unlimited if unset).
+    #[arg(long, env = "KEEL_MAX_LEASES")]
+    pub max_leases: Option<u64>,
+    /// Most certificate records the cluster holds (unlimited if unset).
+    #[arg(long, env = "KEEL_MAX_CERTIFICATES")]
+    pub max_certificates: Option<u64>,
     /// Import the CA from this PEM certificate (with --pki-ca-key-file).
     #[arg(long, env = "KEEL_PKI_CA_CERT_FILE")]
     pub pki_ca_cert_file: Option<PathBuf>,

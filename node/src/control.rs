@@ -74,7 +74,18 @@ impl NodeRuntime {
         if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
             return Err(format!("the {what} cannot change without a restart"));
         }
+        // Everything that can fail is done before anything takes effect:
+        // a reload applies whole or not at all. The log filter is built
+        // here and swapped first; every step after it cannot fail.
+        let filter = (old.log_level != new.log_level)
+            .then(|| tracing_subscriber::EnvFilter::try_new(&new.log_level))
+            .transpose()
+            .map_err(|e| format!("--log-level: {e}"))?;
         let mut changes = Vec::new();
+        if let Some(filter) = filter {
+            self.filter.reload(filter).map_err(|e| e.to_string())?;
+            changes.push(format!("log level {}", new.log_level));
+        }
         if old.admin_tokens != new.admin_tokens {
             self.shared.auth.set_admin_tokens(new.admin_tokens.clone());
             changes.push(format!("admin tokens ({} valid)", new.admin_tokens.len()));
@@ -87,17 +98,14 @@ impl NodeRuntime {
             slot.set(tls.server.clone());
             changes.push("TLS certificate".to_string());
         }
-        if old.log_level != new.log_level {
-            let filter = tracing_subscriber::EnvFilter::try_new(&new.log_level)
-                .map_err(|e| e.to_string())?;
-            self.filter.reload(filter).map_err(|e| e.to_string())?;
-            changes.push(format!("log level {}", new.log_level));
-        }
         if old.raft.policy != new.raft.policy {
             if let Some(cp) = self.shared.control_plane() {
                 cp.set_policy(new.raft.policy.clone());
             }
-            changes.push("lease and certificate policy (max TTLs, allowed domains)".to_string());
+            changes.push(
+                "lease and certificate policy (max TTLs, allowed domains, quotas, retention)"
+                    .to_string(),
+            );
         }
         if old.shutdown_timeout != new.shutdown_timeout {
             self.drain.set(new.shutdown_timeout);

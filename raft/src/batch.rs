@@ -99,6 +99,7 @@ mod tests {
                     command: Command::InitCluster {
                         cluster_id: "x".repeat(payload),
                     },
+                    quotas: Default::default(),
                     idempotency: None,
                 }),
             })

@@ -42,14 +42,16 @@ pub fn to_rfc3339(ms: Millis) -> String {
 
 /// Parses an RFC 3339 timestamp into milliseconds since the epoch.
 ///
-/// Times before the epoch are refused: nothing in keel predates 1970.
+/// A time written with a year before 1970 is refused: nothing in keel
+/// predates it. One in 1970 whose offset puts it before the epoch in UTC
+/// is the epoch.
 pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
     let t = OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|e| format!("`{s}` is not an RFC 3339 time: {e}"))?;
-    let ms = t.unix_timestamp_nanos() / 1_000_000;
-    if ms < 0 {
+    if t.year() < 1970 {
         return Err(format!("`{s}` is before 1970"));
     }
+    let ms = (t.unix_timestamp_nanos() / 1_000_000).max(0);
     u64::try_from(ms).map_err(|_| format!("`{s}` is out of range"))
 }
 
@@ -110,5 +112,6 @@ mod tests {
         assert_eq!(to_rfc3339(ms), "2026-11-21T09:00:00.230Z");
         assert!(parse_rfc3339("yesterday").is_err());
         assert!(parse_rfc3339("1960-01-01T00:00:00Z").is_err());
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00+05:00"), Ok(0));
     }
 }

@@ -17,6 +17,8 @@ use crate::domain::account::{Account, LimitsPatch, Patch};
 use crate::domain::cert::{CaRecord, CertRecord, RevocationReason};
 use crate::domain::lease::{LeaseId, LeaseView};
 use crate::domain::restore::Chunk;
+use crate::domain::quota::Quotas;
+use crate::domain::tidy::Retention;
 use crate::domain::{CertView, DomainError};
 
 /// A replicated state change, fully stamped by the proposer. Verb-first names.
@@ -151,6 +153,14 @@ pub enum Command {
         /// The restore.
         restore_id: u64,
     },
+    /// Removes what is past its retention at the proposal's time:
+    /// expired certificates from the CRL, then their records, and old
+    /// idempotency keys. Apply re-checks every time, so a stale or
+    /// repeated command is harmless.
+    TidyRecords {
+        /// How long records are kept, as configured on the leader.
+        retention: Retention,
+    },
 }
 
 impl Command {
@@ -176,6 +186,7 @@ impl Command {
             Command::StageRestore { .. } => "stage_restore",
             Command::CommitRestore { .. } => "commit_restore",
             Command::AbortRestore { .. } => "abort_restore",
+            Command::TidyRecords { .. } => "tidy_records",
         }
     }
 }
@@ -199,6 +210,10 @@ pub struct Proposal {
     pub command: Command,
     /// Present when the client sent an `Idempotency-Key`.
     pub idempotency: Option<IdempotencyStamp>,
+    /// The cluster-wide quotas in force on the proposer; apply refuses a
+    /// command that would create an object beyond them.
+    #[serde(default)]
+    pub quotas: Quotas,
 }
 
 impl fmt::Display for Proposal {
@@ -407,6 +422,12 @@ mod tests {
                 sha256: Chunk(vec![9; 32]),
             },
             Command::AbortRestore { restore_id: 3 },
+            Command::TidyRecords {
+                retention: Retention {
+                    pki_ms: 5,
+                    idempotency_ms: 6,
+                },
+            },
         ];
         for command in commands {
             let proposal = Proposal {
@@ -416,6 +437,11 @@ mod tests {
                     key: "k".into(),
                     fingerprint: [1; 16],
                 }),
+                quotas: Quotas {
+                    max_accounts: Some(1),
+                    max_leases: None,
+                    max_certificates: Some(3),
+                },
             };
             let bytes = codec::encode(&proposal).unwrap();
             let back: Proposal = codec::decode(&bytes).unwrap();

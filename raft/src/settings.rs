@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::domain::quota::Quotas;
+use crate::domain::tidy::Retention;
 use crate::pki::PkiSettings;
 use crate::types::NodeId;
 
@@ -48,6 +50,10 @@ pub struct Policy {
     pub lease_default_max_ttl_ms: u64,
     /// CA settings.
     pub pki: PkiSettings,
+    /// Cluster-wide quotas, stamped into every proposal.
+    pub quotas: Quotas,
+    /// How long expired certificates and idempotency keys are kept.
+    pub retention: Retention,
 }
 
 impl Default for Policy {
@@ -55,6 +61,8 @@ impl Default for Policy {
         Policy {
             lease_default_max_ttl_ms: 24 * 3_600_000,
             pki: PkiSettings::default(),
+            quotas: Quotas::default(),
+            retention: Retention::default(),
         }
     }
 }

@@ -113,6 +113,7 @@ pub fn stamp(
             now,
             command,
             idempotency,
+            quotas: policy.quotas,
         },
         secret,
     })

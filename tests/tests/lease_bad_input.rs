@@ -1,6 +1,6 @@
 //! Bad lease input gets a 4xx with keel's JSON error body and changes
 //! nothing, on any node: TTLs that are zero, negative, absurd (over a year)
-//! or unparseable; `max_ttl` below `ttl`; unknown ids (404
+//! or unparseable (a `ttl` above `max_ttl` is capped, not refused); unknown ids (404
 //! `lease_not_found`) and malformed ones (400); bad renewals, prefixes,
 //! metadata and list queries; a body over the limit (413). Query strings
 //! the extractor cannot parse at all must get the JSON error body too.
@@ -63,8 +63,6 @@ async fn bad_lease_input_is_refused_and_changes_nothing() {
         json!({"ttl": null}),
         json!({"ttl": true}),
         json!({}),
-        json!({"ttl": 60, "max_ttl": 30}),
-        json!({"ttl": "2h", "max_ttl": "1h"}),
         json!({"ttl": 60, "max_ttl": "9000h"}),
         json!({"ttl": 60, "max_ttl": 0}),
         json!({"ttl": 60, "name": ""}),
@@ -228,4 +226,23 @@ async fn unparseable_list_queries_get_the_json_error_body() {
     }
     assert_eq!(api.get_ok("/v1/leases").await["items"], json!([]));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A `ttl` above the lease's `max_ttl` is capped to it (as Vault does):
+/// the contract cannot state "max_ttl >= ttl", so the request is valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_above_max_ttl_is_capped_to_it() {
+    let cluster = Cluster::start(1).await;
+    let api = cluster.api(1);
+    for (ttl, max, secs) in [(json!(60), json!(30), 30), (json!("2h"), json!("1h"), 3600)] {
+        let lease = api
+            .post_expect("/v1/leases", &json!({"ttl": ttl, "max_ttl": max}), 201)
+            .await;
+        assert_eq!(
+            (lease["ttl"].as_u64(), lease["max_ttl"].as_u64()),
+            (Some(secs), Some(secs)),
+            "{lease}"
+        );
+        assert_eq!(lease["expires_at"], lease["hard_expires_at"], "{lease}");
+    }
 }

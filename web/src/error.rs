@@ -185,6 +185,10 @@ impl From<DomainError> for ApiError {
                 code: "limit_exceeded",
                 message,
             },
+            DomainError::QuotaExceeded { .. } => ApiError::Conflict {
+                code: "quota_exceeded",
+                message,
+            },
         }
     }
 }

@@ -67,6 +67,13 @@ const DRAIN_FACTOR: usize = 8;
 const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is a JSON object; serde would also read a struct from an
+    // array of its fields in order, which the contract does not allow.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
@@ -216,15 +223,72 @@ impl<'de> Deserialize<'de> for DurationInput {
                 }
                 self.visit_u64(v as u64)
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<DurationInput, E> {
-                Err(E::custom("duration seconds must be an integer"))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<DurationInput, E> {
+                // JSON Schema counts 30.0 as an integer; so does keel.
+                if v.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&v) {
+                    return self.visit_u64(v as u64);
+                }
+                Err(E::custom("duration seconds must be a non-negative integer"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationInput, E> {
+                // The API's grammar is strict (what `/openapi.json` states):
+                // digits without leading zeros, then an optional unit.
+                let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 || (digits > 1 && v.starts_with('0')) {
+                    return Err(E::custom(format!(
+                        "`{v}` is not a duration (digits without leading zeros, then ms, s, m, h or d)"
+                    )));
+                }
+                if v.trim() != v {
+                    return Err(E::custom("a duration must not contain spaces"));
+                }
                 parse_duration_ms(v).map(DurationInput).map_err(E::custom)
             }
         }
         d.deserialize_any(V)
     }
+}
+
+/// A non-negative whole number in a request body. JSON Schema counts
+/// `160.0` as the integer 160, so keel accepts it too; a fraction, a
+/// negative number or a value beyond `u64` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole(pub u64);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Whole;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-negative integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole, E> {
+                Ok(Whole(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole, E> {
+                u64::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::custom("must not be negative"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Whole, E> {
+                // 2^64 itself is not representable as u64.
+                if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                    Ok(Whole(v as u64))
+                } else {
+                    Err(E::custom("must be a non-negative integer"))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Deserializes a nested struct from a JSON object only (serde would also
+/// read it from an array of its fields in order).
+pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(de::Error::custom)
 }
 
 /// Deserializes a field that distinguishes "absent" (`None`) from `null`
@@ -252,8 +316,16 @@ mod tests {
         assert_eq!(ok(r#"{"ttl": "72h"}"#).unwrap(), 259_200_000);
         assert!(ok(r#"{"ttl": -5}"#).is_err());
         assert!(ok(r#"{"ttl": 1.5}"#).is_err());
+        assert_eq!(ok(r#"{"ttl": 30.0}"#).unwrap(), 30_000);
+        assert!(ok(r#"{"ttl": "030s"}"#).is_err());
+        assert!(ok(r#"{"ttl": " 30s"}"#).is_err());
+        assert!(ok(r#"{"ttl": "30s "}"#).is_err());
         assert!(ok(r#"{"ttl": "soon"}"#).is_err());
         assert!(ok(r#"{"ttl": null}"#).is_err());
         assert!(ok(r#"{"ttl": 18446744073709551615}"#).is_err());
+        let whole = |s: &str| serde_json::from_str::<Whole>(s).map(|w| w.0);
+        assert_eq!(whole("160.0").unwrap(), 160);
+        assert_eq!(whole("18446744073709551615").unwrap(), u64::MAX);
+        assert!(whole("1.5").is_err() && whole("-1").is_err() && whole("1e20").is_err());
     }
 }

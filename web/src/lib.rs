@@ -7,6 +7,7 @@
 //! to the replicated core only through `keel_raft::ControlPlane`.
 
 pub mod auth;
+pub mod contract;
 pub mod crl_cache;
 pub mod error;
 pub mod extract;
@@ -19,6 +20,7 @@ pub mod router;
 pub mod routes;
 pub mod serve;
 pub mod shared;
+pub mod text;
 pub mod views;
 
 pub use error::ApiError;

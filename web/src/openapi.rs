@@ -38,3 +38,12 @@ impl Modify for BearerAuth {
     )
 )]
 pub struct ApiDoc;
+
+/// The served document: generated from the annotations, then completed
+/// with the statuses and constraints of the contract (see
+/// [`crate::contract`]) for a node enforcing `policy`.
+pub fn document(policy: &keel_raft::settings::Policy) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    crate::contract::complete(&mut doc, policy);
+    doc
+}

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use keel_raft::RaftSettings;
 use keel_raft::clock::parse_duration_ms;
+use keel_raft::domain::quota::Quotas;
+use keel_raft::domain::tidy::Retention;
 use keel_raft::pki::{PkiSettings, SecretPem};
 
 use crate::cli::ServerArgs;
@@ -160,6 +162,8 @@ impl Config {
         let a = file.merged_under(args.clone());
         let dev = a.dev;
         let pki = pki_settings(&a)?;
+        let retention = retention(&a)?;
+        let quotas = quotas(&a)?;
 
         let node_id = match a.node_id {
             Some(id) => id,
@@ -292,6 +296,8 @@ impl Config {
         raft.policy.lease_default_max_ttl_ms =
             duration("--lease-max-ttl", a.lease_max_ttl, 24 * 3_600_000)?.as_millis() as u64;
         raft.policy.pki = pki;
+        raft.policy.retention = retention;
+        raft.policy.quotas = quotas;
 
         let tls = TlsMaterial::load(
             a.tls_cert_file.as_deref(),
@@ -361,6 +367,44 @@ fn check_body_limits(
         )));
     }
     Ok(())
+}
+
+/// `--pki-retention` and `--idempotency-retention`.
+fn retention(a: &ServerArgs) -> Result<Retention, ConfigError> {
+    let defaults = Retention::default();
+    let pki_ms = duration("--pki-retention", a.pki_retention.clone(), defaults.pki_ms)?;
+    let idempotency_ms = duration(
+        "--idempotency-retention",
+        a.idempotency_retention.clone(),
+        defaults.idempotency_ms,
+    )?;
+    if idempotency_ms < Duration::from_secs(1) {
+        return Err(err("--idempotency-retention must be at least 1s"));
+    }
+    Ok(Retention {
+        pki_ms: pki_ms.as_millis() as u64,
+        idempotency_ms: idempotency_ms.as_millis() as u64,
+    })
+}
+
+/// `--max-accounts`, `--max-leases`, `--max-certificates`.
+fn quotas(a: &ServerArgs) -> Result<Quotas, ConfigError> {
+    for (flag, value) in [
+        ("--max-accounts", a.max_accounts),
+        ("--max-leases", a.max_leases),
+        ("--max-certificates", a.max_certificates),
+    ] {
+        if value == Some(0) {
+            return Err(err(format!(
+                "{flag} must be at least 1 (leave it unset for no quota)"
+            )));
+        }
+    }
+    Ok(Quotas {
+        max_accounts: a.max_accounts,
+        max_leases: a.max_leases,
+        max_certificates: a.max_certificates,
+    })
 }
 
 fn pki_settings(a: &ServerArgs) -> Result<PkiSettings, ConfigError> {

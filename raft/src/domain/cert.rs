@@ -17,6 +17,8 @@ use crate::domain::account::{Accounts, Resource};
 use crate::domain::{CertView, DomainError};
 use crate::pki::SecretPem;
 
+mod expiry;
+
 /// The cluster CA: certificate and private key. The key is replicated so any
 /// leader can sign; it is never returned by the API nor logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,16 +48,31 @@ pub enum RevocationReason {
 }
 
 impl RevocationReason {
-    /// Parses the API's name of a reason.
+    /// Every name the API accepts for a reason: the snake_case name and the
+    /// RFC 5280 spelling (`keyCompromise`), paired with the reason.
+    pub const NAMES: [(&'static str, RevocationReason); 8] = [
+        ("unspecified", RevocationReason::Unspecified),
+        ("key_compromise", RevocationReason::KeyCompromise),
+        ("keyCompromise", RevocationReason::KeyCompromise),
+        ("affiliation_changed", RevocationReason::AffiliationChanged),
+        ("affiliationChanged", RevocationReason::AffiliationChanged),
+        ("superseded", RevocationReason::Superseded),
+        (
+            "cessation_of_operation",
+            RevocationReason::CessationOfOperation,
+        ),
+        (
+            "cessationOfOperation",
+            RevocationReason::CessationOfOperation,
+        ),
+    ];
+
+    /// Parses the API's name of a reason, snake_case or RFC 5280.
     pub fn parse(s: &str) -> Option<RevocationReason> {
-        match s {
-            "unspecified" => Some(RevocationReason::Unspecified),
-            "key_compromise" => Some(RevocationReason::KeyCompromise),
-            "affiliation_changed" => Some(RevocationReason::AffiliationChanged),
-            "superseded" => Some(RevocationReason::Superseded),
-            "cessation_of_operation" => Some(RevocationReason::CessationOfOperation),
-            _ => None,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, reason)| *reason)
     }
 }
 
@@ -156,6 +173,10 @@ pub struct Pki {
     /// Serials per owning account; derived, rebuilt after load.
     #[serde(skip)]
     by_account: BTreeMap<String, BTreeSet<String>>,
+    /// `(not_after, serial)` of every record; derived, rebuilt after load.
+    /// Lets tidying find expired records without a scan.
+    #[serde(skip)]
+    by_expiry: BTreeSet<(Millis, String)>,
 }
 
 impl PartialEq for Pki {
@@ -299,6 +320,7 @@ impl Pki {
                 .insert(cert.serial.clone());
         }
         let view = Self::view(&cert, now, accounts);
+        self.by_expiry.insert((cert.not_after, cert.serial.clone()));
         self.certs.insert(cert.serial.clone(), cert);
         Ok(view)
     }
@@ -400,10 +422,15 @@ impl Pki {
 
     /// The CRL's entries: revoked and superseded certificates with their
     /// reason, and certificates of accounts on hold as certificateHold.
-    /// A pure function of replicated state.
+    /// A certificate whose `not_after` is at or before the CRL's
+    /// thisUpdate has expired and is no longer listed (RFC 5280 lets a CA
+    /// drop it; relying parties refuse it anyway). A pure function of
+    /// replicated state.
     pub fn crl_entries(&self) -> Vec<CrlEntry> {
+        let this_update = self.crl.this_update;
         self.certs
             .values()
+            .filter(|c| c.not_after > this_update)
             .filter_map(|c| match (c.revocation, &c.account) {
                 (Some(r), _) => Some(CrlEntry {
                     serial: c.serial.clone(),
@@ -423,6 +450,11 @@ impl Pki {
     /// Rebuilds the derived indexes after a snapshot was decoded.
     pub fn rebuild_indexes(&mut self) {
         self.by_account.clear();
+        self.by_expiry = self
+            .certs
+            .values()
+            .map(|c| (c.not_after, c.serial.clone()))
+            .collect();
         for cert in self.certs.values() {
             if let Some(account) = &cert.account {
                 self.by_account

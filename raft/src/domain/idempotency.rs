@@ -2,9 +2,11 @@
 //! each produced, so a retried write returns that result instead of applying
 //! twice.
 //!
-//! Entries are kept for [`RETENTION_MS`] of proposal time and at most
-//! [`MAX_ENTRIES`] at once; both bounds are applied deterministically in
-//! `apply`, so every replica forgets the same keys at the same entry.
+//! At most [`MAX_ENTRIES`] are kept at once (the oldest forgotten first, on
+//! every apply), and an entry older than the retention period (default
+//! [`RETENTION_MS`], `--idempotency-retention`) is forgotten by the next
+//! `TidyRecords` the leader proposes. Both run inside `apply`, on proposal
+//! time, so every replica forgets the same keys at the same entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +16,7 @@ use crate::clock::Millis;
 use crate::command::{IdempotencyStamp, Response};
 use crate::domain::DomainError;
 
-/// How long a key is remembered, in proposal time.
+/// How long a key is remembered by default, in proposal time.
 pub const RETENTION_MS: Millis = 60 * 60 * 1000;
 /// How many keys are remembered at most; the oldest are forgotten first.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -71,19 +73,37 @@ impl IdempotencyTable {
         self.by_time.insert((now, stamp.key.clone()));
     }
 
-    /// Forgets keys older than the retention period and beyond the size cap.
-    pub fn prune(&mut self, now: Millis) {
+    /// Forgets keys older than `retention_ms` before `now`, and the oldest
+    /// beyond the size cap. Returns how many were forgotten.
+    pub fn prune(&mut self, now: Millis, retention_ms: Millis) -> u64 {
         if self.entries.is_empty() {
-            return;
+            return 0;
         }
         self.ensure_index();
-        let horizon = now.saturating_sub(RETENTION_MS);
+        let horizon = now.saturating_sub(retention_ms);
+        let mut forgotten = 0;
         while let Some((at, key)) = self.by_time.first().cloned() {
             if at >= horizon && self.entries.len() <= MAX_ENTRIES {
                 break;
             }
             self.by_time.pop_first();
             self.entries.remove(&key);
+            forgotten += 1;
+        }
+        forgotten
+    }
+
+    /// Forgets the oldest keys beyond the size cap (on every apply).
+    pub fn cap(&mut self) {
+        self.prune(0, Millis::MAX);
+    }
+
+    /// When the oldest remembered key was applied.
+    pub fn oldest(&self) -> Option<Millis> {
+        if self.by_time.len() == self.entries.len() {
+            self.by_time.first().map(|(t, _)| *t)
+        } else {
+            self.entries.values().map(|e| e.at).min()
         }
     }
 
@@ -137,9 +157,11 @@ mod tests {
     fn forgets_after_retention() {
         let mut t = IdempotencyTable::default();
         t.record(&stamp("a", 1), 10, &Ok(Outcome::Done));
-        t.prune(10 + RETENTION_MS);
+        t.cap();
+        t.prune(10 + RETENTION_MS, RETENTION_MS);
         assert_eq!(t.len(), 1);
-        t.prune(11 + RETENTION_MS);
+        assert_eq!(t.oldest(), Some(10));
+        assert_eq!(t.prune(11 + RETENTION_MS, RETENTION_MS), 1);
         assert!(t.is_empty());
     }
 }

@@ -161,9 +161,10 @@ pub fn validate_ttl(what: &str, ms: u64) -> Result<(), DomainError> {
 
 /// Checks a lease name (also used for prefixes, which may not be empty).
 pub fn validate_name(what: &str, name: &str) -> Result<(), DomainError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_LEN {
         return Err(DomainError::Invalid(format!(
-            "{what} must be 1 to {MAX_NAME_LEN} bytes"
+            "{what} must be 1 to {MAX_NAME_LEN} characters"
         )));
     }
     if name.chars().any(char::is_control) {
@@ -188,13 +189,19 @@ fn validate_grant(g: &Grant) -> Result<(), DomainError> {
             "metadata may hold at most {MAX_METADATA_ENTRIES} entries"
         )));
     }
+    let too_long = |s: &str| s.chars().count() > MAX_METADATA_LEN;
+    let control = |s: &str| s.chars().any(char::is_control);
     if g.metadata
         .iter()
-        .any(|(k, v)| k.is_empty() || k.len() > MAX_METADATA_LEN || v.len() > MAX_METADATA_LEN)
+        .any(|(k, v)| k.is_empty() || too_long(k) || too_long(v) || control(k) || control(v))
     {
         return Err(DomainError::Invalid(format!(
-            "metadata keys must be 1 to {MAX_METADATA_LEN} bytes and values at most {MAX_METADATA_LEN}"
+            "metadata keys must be 1 to {MAX_METADATA_LEN} characters and values at most \
+             {MAX_METADATA_LEN}, without control characters"
         )));
+    }
+    if let Some(account) = &g.account {
+        crate::domain::account::validate_name(account)?;
     }
     Ok(())
 }

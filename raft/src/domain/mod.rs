@@ -18,6 +18,8 @@ pub mod idempotency;
 pub mod lease;
 pub mod list;
 pub mod restore;
+pub mod quota;
+pub mod tidy;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +70,14 @@ pub enum DomainError {
     /// The `Idempotency-Key` was first used with a different request.
     #[error("idempotency key was already used with a different request")]
     IdempotencyConflict,
+    /// A cluster-wide quota would be exceeded.
+    #[error("the cluster is at its quota of {limit} {resource}")]
+    QuotaExceeded {
+        /// Which resource.
+        resource: String,
+        /// The quota in force.
+        limit: u64,
+    },
 }
 
 /// Cluster-wide metadata fixed at bootstrap.
@@ -135,7 +145,9 @@ impl State {
                 replayed: true,
             };
         }
-        let response = self.apply_command(now, &proposal.command);
+        let response = self
+            .check_quotas(&proposal.quotas, &proposal.command)
+            .and_then(|()| self.apply_command(now, &proposal.command));
         if response.is_ok() {
             // A refusal changes nothing, its time included. Raised, never
             // set: a restored state may carry a later stamp than `now`.
@@ -144,7 +156,7 @@ impl State {
         if let Some(stamp) = &proposal.idempotency {
             self.idempotency.record(stamp, now, &response);
         }
-        self.idempotency.prune(now);
+        self.idempotency.cap();
         Applied {
             response,
             replayed: false,
@@ -270,6 +282,9 @@ impl State {
                 sha256,
             } => self.commit_restore(now, *restore_id, *len, sha256),
             Command::AbortRestore { restore_id } => self.abort_restore(*restore_id),
+            Command::TidyRecords { retention } => {
+                Ok(Outcome::Count(self.tidy(now, retention).total()))
+            }
         }
     }
 

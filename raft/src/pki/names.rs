@@ -7,7 +7,8 @@ const MAX_CN_LEN: usize = 64;
 
 /// Checks a subject common name: 1 to 64 printable characters.
 pub fn validate_common_name(cn: &str) -> Result<(), PkiError> {
-    if cn.is_empty() || cn.len() > MAX_CN_LEN || cn.chars().any(char::is_control) {
+    let chars = cn.chars().count();
+    if chars == 0 || chars > MAX_CN_LEN || cn.chars().any(char::is_control) {
         return Err(PkiError::Invalid(format!(
             "common_name must be 1 to {MAX_CN_LEN} printable characters"
         )));

@@ -31,6 +31,7 @@ fn entry(index: u64) -> Entry {
             command: Command::InitCluster {
                 cluster_id: "c".into(),
             },
+            quotas: Default::default(),
             idempotency: None,
         })
     };

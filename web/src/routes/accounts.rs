@@ -14,8 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
-    ApiJson, ApiQuery, IdempotencyKey, ReadQuery, consistency, double_option, page_limit,
-    state_filter,
+    ApiJson, ApiQuery, IdempotencyKey, ReadQuery, Whole, consistency, double_option, object,
+    page_limit, state_filter,
 };
 use crate::shared::Shared;
 use crate::views::{AccountJson, ListJson};
@@ -25,9 +25,11 @@ use crate::views::{AccountJson, ListJson};
 #[serde(deny_unknown_fields)]
 pub struct CreateLimits {
     /// Most leases at once.
-    pub max_leases: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub max_leases: Option<Whole>,
     /// Most live certificates at once.
-    pub max_certificates: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub max_certificates: Option<Whole>,
 }
 
 /// `POST /v1/accounts`.
@@ -39,7 +41,7 @@ pub struct CreateBody {
     /// RFC 3339 expiry.
     pub expires_at: Option<String>,
     /// Limits.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub limits: CreateLimits,
 }
 
@@ -50,11 +52,11 @@ pub struct PatchLimits {
     /// Most leases at once.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u64>)]
-    pub max_leases: Option<Option<u64>>,
+    pub max_leases: Option<Option<Whole>>,
     /// Most live certificates at once.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u64>)]
-    pub max_certificates: Option<Option<u64>>,
+    pub max_certificates: Option<Option<Whole>>,
 }
 
 /// `PATCH /v1/accounts/{name}`.
@@ -67,7 +69,7 @@ pub struct PatchBody {
     #[schema(value_type = Option<String>)]
     pub expires_at: Option<Option<String>>,
     /// Limits to change.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub limits: PatchLimits,
 }
 
@@ -82,6 +84,7 @@ pub struct Deleted {
 
 /// Paging of the account list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `active`, `expired` or `disabled`.
@@ -95,11 +98,11 @@ pub struct ListQuery {
 }
 
 /// Absent keeps, `null` clears, a value sets.
-fn patch<T>(field: Option<Option<T>>) -> Patch<T> {
+fn patch(field: Option<Option<Whole>>) -> Patch<u64> {
     match field {
         None => Patch::Keep,
         Some(None) => Patch::Clear,
-        Some(Some(v)) => Patch::Set(v),
+        Some(Some(v)) => Patch::Set(v.0),
     }
 }
 
@@ -147,8 +150,8 @@ pub async fn create(
         name: body.name,
         expires_at,
         limits: LimitsPatch {
-            max_leases: Patch::from_option(body.limits.max_leases),
-            max_certificates: Patch::from_option(body.limits.max_certificates),
+            max_leases: Patch::from_option(body.limits.max_leases.map(|w| w.0)),
+            max_certificates: Patch::from_option(body.limits.max_certificates.map(|w| w.0)),
         },
     };
     let json = write_account(&shared, command, key).await?;
@@ -189,6 +192,9 @@ pub async fn list(
     let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
     let state_filter = state_filter("account", q.state.as_deref(), AccountState::parse)?;
+    if let Some(cursor) = &q.cursor {
+        check_name(cursor)?;
+    }
     let cp = shared.domain_cp()?;
     let page = cp
         .read(consistency, |s, now| {

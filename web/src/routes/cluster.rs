@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, MaybeJson};
+use crate::extract::{ApiJson, MaybeJson, Whole};
 use crate::shared::Shared;
 
 /// `POST /v1/cluster/members`.
@@ -17,7 +17,8 @@ use crate::shared::Shared;
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     /// Node id (its name, `--node-id`).
-    pub id: NodeName,
+    #[schema(value_type = u64)]
+    pub id: Whole,
     /// Its API address (`host:port`).
     pub api_addr: String,
     /// Its peer address (`host:port`).
@@ -40,7 +41,8 @@ fn yes() -> bool {
 pub struct TransferLeader {
     /// The voter (node id) to hand leadership to; the most caught-up one if
     /// absent.
-    pub to: Option<NodeName>,
+    #[schema(value_type = Option<u64>)]
+    pub to: Option<Whole>,
 }
 
 fn view(shared: &Shared) -> Result<ClusterView, ApiError> {
@@ -49,10 +51,29 @@ fn view(shared: &Shared) -> Result<ClusterView, ApiError> {
     Ok(ClusterView::build(&cp.status(), cluster_id).with_clock(cp.clock()))
 }
 
+/// Longest accepted address.
+const MAX_ADDR_LEN: usize = 1024;
+
+/// Parses a node id in a path: decimal digits only.
+fn parse_node(id: &str) -> Result<NodeName, ApiError> {
+    id.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| id.parse().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::BadRequest(format!("`{id}` is not a node id")))
+}
+
+/// `host:port`: a host without spaces or control characters, a
+/// port from 1 to 65535 written without leading zeros.
 fn check_addr(what: &str, addr: &str) -> Result<(), ApiError> {
-    let valid = addr
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    let valid = addr.chars().count() <= MAX_ADDR_LEN
+        && addr.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.chars().any(|c| c == ' ' || c.is_control())
+                && !port.starts_with('0')
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
     if valid {
         Ok(())
     } else {
@@ -79,9 +100,9 @@ pub async fn add_member(
     check_addr("api_addr", &body.api_addr)?;
     check_addr("peer_addr", &body.peer_addr)?;
     let cp = shared.cp()?;
-    let (id, voter) = (body.id, body.voter);
+    let (id, voter) = (body.id.0, body.voter);
     cp.change_membership(MembershipChange::Add {
-        node_id: body.id,
+        node_id: id,
         api_addr: body.api_addr,
         peer_addr: body.peer_addr,
         voter: body.voter,
@@ -107,9 +128,7 @@ pub async fn remove_member(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
-    let id: NodeName = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a node id")))?;
+    let id = parse_node(&id)?;
     let cp = shared.cp()?;
     cp.change_membership(MembershipChange::Remove { node_id: id })
         .await?;
@@ -121,13 +140,13 @@ pub async fn remove_member(
 
 /// Hands leadership to another voter.
 #[utoipa::path(post, path = "/v1/cluster/transfer-leader", tag = "cluster", security(("bearer" = [])), request_body = TransferLeader,
-    responses((status = 200, description = "cluster view"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "cluster view"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn transfer_leader(
     State(shared): State<Arc<Shared>>,
     MaybeJson(body): MaybeJson<TransferLeader>,
 ) -> Result<Json<ClusterView>, ApiError> {
     let cp = shared.cp()?;
-    let leader = cp.transfer_leader(body.to).await?;
+    let leader = cp.transfer_leader(body.to.map(|w| w.0)).await?;
     let _ = cp.wait_for(VIEW_SETTLE, |s| s.leader == Some(leader)).await;
     Ok(Json(view(&shared)?))
 }

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_raft::{ControlPlane, Role};
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use crate::extract::ApiQuery;
 use crate::lifecycle::Phase;
@@ -235,6 +235,10 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 /// The OpenAPI document of this API.
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
-pub async fn openapi() -> Response {
-    Json(crate::openapi::ApiDoc::openapi()).into_response()
+pub async fn openapi(State(shared): State<Arc<Shared>>) -> Response {
+    let policy = shared
+        .control_plane()
+        .map(|cp| cp.policy())
+        .unwrap_or_default();
+    Json(crate::openapi::document(&policy)).into_response()
 }

@@ -19,6 +19,7 @@ use crate::extract::{
     page_limit, state_filter,
 };
 use crate::shared::Shared;
+use crate::text;
 use crate::views::{LeaseJson, ListJson};
 
 /// `POST /v1/leases`.
@@ -28,7 +29,8 @@ pub struct GrantBody {
     /// Time to live: seconds or `"90s"`, `"5m"`...
     #[schema(value_type = String, example = "30s")]
     pub ttl: DurationInput,
-    /// Bound on the lease's whole life (defaults to the node's lease max TTL).
+    /// Bound on the whole life of the lease (defaults to the node's lease
+    /// max TTL). A `ttl` above it is capped to it.
     #[schema(value_type = Option<String>, example = "1h")]
     pub max_ttl: Option<DurationInput>,
     /// Name, for prefix listing and revocation.
@@ -42,6 +44,7 @@ pub struct GrantBody {
 
 /// `POST /v1/leases/{id}/renew`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = LeaseRenewBody)]
 #[serde(deny_unknown_fields)]
 pub struct RenewBody {
     /// Extension from now; defaults to the lease's ttl.
@@ -66,6 +69,7 @@ pub struct Revoked {
 
 /// Filters and paging of the lease list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Name prefix.
@@ -98,19 +102,20 @@ pub async fn grant(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> Result<(StatusCode, Json<LeaseJson>), ApiError> {
-    let cp = shared.domain_cp()?;
     lease::validate_ttl("ttl", body.ttl.0)?;
     if let Some(max) = body.max_ttl {
         lease::validate_ttl("max_ttl", max.0)?;
-        if max.0 < body.ttl.0 {
-            return Err(ApiError::BadRequest("max_ttl must not be below ttl".into()));
-        }
     }
     if let Some(name) = &body.name {
-        lease::validate_name("name", name)?;
+        text::lease_name("name", name)?;
     }
+    text::maybe_account_ref("account", body.account.as_deref())?;
+    text::metadata(&body.metadata)?;
+    let cp = shared.domain_cp()?;
+    // As in Vault, a ttl above the lease's max_ttl is capped to it.
+    let ttl_ms = body.max_ttl.map_or(body.ttl.0, |max| body.ttl.0.min(max.0));
     let request = Request::GrantLease {
-        ttl_ms: body.ttl.0,
+        ttl_ms,
         max_ttl_ms: body.max_ttl.map(|d| d.0),
         name: body.name,
         account: body.account,
@@ -154,6 +159,10 @@ pub async fn list(
     let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
     let state_filter = state_filter("lease", q.state.as_deref(), LeaseState::parse)?;
+    if let Some(prefix) = &q.prefix {
+        text::lease_name("prefix", prefix)?;
+    }
+    text::maybe_account_ref("account", q.account.as_deref())?;
     let after = q.cursor.as_deref().map(lease::parse_id).transpose()?;
     let cp = shared.domain_cp()?;
     let page = cp
@@ -231,7 +240,7 @@ pub async fn revoke_prefix(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<RevokePrefixBody>,
 ) -> Result<Json<Revoked>, ApiError> {
-    lease::validate_name("prefix", &body.prefix)?;
+    text::lease_name("prefix", &body.prefix)?;
     let cp = shared.domain_cp()?;
     let result = cp
         .write(

@@ -165,6 +165,7 @@ fn idempotency_key_returns_first_result() {
     let first = Proposal {
         now: T0,
         command: grant(1, 10 * SEC, 10 * SEC, None),
+        quotas: Default::default(),
         idempotency: Some(stamp.clone()),
     };
     let r1 = s.apply(&first);
@@ -172,6 +173,7 @@ fn idempotency_key_returns_first_result() {
     let retry = Proposal {
         now: T0 + 1,
         command: grant(2, 10 * SEC, 10 * SEC, None),
+        quotas: Default::default(),
         idempotency: Some(stamp.clone()),
     };
     assert_eq!(s.apply(&retry), r1);

@@ -7,6 +7,7 @@ mod accounts;
 mod leases;
 mod properties;
 mod restore;
+mod tidy;
 mod time;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub(super) fn at(now: Millis, command: Command) -> Proposal {
     Proposal {
         now,
         command,
+        quotas: Default::default(),
         idempotency: None,
     }
 }
