@@ -16,8 +16,8 @@ use crate::clock::Millis;
 use crate::domain::account::{Account, LimitsPatch, Patch};
 use crate::domain::cert::{CaRecord, CertRecord, RevocationReason};
 use crate::domain::lease::{LeaseId, LeaseView};
-use crate::domain::restore::Chunk;
 use crate::domain::quota::Quotas;
+use crate::domain::restore::Chunk;
 use crate::domain::tidy::Retention;
 use crate::domain::{CertView, DomainError};
 

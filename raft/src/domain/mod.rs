@@ -17,8 +17,8 @@ pub mod cert;
 pub mod idempotency;
 pub mod lease;
 pub mod list;
-pub mod restore;
 pub mod quota;
+pub mod restore;
 pub mod tidy;
 
 use serde::{Deserialize, Serialize};

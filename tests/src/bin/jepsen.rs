@@ -46,6 +46,10 @@ struct Args {
     /// Where run folders go.
     #[arg(long, default_value = "jepsen-runs")]
     out: PathBuf,
+    /// Stop injecting after this many minutes per run, even if --min-ops
+    /// was not reached (the report says how many operations ran).
+    #[arg(long)]
+    max_minutes: Option<u64>,
     /// Run the test suite's short profile instead (with --seed, the same
     /// fault schedule as a failed test run).
     #[arg(long)]
@@ -100,6 +104,9 @@ fn main() {
             recovery_bound: Duration::from_secs(30),
             max_clock_offset_ms: 500,
             out_dir: out.clone(),
+            stop_at: args
+                .max_minutes
+                .map(|m| std::time::SystemTime::now() + Duration::from_secs(m * 60)),
         };
         let started = std::time::Instant::now();
         match rt.block_on(run::run(&profile)) {

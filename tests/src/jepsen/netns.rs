@@ -182,6 +182,9 @@ impl Drop for Net {
         for name in &self.names {
             delete_ns(name);
         }
+        // The veth ends went with their namespaces; the bridge stays in the
+        // harness's namespace until removed (a program may run again).
+        let _ = run("ip", &["link", "del", "kbr0"]);
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Profile {
     pub max_clock_offset_ms: i64,
     /// The run folder.
     pub out_dir: PathBuf,
+    /// Stop injecting at this time even if `min_ops` was not reached.
+    pub stop_at: Option<std::time::SystemTime>,
 }
 
 impl Profile {
@@ -65,6 +67,7 @@ impl Profile {
             recovery_bound: Duration::from_secs(30),
             max_clock_offset_ms: 500,
             out_dir,
+            stop_at: None,
         }
     }
 }
@@ -171,7 +174,12 @@ pub async fn run(profile: &Profile) -> Result<RunReport, String> {
     let mut recoveries = Vec::new();
     let mut injected = 0;
     let mut liveness = Vec::new();
-    while injected < profile.faults || history.len() < profile.min_ops {
+    let out_of_time = || {
+        profile
+            .stop_at
+            .is_some_and(|t| std::time::SystemTime::now() >= t)
+    };
+    while (injected < profile.faults || history.len() < profile.min_ops) && !out_of_time() {
         let (class, fault) = nemesis.pick(&hosts).await;
         let mut faults = vec![(class, fault)];
         if profile.compound && rng.random_bool(0.2) {
