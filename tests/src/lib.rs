@@ -16,6 +16,7 @@ mod process;
 pub mod raw;
 pub mod snapshot_memory;
 pub mod workload;
+pub mod writer;
 
 pub use api::{Api, Reply, http_client};
 pub use cluster::{CLUSTER_SECRET, Cluster, ClusterBuilder, TOKEN};

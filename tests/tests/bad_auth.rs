@@ -16,7 +16,14 @@ async fn every_v1_route_family_requires_the_admin_token() {
         ("POST", "/v1/sys/seal".into(), None),
         ("POST", "/v1/sys/unseal".into(), None),
         ("POST", "/v1/sys/reload".into(), None),
+        ("GET", "/v1/sys/census".into(), None),
+        ("GET", "/v1/sys/events".into(), None),
         ("GET", "/v1/cluster".into(), None),
+        (
+            "POST",
+            "/v1/cluster/members/1/decommission?force=true".into(),
+            None,
+        ),
         (
             "POST",
             "/v1/cluster/members".into(),
@@ -154,6 +161,8 @@ async fn every_v1_route_family_requires_the_admin_token() {
         "/metrics",
         "/openapi.json",
         "/v1/sys/seal-status",
+        "/ui/",
+        "/ui/app.js",
     ] {
         let r = anonymous.get(path).await.unwrap();
         if r.status != 200 {

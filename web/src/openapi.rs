@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, cluster, health, leases, pki, sys};
+use crate::routes::{accounts, cluster, health, leases, pki, status, sys, ui};
 
 struct BearerAuth;
 
@@ -26,7 +26,9 @@ impl Modify for BearerAuth {
     paths(
         health::livez, health::readyz, health::metrics, health::openapi,
         sys::lifecycle, sys::seal_status, sys::seal, sys::unseal, sys::reload,
+        status::census, status::events, ui::index,
         cluster::get_cluster, cluster::add_member, cluster::remove_member, cluster::transfer_leader,
+        cluster::decommission,
         leases::grant, leases::get, leases::list, leases::renew, leases::revoke, leases::revoke_prefix,
         accounts::create, accounts::get, accounts::list, accounts::update, accounts::disable, accounts::enable, accounts::delete,
         pki::ca, pki::issue, pki::sign, pki::get, pki::list, pki::renew, pki::activate, pki::revoke, pki::crl,

@@ -8,6 +8,7 @@ mod output;
 pub mod account;
 pub mod cert;
 pub mod cluster;
+pub mod decommission;
 pub mod lease;
 pub mod rotate;
 

@@ -8,6 +8,7 @@
 //! the local state after a read barrier that the consistency level asks for.
 
 mod clock;
+mod decommission;
 mod membership;
 mod peer;
 mod read;
@@ -28,6 +29,7 @@ use openraft::rt::WatchReceiver;
 use openraft::{Config, SnapshotPolicy};
 use tokio::sync::watch;
 
+pub use decommission::{DecommissionReport, DecommissionRequest};
 pub use membership::MembershipChange;
 pub use read::Consistency;
 pub use view::{ClusterView, MemberView, RaftStatus, Role};
@@ -62,6 +64,9 @@ pub(crate) struct Inner {
     /// Set once this node learns that its log ends below what it
     /// acknowledged: the reason, for the log and the node's restart.
     retired_tx: watch::Sender<Option<String>>,
+    /// Between a retire notice from the leader and the node marking its
+    /// data directory decommissioned.
+    decommission: decommission::DecommissionSignals,
     clock: ClockMonitor,
 }
 
@@ -134,6 +139,7 @@ impl ControlPlane {
                 snapshot_dir: storage.snapshot_dir().to_path_buf(),
                 stopping: AtomicBool::new(false),
                 retired_tx: watch::channel(None).0,
+                decommission: Default::default(),
                 clock,
             }),
         })

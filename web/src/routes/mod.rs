@@ -5,4 +5,6 @@ pub mod cluster;
 pub mod health;
 pub mod leases;
 pub mod pki;
+pub mod status;
 pub mod sys;
+pub mod ui;
