@@ -8,6 +8,8 @@
 //!   decommissioned node stops by itself (exit 0) and refuses to start
 //!   again with its data directory; every write sent to the remaining
 //!   nodes meanwhile is acknowledged and present afterwards.
+//! - A member that died for good is decommissioned too: removed, and the
+//!   answer says it could not be told to retire.
 
 use std::time::Duration;
 
@@ -249,4 +251,30 @@ async fn five_shrink_to_three_follower_then_leader() {
     writer.wait_more(3, "with three voters").await;
     let report = writer.finish().await;
     no_write_lost(&mut cluster, &report, &stays).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_member_is_decommissioned_and_the_answer_says_it_was_not_told() {
+    let mut cluster = Cluster::start(5).await;
+    let leader = cluster.leader().await;
+    let dead = (1..=5).find(|id| *id != leader).unwrap();
+    cluster.kill9(dead);
+    let four: Vec<u64> = (1..=5).filter(|id| *id != dead).collect();
+    let r = cluster
+        .api(leader)
+        .post(
+            &format!("/v1/cluster/members/{dead}/decommission"),
+            &Value::Null,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["demoted"], true, "{}", r.text);
+    assert_eq!(r.body["retired"], false, "{}", r.text);
+    assert!(r.body["retire_error"].is_string(), "{}", r.text);
+    wait_voters(&cluster, &four, &four).await;
+    let writer = Writer::start(apis_of(&cluster, &four), "dead");
+    writer.wait_more(3, "with four voters").await;
+    let report = writer.finish().await;
+    no_write_lost(&mut cluster, &report, &four).await;
 }
