@@ -23,6 +23,8 @@ DEPLOY = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = DEPLOY / "compose" / "docker-compose.yml"
 SUBNET_OVERRIDE = Path(__file__).resolve().parent / "compose.subnet.yml"
 SERVICES = ["keel-0", "keel-1", "keel-2"]
+# Started only when named (compose profile `scale`): scaling 3 -> 5 -> 3.
+SCALE_SERVICES = ["keel-3", "keel-4"]
 IMAGE = os.environ.get("KEEL_TEST_IMAGE", "keel:local")
 
 
@@ -98,6 +100,8 @@ class ComposeCluster:
         self.ports = [free_port() for _ in SERVICES]
         self.token = (secrets_dir / "admin-token").read_text().splitlines()[0].strip()
         self.nodes = [Node(svc, port, self.token) for svc, port in zip(SERVICES, self.ports)]
+        self.scale_ports = [free_port() for _ in SCALE_SERVICES]
+        self.scale_nodes = [Node(svc, port, self.token) for svc, port in zip(SCALE_SERVICES, self.scale_ports)]
         self._compose = compose_command()
 
     # --- compose ------------------------------------------------------------
@@ -109,7 +113,7 @@ class ComposeCluster:
             KEEL_SECRETS_DIR=str(self.secrets_dir),
             KEEL_LOG_LEVEL="info,openraft=warn",
         )
-        for i, port in enumerate(self.ports):
+        for i, port in enumerate(self.ports + self.scale_ports):
             env[f"KEEL_API_PORT_{i}"] = str(port)
         if self.subnet:
             env["KEEL_TEST_SUBNET"] = self.subnet
@@ -168,12 +172,12 @@ class ComposeCluster:
             [
                 "docker", "ps", "-aq",
                 "--filter", f"label=com.docker.compose.project={self.project}",
-                "--filter", f"label=com.docker.compose.service={SERVICES[i]}",
+                "--filter", f"label=com.docker.compose.service={(SERVICES + SCALE_SERVICES)[i]}",
             ],
             timeout=30,
         ).stdout.split()
         if len(out) != 1:
-            raise RuntimeError(f"expected one container for {SERVICES[i]}, found {out}")
+            raise RuntimeError(f"expected one container for {(SERVICES + SCALE_SERVICES)[i]}, found {out}")
         return out[0]
 
     def inspect(self, i: int) -> dict:

@@ -47,7 +47,11 @@ def test_local_image_matches_dockerfile():
 
 def test_compose_three_named_nodes():
     services = COMPOSE["services"]
-    assert sorted(services) == ["keel-0", "keel-1", "keel-2"]
+    assert sorted(services) == ["keel-0", "keel-1", "keel-2", "keel-3", "keel-4"]
+    default = sorted(name for name, svc in services.items() if not svc.get("profiles"))
+    assert default == ["keel-0", "keel-1", "keel-2"], "`up -d` starts three nodes"
+    for name in ("keel-3", "keel-4"):
+        assert services[name]["profiles"] == ["scale"], f"{name} only when scaling out"
     for name, svc in services.items():
         assert svc["hostname"] == name, "keel takes its node id from the host name"
         env = svc["environment"]

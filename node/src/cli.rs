@@ -130,6 +130,17 @@ pub enum ClusterOp {
         /// Node id.
         id: u64,
     },
+    /// Decommission a member for good: refused if the voters left could
+    /// not tolerate a failure; leadership handed away if it leads; demoted,
+    /// removed once the cluster commits without it; it stops and its data
+    /// directory can never rejoin.
+    Decommission {
+        /// Node id.
+        id: u64,
+        /// Proceed even if the voters left could not tolerate a failure.
+        #[arg(long)]
+        force: bool,
+    },
     /// Hand leadership to another voter.
     TransferLeader {
         /// The voter to lead; the most caught-up one if absent.

@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock, RwLock};
 
 use futures::future::BoxFuture;
+use keel_web::events::EventKind;
 use keel_web::{DrainDeadline, NodeControl, Shared, TlsSlot};
 
 use crate::cli::ServerArgs;
@@ -123,12 +124,28 @@ pub struct Control(pub Arc<NodeRuntime>);
 impl NodeControl for Control {
     fn seal(&self) -> BoxFuture<'static, Result<(), String>> {
         let rt = self.0.clone();
-        Box::pin(async move { rt.supervisor()?.seal().await })
+        Box::pin(async move {
+            let result = rt.supervisor()?.seal().await;
+            if result.is_ok() {
+                rt.shared
+                    .events
+                    .record(EventKind::Seal, "sealed by an operator");
+            }
+            result
+        })
     }
 
     fn unseal(&self) -> BoxFuture<'static, Result<(), String>> {
         let rt = self.0.clone();
-        Box::pin(async move { rt.supervisor()?.unseal().await })
+        Box::pin(async move {
+            let result = rt.supervisor()?.unseal().await;
+            if result.is_ok() {
+                rt.shared
+                    .events
+                    .record(EventKind::Unseal, "unsealed by an operator");
+            }
+            result
+        })
     }
 
     fn reload(&self) -> BoxFuture<'static, Result<Vec<String>, String>> {
@@ -138,7 +155,18 @@ impl NodeControl for Control {
             if let Err(e) = &result {
                 tracing::error!(error = %e, "reload rejected; the previous configuration stays in force");
             }
+            record_reload(&rt.shared, "API", &result);
             result
         })
     }
+}
+
+/// Records a reload's outcome in the node's recent events.
+pub fn record_reload(shared: &Shared, via: &str, result: &Result<Vec<String>, String>) {
+    let message = match result {
+        Ok(changes) if changes.is_empty() => format!("reload ({via}): nothing changed"),
+        Ok(changes) => format!("reload ({via}): {}", changes.join(", ")),
+        Err(e) => format!("reload ({via}) rejected: {e}"),
+    };
+    shared.events.record(EventKind::Reload, message);
 }

@@ -29,6 +29,11 @@ fn main() -> ExitCode {
                     let failed = retire::restart_in_place();
                     Err(format!("cannot start again: {failed}"))
                 }
+                Err(e) if e.downcast_ref::<retire::Decommissioned>().is_some() => {
+                    // A decommission is a clean, final stop.
+                    eprintln!("keel: {e:#}; stopped");
+                    Ok(())
+                }
                 other => other.map_err(|e| format!("{e:#}")),
             },
             Command::Health(args) => client::health(&args).await.map_err(|e| e.to_string()),

@@ -28,7 +28,8 @@ pub use command::{Applied, Command, Outcome, Proposal, Request, Response};
 pub use domain::{DomainError, State};
 pub use error::Error;
 pub use handle::{
-    ClusterView, Consistency, ControlPlane, MemberView, MembershipChange, RaftStatus, Role,
+    ClusterView, Consistency, ControlPlane, DecommissionReport, DecommissionRequest, MemberView,
+    MembershipChange, RaftStatus, Role,
 };
 pub use settings::{Policy, RaftSettings};
 pub use store::Storage;

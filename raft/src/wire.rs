@@ -31,6 +31,11 @@ pub const PATH_READ_INDEX: &str = "/raft/read-index";
 pub const PATH_HELLO: &str = "/raft/hello";
 /// A membership change (join, remove, leader transfer) sent to the leader.
 pub const PATH_MEMBERSHIP: &str = "/raft/membership";
+/// A decommission sent to the leader.
+pub const PATH_DECOMMISSION: &str = "/raft/decommission";
+/// The leader telling a decommissioned member to mark its data directory
+/// and stop.
+pub const PATH_RETIRE: &str = "/raft/retire";
 /// A node's wall clock, for offset measurement. Served from the moment the
 /// peer listener is up (before Raft), so a fresh node learns its offset
 /// before it could lead.
@@ -65,6 +70,10 @@ pub enum PeerRpc {
     Hello,
     /// Membership change.
     Membership,
+    /// Decommission of a member, run by the leader.
+    Decommission,
+    /// The leader telling a decommissioned member to retire.
+    Retire,
     /// Wall-clock probe (served without the control plane, separately).
     Time,
 }
@@ -73,7 +82,7 @@ impl PeerRpc {
     /// Every RPC with a plain request/response body that the control plane
     /// serves (the snapshot route streams, and [`PeerRpc::Time`] answers
     /// before Raft starts; both are served separately).
-    pub const ALL: [PeerRpc; 8] = [
+    pub const ALL: [PeerRpc; 10] = [
         PeerRpc::Append,
         PeerRpc::Vote,
         PeerRpc::PreVote,
@@ -82,6 +91,8 @@ impl PeerRpc {
         PeerRpc::ReadIndex,
         PeerRpc::Hello,
         PeerRpc::Membership,
+        PeerRpc::Decommission,
+        PeerRpc::Retire,
     ];
 
     /// The path it is served on.
@@ -95,6 +106,8 @@ impl PeerRpc {
             PeerRpc::ReadIndex => PATH_READ_INDEX,
             PeerRpc::Hello => PATH_HELLO,
             PeerRpc::Membership => PATH_MEMBERSHIP,
+            PeerRpc::Decommission => PATH_DECOMMISSION,
+            PeerRpc::Retire => PATH_RETIRE,
             PeerRpc::Time => PATH_TIME,
         }
     }

@@ -18,6 +18,7 @@ pub mod raw;
 pub mod snapshot_memory;
 pub mod snapshots;
 pub mod workload;
+pub mod writer;
 
 pub use api::{Api, Reply, http_client};
 pub use cluster::{CLUSTER_SECRET, Cluster, ClusterBuilder, TOKEN};

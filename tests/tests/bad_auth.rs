@@ -19,7 +19,14 @@ async fn every_v1_route_family_requires_the_admin_token() {
         ("GET", "/v1/sys/snapshot".into(), None),
         ("POST", "/v1/sys/snapshot/restore".into(), None),
         ("GET", "/v1/sys/warnings".into(), None),
+        ("GET", "/v1/sys/census".into(), None),
+        ("GET", "/v1/sys/events".into(), None),
         ("GET", "/v1/cluster".into(), None),
+        (
+            "POST",
+            "/v1/cluster/members/1/decommission?force=true".into(),
+            None,
+        ),
         (
             "POST",
             "/v1/cluster/members".into(),
@@ -157,6 +164,8 @@ async fn every_v1_route_family_requires_the_admin_token() {
         "/metrics",
         "/openapi.json",
         "/v1/sys/seal-status",
+        "/ui/",
+        "/ui/app.js",
     ] {
         let r = anonymous.get(path).await.unwrap();
         if r.status != 200 {

@@ -13,99 +13,12 @@
 //! - `transfer-leader` moves leadership to the named voter, also when the
 //!   request reaches a node that does not lead.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use keel_tests::workload::{grant_acked, lease_names, try_grant};
+use keel_tests::workload::{grant_acked, lease_names};
+use keel_tests::writer::Writer;
 use keel_tests::{Api, Cluster, eventually, free_port};
 use serde_json::{Value, json};
-
-/// What a background writer saw.
-#[derive(Debug, Default)]
-struct WriterReport {
-    /// Ids of acknowledged leases.
-    acked: BTreeSet<String>,
-    /// Attempts answered 503 (retried with the same idempotency key).
-    unavailable: usize,
-    /// Anything else that was not a 201.
-    failures: Vec<String>,
-    /// Longest time between two acknowledgements.
-    longest_gap: Duration,
-}
-
-/// A task granting leases through the given nodes in turn until stopped.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    acks: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<WriterReport>,
-}
-
-impl Writer {
-    fn start(apis: Vec<Api>, prefix: &'static str) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acks = Arc::new(AtomicUsize::new(0));
-        let (stop_rx, acks_tx) = (stop.clone(), acks.clone());
-        let task = tokio::spawn(async move {
-            let mut report = WriterReport::default();
-            let mut last_ack = Instant::now();
-            let mut n = 0usize;
-            let mut attempt = 0usize;
-            while !stop_rx.load(Ordering::Acquire) {
-                let name = format!("{prefix}-{n}");
-                let api = &apis[attempt % apis.len()];
-                attempt += 1;
-                match try_grant(api, &name, None).await {
-                    Ok(id) => {
-                        report.acked.insert(id);
-                        report.longest_gap = report.longest_gap.max(last_ack.elapsed());
-                        last_ack = Instant::now();
-                        n += 1;
-                        acks_tx.fetch_add(1, Ordering::AcqRel);
-                    }
-                    Err(Ok(r)) if r.status == 503 => report.unavailable += 1,
-                    Err(Ok(r)) => report
-                        .failures
-                        .push(format!("{name} via {}: {} {}", api.base, r.status, r.text)),
-                    Err(Err(e)) => report
-                        .failures
-                        .push(format!("{name} via {}: no answer: {e}", api.base)),
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            report
-        });
-        Writer { stop, acks, task }
-    }
-
-    /// Waits until `n` more writes are acknowledged than when called: the
-    /// cluster serves writes in the current phase.
-    async fn wait_more(&self, n: usize, phase: &str) {
-        let target = self.acks.load(Ordering::Acquire) + n;
-        let acks = self.acks.clone();
-        eventually(
-            Duration::from_secs(20),
-            &format!("{n} acknowledged writes {phase}"),
-            || {
-                let seen = acks.load(Ordering::Acquire);
-                async move {
-                    if seen >= target {
-                        Ok(())
-                    } else {
-                        Err(format!("{seen} of {target}"))
-                    }
-                }
-            },
-        )
-        .await;
-    }
-
-    async fn finish(self) -> WriterReport {
-        self.stop.store(true, Ordering::Release);
-        self.task.await.expect("writer task")
-    }
-}
 
 fn member_ids(view: &Value) -> Vec<(u64, String)> {
     view["members"]
@@ -236,16 +149,12 @@ async fn a_joining_node_is_promoted_then_removed_while_writes_continue() {
     );
     cluster.wait_caught_up(Duration::from_secs(30)).await;
     for id in 1..=3 {
-        let held = lease_names(&cluster.api(id), "local").await.unwrap();
-        let missing: Vec<_> = report
-            .acked
-            .iter()
-            .filter(|l| !held.contains_key(*l))
-            .collect();
+        let missing = report.missing_on(&cluster.api(id)).await;
         assert!(
             missing.is_empty(),
             "node {id} lost acknowledged leases: {missing:?}"
         );
+        let held = lease_names(&cluster.api(id), "local").await.unwrap();
         assert!(held.contains_key(&after));
     }
 }

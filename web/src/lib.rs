@@ -10,6 +10,7 @@ pub mod auth;
 pub mod contract;
 pub mod crl_cache;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod lifecycle;
 pub mod metrics;

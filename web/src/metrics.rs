@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use keel_raft::domain::account::AccountState;
-use keel_raft::domain::cert::{CertState, Pki};
-use keel_raft::domain::lease::{LeaseState, Leases};
 use keel_raft::{ControlPlane, Role};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -305,59 +302,44 @@ impl Metrics {
         self.refresh_clock(cp);
         cp.local(|state| {
             let now = keel_raft::clock::now_ms();
-            let mut leases = [0i64; 4];
-            for lease in state.leases.iter() {
-                let i = match Leases::state_of(lease, now, &state.accounts) {
-                    LeaseState::Active => 0,
-                    LeaseState::Suspended => 1,
-                    LeaseState::Expired => 2,
-                    LeaseState::Revoked => 3,
-                };
-                leases[i] += 1;
+            let census = state.census(now);
+            let leases = census.leases;
+            for (name, n) in [
+                ("active", leases.active),
+                ("suspended", leases.suspended),
+                ("expired", leases.expired),
+            ] {
+                self.leases.get_or_create(&state_label(name)).set(n as i64);
             }
-            for (i, name) in ["active", "suspended", "expired"].iter().enumerate() {
-                self.leases.get_or_create(&state_label(name)).set(leases[i]);
-            }
-            self.lease_expiry_debt.set(leases[2]);
-            let mut accounts = [0i64; 3];
-            for account in state.accounts.iter_from(None) {
-                let i = match account.state_at(now) {
-                    AccountState::Active => 0,
-                    AccountState::Expired => 1,
-                    AccountState::Disabled => 2,
-                };
-                accounts[i] += 1;
-            }
-            for (i, name) in ["active", "expired", "disabled"].iter().enumerate() {
+            self.lease_expiry_debt.set(census.expiry_debt.leases as i64);
+            let accounts = census.accounts;
+            for (name, n) in [
+                ("active", accounts.active),
+                ("expired", accounts.expired),
+                ("disabled", accounts.disabled),
+            ] {
                 self.accounts
                     .get_or_create(&state_label(name))
-                    .set(accounts[i]);
+                    .set(n as i64);
             }
-            let mut certs = [0i64; 5];
-            for cert in state.pki.iter_from(None) {
-                let i = match Pki::state_of(cert, now, &state.accounts) {
-                    CertState::Active => 0,
-                    CertState::Suspended => 1,
-                    CertState::Superseded => 2,
-                    CertState::Revoked => 3,
-                    CertState::Expired => 4,
-                };
-                certs[i] += 1;
-            }
-            for (i, name) in ["active", "suspended", "superseded", "revoked", "expired"]
-                .iter()
-                .enumerate()
-            {
+            let certs = census.certificates;
+            for (name, n) in [
+                ("active", certs.active),
+                ("suspended", certs.suspended),
+                ("superseded", certs.superseded),
+                ("revoked", certs.revoked),
+                ("expired", certs.expired),
+            ] {
                 self.certificates
                     .get_or_create(&state_label(name))
-                    .set(certs[i]);
+                    .set(n as i64);
             }
             self.suspended
                 .get_or_create(&kind_label("lease"))
-                .set(leases[1]);
+                .set(leases.suspended as i64);
             self.suspended
                 .get_or_create(&kind_label("certificate"))
-                .set(certs[1]);
+                .set(certs.suspended as i64);
             let ca_left = state
                 .pki
                 .ca()

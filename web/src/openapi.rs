@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, cluster, health, leases, pki, snapshot, sys, warnings};
+use crate::routes::{accounts, cluster, health, leases, pki, snapshot, status, sys, ui, warnings};
 
 struct BearerAuth;
 
@@ -27,7 +27,9 @@ impl Modify for BearerAuth {
         health::livez, health::readyz, health::metrics, health::openapi,
         sys::lifecycle, sys::seal_status, sys::seal, sys::unseal, sys::reload,
         snapshot::save, snapshot::restore, warnings::warnings,
+        status::census, status::events, ui::index,
         cluster::get_cluster, cluster::add_member, cluster::remove_member, cluster::transfer_leader,
+        cluster::decommission,
         leases::grant, leases::get, leases::list, leases::renew, leases::revoke, leases::revoke_prefix,
         accounts::create, accounts::get, accounts::list, accounts::update, accounts::disable, accounts::enable, accounts::delete,
         pki::ca, pki::issue, pki::sign, pki::get, pki::list, pki::renew, pki::activate, pki::revoke, pki::crl,

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 
 use crate::error::ApiError;
 use crate::middleware::{observe, refuse_when_draining, require_admin};
-use crate::routes::{accounts, cluster, health, leases, pki, snapshot, sys, warnings};
+use crate::routes::{accounts, cluster, health, leases, pki, snapshot, status, sys, ui, warnings};
 use crate::shared::Shared;
 
 async fn not_found() -> impl IntoResponse {
@@ -32,11 +32,17 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/sys/snapshot", get(snapshot::save))
         .route("/v1/sys/snapshot/restore", post(snapshot::restore))
         .route("/v1/sys/warnings", get(warnings::warnings))
+        .route("/v1/sys/census", get(status::census))
+        .route("/v1/sys/events", get(status::events))
         .route("/v1/cluster", get(cluster::get_cluster))
         .route("/v1/cluster/members", post(cluster::add_member))
         .route(
             "/v1/cluster/members/{id}",
             axum::routing::delete(cluster::remove_member),
+        )
+        .route(
+            "/v1/cluster/members/{id}/decommission",
+            post(cluster::decommission),
         )
         .route(
             "/v1/cluster/transfer-leader",
@@ -80,6 +86,11 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
+        .route("/ui", get(ui::redirect))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/style.css", get(ui::style))
+        .route("/ui/favicon.svg", get(ui::favicon))
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

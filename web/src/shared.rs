@@ -17,6 +17,7 @@ use keel_raft::{ControlPlane, NodeId};
 use crate::auth::Auth;
 use crate::crl_cache::CrlCache;
 use crate::error::ApiError;
+use crate::events::EventLog;
 use crate::lifecycle::LifecycleBoard;
 use crate::metrics::Metrics;
 
@@ -61,6 +62,8 @@ pub struct Shared {
     pub limits: ApiLimits,
     /// The last signed CRL.
     pub crl_cache: CrlCache,
+    /// Recent cluster events this node saw.
+    pub events: EventLog,
     control_plane: RwLock<Option<ControlPlane>>,
     control: RwLock<Option<Arc<dyn NodeControl>>>,
     barrier_passed: AtomicBool,
@@ -78,6 +81,7 @@ impl Shared {
             metrics: Metrics::new(),
             limits,
             crl_cache: CrlCache::default(),
+            events: EventLog::default(),
             control_plane: RwLock::new(None),
             control: RwLock::new(None),
             barrier_passed: AtomicBool::new(false),

@@ -6,32 +6,47 @@ use super::http::ApiClient;
 use super::{ClientError, output};
 use crate::cli::{ClientArgs, ClusterOp};
 
-/// Prints the members table of a cluster view.
+/// Prints the members table of a cluster view, with each member's health
+/// as the answering node sees it (lag on the leader only).
 pub fn print_members(view: &Value) {
+    let ms = |v: &Value| match v.as_i64() {
+        Some(n) => format!("{n} ms"),
+        None => "-".into(),
+    };
     let rows: Vec<Vec<String>> = view["members"]
         .as_array()
         .map(|members| {
             members
                 .iter()
                 .map(|m| {
-                    [
-                        "id",
-                        "role",
-                        "state",
-                        "api_addr",
-                        "peer_addr",
-                        "match_index",
-                        "lag",
-                    ]
-                    .iter()
-                    .map(|f| output::text(&m[*f]))
-                    .collect()
+                    let mut row: Vec<String> =
+                        ["id", "role", "state", "api_addr", "peer_addr", "lag"]
+                            .iter()
+                            .map(|f| output::text(&m[*f]))
+                            .collect();
+                    row.push(ms(&m["last_contact_ms"]));
+                    row.push(match m["clock_offset_ms"].as_i64() {
+                        Some(n) => format!("{n:+} ms"),
+                        None => "-".into(),
+                    });
+                    row.push(output::text(&m["version"]));
+                    row
                 })
                 .collect()
         })
         .unwrap_or_default();
     output::table(
-        &["id", "role", "state", "api", "peer", "match", "lag"],
+        &[
+            "id",
+            "role",
+            "state",
+            "api",
+            "peer",
+            "lag",
+            "last contact",
+            "clock offset",
+            "version",
+        ],
         &rows,
     );
 }
@@ -59,6 +74,9 @@ pub async fn run(args: &ClientArgs, op: &ClusterOp) -> Result<(), ClientError> {
                     None,
                 )
                 .await?
+        }
+        ClusterOp::Decommission { id, force } => {
+            return super::decommission::run(&client, args.json, *id, *force).await;
         }
         ClusterOp::TransferLeader { to } => {
             let body = to.map(|to| json!({"to": to}));

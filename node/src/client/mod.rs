@@ -11,6 +11,7 @@ mod warnings;
 pub mod account;
 pub mod cert;
 pub mod cluster;
+pub mod decommission;
 pub mod lease;
 pub mod rotate;
 

@@ -4,6 +4,7 @@
 pub mod barrier;
 pub mod bootstrap;
 mod listener;
+pub mod observe;
 pub mod retire;
 pub mod start;
 pub mod stop;

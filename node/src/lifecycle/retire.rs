@@ -10,6 +10,11 @@
 //! only the newest kept for forensics); the node then starts pristine, with
 //! a new incarnation, and joins its cluster as a learner that replaces the
 //! old incarnation once caught up. A crash at any step repeats the step.
+//!
+//! A node the cluster *decommissioned* gets the same marker with a
+//! `decommissioned:` reason, written before it stops. That directory must
+//! never speak again, not even as a new incarnation: every later start
+//! with it refuses, leaving the files as they are.
 
 use std::fs;
 use std::path::Path;
@@ -22,6 +27,20 @@ use crate::client::rotate::{sync_dir, write_atomic};
 const MARKER: &str = "RETIRED";
 /// Prefix of a retired database directory.
 const RETIRED_PREFIX: &str = "db.retired-";
+
+/// How the reason of a decommissioned data directory begins.
+const DECOMMISSIONED: &str = "decommissioned: ";
+
+/// The cluster decommissioned this node: it stops for good.
+#[derive(Debug, thiserror::Error)]
+#[error("this node was decommissioned: {0}")]
+pub struct Decommissioned(pub String);
+
+/// Marks the data directory decommissioned (crash-atomically): no later
+/// start uses it.
+pub fn mark_decommissioned(data_dir: &Path, reason: &str) -> anyhow::Result<()> {
+    mark(data_dir, &format!("{DECOMMISSIONED}{reason}"))
+}
 
 /// The node must retire its data directory and start again.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +77,13 @@ pub fn retire_if_marked(data_dir: &Path) -> anyhow::Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", marker.display())),
     };
+    if let Some(why) = reason.strip_prefix(DECOMMISSIONED) {
+        anyhow::bail!(
+            "data directory {} was decommissioned ({why}); it can never rejoin a cluster. \
+             To run this node again, give it an empty data directory: it then joins as a new member",
+            data_dir.display()
+        );
+    }
     let db = data_dir.join("db");
     if db.exists() {
         let now = std::time::SystemTime::now()
@@ -124,6 +150,19 @@ mod tests {
             .collect();
         assert_eq!(retired.len(), 1);
         assert_eq!(retire_if_marked(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_decommissioned_directory_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("db")).unwrap();
+        mark_decommissioned(dir.path(), "by node 0").unwrap();
+        for _ in 0..2 {
+            let e = retire_if_marked(dir.path()).unwrap_err().to_string();
+            assert!(e.contains("was decommissioned (by node 0)"), "{e}");
+            assert!(dir.path().join("db").is_dir());
+            assert!(dir.path().join(MARKER).is_file());
+        }
     }
 
     #[test]

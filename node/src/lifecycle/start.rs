@@ -26,11 +26,13 @@ use keel_raft::network::{ClusterSecret, PeerClient};
 use keel_raft::skew::ClockMonitor;
 use keel_raft::{Consistency, ControlPlane, Member, Storage};
 use keel_web::auth::Auth;
+use keel_web::events::EventKind;
 use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot};
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
-use super::retire::{self, Retired};
+use super::observe::RaftObserver;
+use super::retire::{self, Decommissioned, Retired};
 use super::stop::{self, Parts};
 use super::{RunningListener, TlsWatcher, barrier};
 use crate::cli::ServerArgs;
@@ -85,7 +87,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .err()
         .and_then(|e| e.downcast_ref::<Retired>())
         .map(|r| r.0.clone());
+    let decommissioned = result
+        .as_ref()
+        .err()
+        .is_some_and(|e| e.downcast_ref::<Decommissioned>().is_some());
     match (&result, &retired) {
+        _ if decommissioned => {
+            tracing::warn!(
+                "decommissioned by the cluster: stopping, and this data directory stays retired"
+            )
+        }
         (_, Some(reason)) => {
             tracing::error!(reason = %reason, "this data directory can no longer speak for its Raft identity; stopping to retire it")
         }
@@ -207,12 +218,15 @@ async fn start(
     let cp = ControlPlane::start(settings, &storage, peers, advertise, clock).await?;
     shared.install_control_plane(cp.clone());
     parts.cp = Some(cp.clone());
+    parts.observer = Some(RaftObserver::start(cp.clone(), shared.clone()));
     board.set_component("raft", ComponentState::Running);
     tracing::info!(phase = "raft", "raft started");
 
     // From here on, a leader may tell this node that its log ends below
-    // what it acknowledged: then nothing else matters but retiring.
+    // what it acknowledged, or that the cluster decommissioned it: then
+    // nothing else matters but retiring.
     let retired = cp.clone();
+    let data_dir = config.data_dir.clone();
     let rest = async {
         let config = Arc::new(config);
         let runtime = Arc::new(NodeRuntime {
@@ -274,11 +288,24 @@ async fn start(
         // Phase 8: ready.
         board.set_phase(Phase::Ready);
         tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
+        shared.events.record(
+            EventKind::Lifecycle,
+            format!("node ready ({})", format!("{how:?}").to_lowercase()),
+        );
         serve_until_stopped(&runtime, &cp, signals).await
     };
     tokio::select! {
         result = rest => result,
         reason = retired.retired() => Err(anyhow::Error::new(Retired(reason))),
+        reason = retired.decommissioned() => {
+            // Marked before the leader is told and before anything stops,
+            // so this directory can never come back, whatever happens next.
+            let marked = retire::mark_decommissioned(&data_dir, &reason);
+            retired.confirm_decommission_marked(marked.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+            marked?;
+            tracing::warn!(reason = %reason, "data directory marked decommissioned; stopping for good");
+            Err(anyhow::Error::new(Decommissioned(reason)))
+        }
     }
 }
 
@@ -415,10 +442,12 @@ async fn serve_until_stopped(
             _ = signals.stop.cancelled() => return Ok(()),
             reason = &mut raft_died => bail!("the raft core stopped: {reason}"),
             _ = signals.reload.notified() => {
-                match runtime.reload() {
+                let result = runtime.reload();
+                match &result {
                     Ok(changes) => tracing::info!(?changes, "SIGHUP: configuration reloaded"),
                     Err(e) => tracing::error!(error = %e, "SIGHUP: reload rejected; the previous configuration stays in force"),
                 }
+                crate::control::record_reload(&runtime.shared, "SIGHUP", &result);
             }
         }
     }

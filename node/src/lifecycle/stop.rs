@@ -24,6 +24,7 @@ use keel_web::{ComponentState, Phase, Shared};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::observe::RaftObserver;
 use super::{RunningListener, TlsWatcher};
 use crate::managers::Supervisor;
 use crate::managers::clock::ClockProber;
@@ -51,6 +52,8 @@ pub struct Parts {
     pub tls_watcher: Option<TlsWatcher>,
     /// The clock prober.
     pub clock_prober: Option<ClockProber>,
+    /// The observer recording cluster events.
+    pub observer: Option<RaftObserver>,
 }
 
 impl Parts {
@@ -65,6 +68,7 @@ impl Parts {
             supervisor: None,
             tls_watcher: None,
             clock_prober: None,
+            observer: None,
         }
     }
 }
@@ -80,10 +84,14 @@ pub async fn run(parts: Parts) {
         supervisor,
         tls_watcher,
         clock_prober,
+        observer,
     } = parts;
     let board = &shared.lifecycle;
     board.set_phase(Phase::Draining);
     shared.start_draining();
+    shared
+        .events
+        .record(keel_web::events::EventKind::Lifecycle, "node stopping");
     tracing::info!(
         step = 1,
         "draining: readiness fails, new requests are refused"
@@ -102,6 +110,9 @@ pub async fn run(parts: Parts) {
     }
     if let Some(watcher) = tls_watcher {
         watcher.stop().await;
+    }
+    if let Some(observer) = observer {
+        observer.stop().await;
     }
     if let Some(prober) = clock_prober {
         board.set_component("clock", ComponentState::Stopping);

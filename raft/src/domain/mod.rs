@@ -13,6 +13,7 @@
 //! account therefore re-activates everything it owns in the same apply.
 
 pub mod account;
+pub mod census;
 pub mod cert;
 pub mod idempotency;
 pub mod lease;

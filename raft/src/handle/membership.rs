@@ -33,7 +33,7 @@ const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leader transfer may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A voter that acknowledged within this window counts as reachable.
-const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
+pub(super) const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 
 /// A change to the cluster's membership.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,28 +85,46 @@ impl ControlPlane {
         match status.leader {
             Some(leader) if leader == self.node_id() => self.change_as_leader(change).await,
             Some(leader) if !forwarded => {
-                let addr = status
-                    .nodes
-                    .get(&leader)
-                    .map(|m| m.peer_addr.clone())
-                    .ok_or(Error::NoLeader)?;
                 let timeout = CATCH_UP_TIMEOUT + Duration::from_secs(10);
-                let reply: Result<MembershipReply, PeerCallError> = self
-                    .inner
-                    .peers
-                    .call_node(leader, &addr, PeerRpc::Membership, &change, timeout)
-                    .await;
-                match reply {
-                    Ok(r) => r.map_err(Error::from),
-                    Err(PeerCallError::Connect(_))
-                    | Err(PeerCallError::Status { status: 503, .. }) => Err(Error::NoLeader),
-                    Err(e) => Err(Error::Peer {
-                        peer: format!("node {leader}"),
-                        message: e.to_string(),
-                    }),
-                }
+                let reply: MembershipReply = self
+                    .call_leader(&status, leader, PeerRpc::Membership, &change, timeout)
+                    .await?;
+                reply.map_err(Error::from)
             }
             _ => Err(Error::NoLeader),
+        }
+    }
+
+    /// Sends a request that must run on the leader to `leader` (once: the
+    /// leader does not forward it again). A leader that cannot be reached
+    /// or has none itself is [`Error::NoLeader`].
+    pub(super) async fn call_leader<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        status: &RaftStatus,
+        leader: NodeId,
+        rpc: PeerRpc,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, Error> {
+        let addr = status
+            .nodes
+            .get(&leader)
+            .map(|m| m.peer_addr.clone())
+            .ok_or(Error::NoLeader)?;
+        match self
+            .inner
+            .peers
+            .call_node(leader, &addr, rpc, req, timeout)
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(PeerCallError::Connect(_)) | Err(PeerCallError::Status { status: 503, .. }) => {
+                Err(Error::NoLeader)
+            }
+            Err(e) => Err(Error::Peer {
+                peer: format!("node {}", name_of(leader)),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -477,7 +495,8 @@ fn best_successor(status: &RaftStatus, may_lead: impl Fn(NodeId) -> bool) -> Opt
         .copied()
 }
 
-fn reachable(status: &RaftStatus, id: NodeId) -> bool {
+/// Whether voter `id` acknowledged the leader recently (this node always is).
+pub(super) fn reachable(status: &RaftStatus, id: NodeId) -> bool {
     id == status.node_id
         || status
             .acked_ago
@@ -488,8 +507,9 @@ fn reachable(status: &RaftStatus, id: NodeId) -> bool {
 }
 
 /// Refuses a voter removal that would leave fewer reachable voters than
-/// the new configuration's quorum, or no voter at all.
-fn check_quorum_after_removal(status: &RaftStatus, id: NodeId) -> Result<(), Error> {
+/// the new configuration's quorum, or no voter at all. Otherwise returns
+/// how many of the voters left could fail with the rest still a quorum.
+pub(super) fn check_quorum_after_removal(status: &RaftStatus, id: NodeId) -> Result<usize, Error> {
     let remaining: Vec<NodeId> = status.voters.iter().copied().filter(|v| *v != id).collect();
     if remaining.is_empty() {
         return Err(Error::MembershipRefused(
@@ -505,5 +525,5 @@ fn check_quorum_after_removal(status: &RaftStatus, id: NodeId) -> Result<(), Err
             remaining.len()
         )));
     }
-    Ok(())
+    Ok(healthy - quorum)
 }

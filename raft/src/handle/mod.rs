@@ -9,6 +9,7 @@
 
 mod backup;
 mod clock;
+mod decommission;
 mod membership;
 mod peer;
 mod read;
@@ -30,6 +31,7 @@ use openraft::{Config, SnapshotPolicy};
 use tokio::sync::watch;
 
 pub use backup::{Export, ReceivedBackup, RestoreReport};
+pub use decommission::{DecommissionReport, DecommissionRequest};
 pub use membership::MembershipChange;
 pub use read::Consistency;
 pub use view::{ClusterView, MemberView, RaftStatus, Role};
@@ -64,6 +66,9 @@ pub(crate) struct Inner {
     /// Set once this node learns that its log ends below what it
     /// acknowledged: the reason, for the log and the node's restart.
     retired_tx: watch::Sender<Option<String>>,
+    /// Between a retire notice from the leader and the node marking its
+    /// data directory decommissioned.
+    decommission: decommission::DecommissionSignals,
     clock: ClockMonitor,
 }
 
@@ -136,6 +141,7 @@ impl ControlPlane {
                 snapshot_dir: storage.snapshot_dir().to_path_buf(),
                 stopping: AtomicBool::new(false),
                 retired_tx: watch::channel(None).0,
+                decommission: Default::default(),
                 clock,
             }),
         })

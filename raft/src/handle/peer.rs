@@ -62,6 +62,10 @@ impl ControlPlane {
             PeerRpc::Membership => {
                 codec::encode(&self.serve_membership(codec::decode(body)?).await)?
             }
+            PeerRpc::Decommission => {
+                codec::encode(&self.serve_decommission(codec::decode(body)?).await)?
+            }
+            PeerRpc::Retire => codec::encode(&self.serve_retire(codec::decode(body)?).await)?,
             PeerRpc::Time => crate::skew::probe::encoded_time_reply()?,
         };
         Ok(out)

@@ -87,11 +87,16 @@ pub struct Estimate {
 #[derive(Debug, Clone, Default)]
 pub struct PeerWindow {
     samples: VecDeque<Sample>,
+    /// When the newest sample arrived, kept after the samples themselves
+    /// expire: a peer that stopped answering shows how long ago it last
+    /// did, not "never".
+    last_contact: Option<Instant>,
 }
 
 impl PeerWindow {
     /// Adds a sample, dropping the oldest beyond [`WINDOW`].
     pub fn record(&mut self, sample: Sample) {
+        self.last_contact = Some(self.last_contact.map_or(sample.at, |t| t.max(sample.at)));
         self.samples.push_back(sample);
         while self.samples.len() > WINDOW {
             self.samples.pop_front();
@@ -103,9 +108,9 @@ impl PeerWindow {
         self.samples.retain(|s| is_fresh(s, now));
     }
 
-    /// When the newest sample arrived.
+    /// When the newest sample arrived (also once it expired).
     pub fn last_contact(&self) -> Option<Instant> {
-        self.samples.back().map(|s| s.at)
+        self.last_contact
     }
 
     /// The estimate from the fresh samples at monotonic `now`, when this
@@ -343,7 +348,9 @@ mod tests {
         let gone = t0 + Duration::from_secs(2) + SAMPLE_TTL + Duration::from_millis(1);
         assert_eq!(w.estimate(gone, wall(gone)), None);
         w.expire(gone);
-        assert_eq!(w.last_contact(), None);
+        // The last contact outlives the samples: a silent peer shows how
+        // long ago it answered, not "never".
+        assert_eq!(w.last_contact(), Some(t0 + Duration::from_secs(2)));
     }
 
     #[test]

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use keel_raft::{ClusterView, MembershipChange, NodeName, name_of};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use keel_raft::{ClusterView, DecommissionRequest, MembershipChange, NodeName, name_of};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, MaybeJson, Whole};
+use crate::events::EventKind;
+use crate::extract::{ApiJson, ApiQuery, MaybeJson, Whole};
 use crate::shared::Shared;
 
 /// `POST /v1/cluster/members`.
@@ -149,4 +150,85 @@ pub async fn transfer_leader(
     let leader = cp.transfer_leader(body.to.map(|w| w.0)).await?;
     let _ = cp.wait_for(VIEW_SETTLE, |s| s.leader == Some(leader)).await;
     Ok(Json(view(&shared)?))
+}
+
+/// `?force=` of a decommission.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DecommissionQuery {
+    /// Proceed even if the voters left could not tolerate one more failure
+    /// (never if they could not form a quorum at all).
+    pub force: Option<bool>,
+}
+
+/// What a decommission did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecommissionView {
+    /// The decommissioned node.
+    pub node_id: NodeName,
+    /// It led, and leadership was handed to another voter first.
+    pub leadership_transferred: bool,
+    /// It was a voter and was demoted to learner before its removal.
+    pub demoted: bool,
+    /// It confirmed its data directory is marked decommissioned (it can
+    /// never rejoin with it) and that it is stopping.
+    pub retired: bool,
+    /// Why it could not be told to retire (it was removed anyway: stop it
+    /// and wipe its data directory by hand).
+    pub retire_error: Option<String>,
+    /// With `force`: what the failure-tolerance check would have refused.
+    pub forced_past: Option<String>,
+    /// The leader afterwards.
+    pub leader: Option<NodeName>,
+    /// Voters afterwards.
+    pub voters: Vec<NodeName>,
+}
+
+/// Decommissions a member for good: refuse if the voters left could not
+/// tolerate a failure (409 unless `force`), hand leadership away if it
+/// leads, demote it, wait until the cluster commits without it, tell it
+/// to mark its data directory retired and stop, remove it.
+#[utoipa::path(post, path = "/v1/cluster/members/{id}/decommission", tag = "cluster", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "node id"), DecommissionQuery),
+    responses((status = 200, body = DecommissionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn decommission(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DecommissionQuery>,
+) -> Result<Json<DecommissionView>, ApiError> {
+    let id: NodeName = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a node id")))?;
+    let cp = shared.cp()?;
+    let force = q.force.unwrap_or(false);
+    let r = cp
+        .decommission(DecommissionRequest { node_id: id, force })
+        .await?;
+    shared.events.record(
+        EventKind::Decommission,
+        format!(
+            "node {id} decommissioned{}{}",
+            if r.retired {
+                ""
+            } else {
+                " (it could not be told to stop)"
+            },
+            if r.forced_past.is_some() {
+                " (forced)"
+            } else {
+                ""
+            }
+        ),
+    );
+    Ok(Json(DecommissionView {
+        node_id: r.node_id,
+        leadership_transferred: r.leadership_transferred,
+        demoted: r.demoted,
+        retired: r.retired,
+        retire_error: r.retire_error,
+        forced_past: r.forced_past,
+        leader: r.leader,
+        voters: r.voters,
+    }))
 }

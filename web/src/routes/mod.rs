@@ -6,5 +6,7 @@ pub mod health;
 pub mod leases;
 pub mod pki;
 pub mod snapshot;
+pub mod status;
 pub mod sys;
+pub mod ui;
 pub mod warnings;

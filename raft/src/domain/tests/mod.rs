@@ -4,6 +4,7 @@
 //! This file holds the shared helpers; each topic has its own file.
 
 mod accounts;
+mod census;
 mod leases;
 mod properties;
 mod restore;
