@@ -191,6 +191,8 @@ pub fn constrain(doc: &mut Value, policy: &Policy) {
         set_param(doc, path, "id", &lease_id);
     }
     set_param(doc, "/v1/cluster/members/{id}", "id", &node);
+    set_param(doc, "/v1/cluster/members/{id}/decommission", "id", &node);
+    set_param(doc, "/v1/sys/events", "after", &node);
     for suffix in ["", "/disable", "/enable"] {
         set_param(
             doc,

@@ -154,6 +154,7 @@ pub async fn transfer_leader(
 
 /// `?force=` of a decommission.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DecommissionQuery {
     /// Proceed even if the voters left could not tolerate one more failure

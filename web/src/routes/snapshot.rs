@@ -35,6 +35,7 @@ static RESTORING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `?force=` of a restore.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreQuery {
     /// Restore a snapshot taken from another cluster (its cluster id

@@ -150,6 +150,7 @@ pub async fn census(State(shared): State<Arc<Shared>>) -> Result<Json<CensusView
 
 /// `?after=` of `GET /v1/sys/events`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only events with a sequence number above this one.
