@@ -112,7 +112,9 @@ pub fn check_all(
         v.leases_checked += 1;
         let timed: Vec<_> = ops.iter().map(|(_, t)| t.clone()).collect();
         if !linear::linearizable(&lease_model::LeaseModel, &timed) {
-            let keep = linear::minimize(&lease_model::LeaseModel, &timed);
+            let keep = linear::minimize(&lease_model::LeaseModel, &timed, |op| {
+                matches!(op, lease_model::LeaseOp::Granted(_))
+            });
             let mut text = format!("lease {lease}, minimal failing sub-history:");
             for k in keep {
                 let _ = write!(text, "\n    {}", render(&rec.ops[ops[k].0]));
