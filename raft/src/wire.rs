@@ -163,6 +163,11 @@ pub struct ReadIndexRequest {
     /// `true` for the leader-lease policy (`consistency=leader`), `false`
     /// for a quorum-confirmed read index (`linearizable`).
     pub lease: bool,
+    /// The time the reader derives its answer at (its wall clock when the
+    /// read began): the leader stamps nothing below it afterwards (see
+    /// the stamp fence). 0 from a node that predates it.
+    #[serde(default)]
+    pub at_ms: crate::clock::Millis,
 }
 
 /// Snapshot stream header: the sender's vote and the snapshot metadata.

@@ -10,6 +10,7 @@
 mod backup;
 mod clock;
 mod decommission;
+mod fence;
 mod membership;
 mod peer;
 mod read;
@@ -70,6 +71,8 @@ pub(crate) struct Inner {
     /// data directory decommissioned.
     decommission: decommission::DecommissionSignals,
     clock: ClockMonitor,
+    /// Orders clock-derived reads against writes stamped before them.
+    fence: Arc<fence::StampFence>,
 }
 
 impl ControlPlane {
@@ -143,6 +146,7 @@ impl ControlPlane {
                 retired_tx: watch::channel(None).0,
                 decommission: Default::default(),
                 clock,
+                fence: Arc::default(),
             }),
         })
     }
@@ -258,6 +262,11 @@ impl ControlPlane {
     /// the metrics (it is on every request's path).
     pub fn is_leader(&self) -> bool {
         self.inner.raft.metrics().borrow_watched().state == openraft::ServerState::Leader
+    }
+
+    /// The Raft term this node is in.
+    pub(crate) fn current_term(&self) -> u64 {
+        self.inner.raft.metrics().borrow_watched().current_term
     }
 
     /// The leader this node knows of.

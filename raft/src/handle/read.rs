@@ -7,6 +7,11 @@
 //! - `leader`: the same, but the leader may rely on its lease instead of a
 //!   quorum round.
 //! - `local`: no barrier; the answer may be stale.
+//!
+//! A read derives clock-dependent states (expired, suspended) at the time
+//! it began. Before the leader fixes a read index it passes the stamp
+//! fence (`fence`), so a write stamped earlier is in what the read sees
+//! and a write stamped later is stamped no earlier than that time.
 
 use std::time::Duration;
 
@@ -49,7 +54,10 @@ impl Consistency {
 
 impl ControlPlane {
     /// Reads the state at `consistency`; `f` gets the state and the time
-    /// to derive states at (the local wall clock after the barrier).
+    /// to derive states at: the local wall clock when the read began,
+    /// raised to the latest time already applied. The barrier fences
+    /// writes stamped below that time (see `fence`), so no write the read
+    /// did not see can later contradict what it derived.
     /// Refused (`ClockOffset`) while this node's clock is not trusted.
     pub async fn read<T>(
         &self,
@@ -57,47 +65,64 @@ impl ControlPlane {
         f: impl FnOnce(&State, Millis) -> T,
     ) -> Result<T, Error> {
         self.check_clock()?;
-        self.barrier(consistency).await?;
+        let at = now_ms();
+        self.barrier_at(consistency, at).await?;
         // Checked again: the barrier may have waited across a verdict.
         self.check_clock()?;
-        let now = now_ms();
-        Ok(self.local(|state| f(state, now)))
+        Ok(self.local(|state| f(state, state.stamp_time(at))))
     }
 
     /// Passes the barrier `consistency` asks for, without reading: after
     /// it, the local state is as fresh as that level promises. Derives
     /// nothing from the clock, so it is not gated on clock health.
     pub async fn barrier(&self, consistency: Consistency) -> Result<(), Error> {
+        self.barrier_at(consistency, now_ms()).await
+    }
+
+    /// The barrier for a read that derives its answer at `at`.
+    async fn barrier_at(&self, consistency: Consistency, at: Millis) -> Result<(), Error> {
         match consistency {
             Consistency::Local => Ok(()),
-            Consistency::Leader => self.read_barrier(true).await,
-            Consistency::Linearizable => self.read_barrier(false).await,
+            Consistency::Leader => self.read_barrier(true, at).await,
+            Consistency::Linearizable => self.read_barrier(false, at).await,
         }
     }
 
-    async fn read_barrier(&self, lease: bool) -> Result<(), Error> {
+    async fn read_barrier(&self, lease: bool, at: Millis) -> Result<(), Error> {
         if self.is_stopping() {
             return Err(Error::ShuttingDown);
         }
         let index = match self.leader() {
-            Some(leader) if leader == self.node_id() => match self.leader_read_index(lease).await {
-                Ok(index) => index,
-                Err(Error::NoLeader) => self.remote_read_index(lease).await?,
-                Err(e) => return Err(e),
-            },
-            Some(_) => self.remote_read_index(lease).await?,
+            Some(leader) if leader == self.node_id() => {
+                match self.leader_read_index(lease, at).await {
+                    Ok(index) => index,
+                    Err(Error::NoLeader) => self.remote_read_index(lease, at).await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(_) => self.remote_read_index(lease, at).await?,
             None => {
                 self.wait_for(READ_TIMEOUT, |s| s.leader.is_some())
                     .await
                     .map_err(|_| Error::NoLeader)?;
-                return Box::pin(self.read_barrier(lease)).await;
+                return Box::pin(self.read_barrier(lease, at)).await;
             }
         };
         self.wait_applied(index).await
     }
 
-    /// On the leader: the index a linearizable read must observe.
-    async fn leader_read_index(&self, lease: bool) -> Result<u64, Error> {
+    /// On the leader: the index a linearizable read that derives its
+    /// answer at `at` must observe. Fences first: no later stamp goes below
+    /// `at` (capped at this node's clock plus the clock bound), and every
+    /// write stamped before now in this term has finished.
+    async fn leader_read_index(&self, lease: bool, at: Millis) -> Result<u64, Error> {
+        let limit = now_ms().saturating_add(self.inner.clock.max_offset().as_millis() as Millis);
+        let fenced = self.inner.fence.raise(at, limit, self.current_term());
+        if !self.inner.fence.wait(fenced, READ_TIMEOUT).await {
+            return Err(Error::Timeout(
+                "writes stamped before this read did not finish in time".into(),
+            ));
+        }
         let policy = if lease {
             ReadPolicy::LeaseRead
         } else {
@@ -124,7 +149,7 @@ impl ControlPlane {
     }
 
     /// On a follower: asks the leader for the read index.
-    async fn remote_read_index(&self, lease: bool) -> Result<u64, Error> {
+    async fn remote_read_index(&self, lease: bool, at: Millis) -> Result<u64, Error> {
         let leader = self.leader().ok_or(Error::NoLeader)?;
         let addr = self.peer_addr_of(leader).ok_or(Error::NoLeader)?;
         let reply: Result<ReadIndexReply, PeerCallError> = self
@@ -134,7 +159,7 @@ impl ControlPlane {
                 leader,
                 &addr,
                 PeerRpc::ReadIndex,
-                &ReadIndexRequest { lease },
+                &ReadIndexRequest { lease, at_ms: at },
                 READ_TIMEOUT,
             )
             .await;
@@ -166,7 +191,9 @@ impl ControlPlane {
 
     /// Serves a follower's read-index request on the leader.
     pub(crate) async fn serve_read_index(&self, req: ReadIndexRequest) -> ReadIndexReply {
-        self.leader_read_index(req.lease)
+        // A peer that predates the fence sends no time: fence at our own.
+        let at = if req.at_ms == 0 { now_ms() } else { req.at_ms };
+        self.leader_read_index(req.lease, at)
             .await
             .map_err(|e| WireError::from(&e))
     }

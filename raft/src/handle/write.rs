@@ -24,7 +24,7 @@ use crate::command::IdempotencyStamp;
 use crate::command::{Request, WriteResult};
 use crate::error::Error;
 use crate::network::PeerCallError;
-use crate::stamp::{fingerprint, stamp};
+use crate::stamp::{Stamped, fingerprint, stamp};
 use crate::types::{NodeId, name_of};
 use crate::wire::{ForwardReply, ForwardWrite, PeerRpc, WireError};
 
@@ -116,18 +116,33 @@ impl ControlPlane {
                 );
             }
         }
+        // Stamped through the fence, so a read that began before this
+        // moment waits for the write (see `fence`); the ticket goes with
+        // the commit, which goes on even if the caller stops waiting.
+        let policy = self.policy();
+        let (clock, ticket) = self.inner.fence.enter(now_ms(), self.current_term());
         let stamped = {
             let m = self.inner.machine.read();
-            stamp(request, idempotency_key, now_ms(), &m.state, &self.policy())
+            stamp(request, idempotency_key, clock, &m.state, &policy)
         };
-        let stamped = match stamped {
+        let Stamped { proposal, secret } = match stamped {
             Ok(s) => s,
             Err(e) => return Attempt::Done(Err(e)),
         };
-        let verb = stamped.proposal.command.verb();
-        let write = self.inner.raft.client_write(stamped.proposal);
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Err(_) => Attempt::Done(Err(Error::OutcomeUnknown(format!(
+        let verb = proposal.command.verb();
+        let raft = self.inner.raft.clone();
+        let write = tokio::spawn(async move {
+            let result = raft.client_write(proposal).await;
+            drop(ticket);
+            result
+        });
+        let written = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Err(_) => Err(()),
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => return Attempt::Done(Err(Error::Internal(format!("{verb}: {e}")))),
+        };
+        match written {
+            Err(()) => Attempt::Done(Err(Error::OutcomeUnknown(format!(
                 "{verb} was not committed in time; it may or may not apply"
             )))),
             Ok(Ok(response)) => {
@@ -141,7 +156,7 @@ impl ControlPlane {
                             // A replay's certificate was created by an
                             // earlier attempt: the key made for this one
                             // matches nothing and is dropped here.
-                            private_key_pem: if replayed { None } else { stamped.secret },
+                            private_key_pem: if replayed { None } else { secret },
                             replayed,
                         })
                         .map_err(Error::Domain),
