@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::http::ApiClient;
+use super::member_watch::Watch;
 use super::{ClientError, output};
 use crate::cli::{ClientArgs, ClusterOp};
 
@@ -64,7 +65,14 @@ pub async fn run(args: &ClientArgs, op: &ClusterOp) -> Result<(), ClientError> {
         } => {
             let body =
                 json!({"id": id, "api_addr": api_addr, "peer_addr": peer_addr, "voter": !learner});
-            client.post("/v1/cluster/members", Some(body)).await?
+            // The leader answers once the node caught up (and was
+            // promoted): show it catching up meanwhile.
+            let watch = Watch::start(&format!("adding node {id}"));
+            let view = watch
+                .follow(&client, *id, client.post("/v1/cluster/members", Some(body)))
+                .await?;
+            watch.line("done");
+            view
         }
         ClusterOp::Remove { id } => {
             client

@@ -3,6 +3,7 @@
 //! non-zero.
 
 mod http;
+mod member_watch;
 mod output;
 pub mod progress;
 pub mod snapshot;

@@ -31,6 +31,8 @@ use crate::config::Config;
 const RETRY: Duration = Duration::from_millis(300);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(150);
+/// How often a joining node logs how far it has caught up.
+const CATCH_UP_REPORT_EVERY: Duration = Duration::from_secs(2);
 
 /// How this node came to be in a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,10 +207,10 @@ async fn try_join(config: &Config, cp: &ControlPlane, target: &str) -> bool {
         peer_addr: config.advertise_peer.clone(),
         voter: true,
     };
-    let reply: Result<MembershipReply, PeerCallError> = cp
+    let call = cp
         .peers()
-        .call(target, PeerRpc::Membership, &change, JOIN_TIMEOUT)
-        .await;
+        .call(target, PeerRpc::Membership, &change, JOIN_TIMEOUT);
+    let reply: Result<MembershipReply, PeerCallError> = reporting_catch_up(cp, call).await;
     match reply {
         Ok(Ok(_)) => {
             tracing::info!(via = target, "joined the cluster");
@@ -221,6 +223,33 @@ async fn try_join(config: &Config, cp: &ControlPlane, target: &str) -> bool {
         Err(e) => {
             tracing::info!(via = target, error = %e, "cluster not reachable yet; retrying");
             false
+        }
+    }
+}
+
+/// Runs the join call, logging every few seconds how far this node has
+/// caught up while the leader waits for it (a large state takes a while to
+/// arrive, and the operator should see it move).
+async fn reporting_catch_up<T>(cp: &ControlPlane, call: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(call);
+    let mut every = tokio::time::interval(CATCH_UP_REPORT_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            out = &mut call => return out,
+            _ = every.tick() => {
+                let status = cp.status();
+                let applied = status.applied.unwrap_or(0);
+                match (status.leader, status.committed) {
+                    (Some(_), Some(commit)) => tracing::info!(
+                        applied,
+                        leader_commit = commit,
+                        behind = commit.saturating_sub(applied),
+                        "joining: catching up with the leader"
+                    ),
+                    _ => tracing::info!("joining: waiting for the leader to replicate to this node"),
+                }
+            }
         }
     }
 }
