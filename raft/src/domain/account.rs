@@ -9,8 +9,6 @@
 //! expiry (and puts certificates on hold in the CRL); it is cleared whenever
 //! the expiry moves into the future.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
@@ -178,7 +176,7 @@ pub fn validate_name(name: &str) -> Result<(), DomainError> {
 /// The account table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accounts {
-    by_name: BTreeMap<String, Account>,
+    by_name: imbl::OrdMap<String, Account>,
 }
 
 impl Accounts {
@@ -205,7 +203,7 @@ impl Accounts {
             None => Bound::Unbounded,
         };
         self.by_name
-            .range::<str, _>((start, Bound::Unbounded))
+            .range::<_, str>((start, Bound::Unbounded))
             .map(|(_, a)| a)
     }
 

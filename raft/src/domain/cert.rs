@@ -166,7 +166,7 @@ pub struct CrlVersion {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Pki {
     ca: Option<CaRecord>,
-    certs: BTreeMap<String, CertRecord>,
+    certs: imbl::OrdMap<String, CertRecord>,
     crl: CrlVersion,
     /// When each account's hold state last changed (for CRL hold times).
     hold_since: BTreeMap<String, Millis>,
@@ -190,6 +190,19 @@ impl PartialEq for Pki {
 impl Eq for Pki {}
 
 impl Pki {
+    /// A copy for encoding: the certificate table shares its storage with
+    /// this one (O(1)); derived indexes are left empty.
+    pub fn frozen(&self) -> Self {
+        Pki {
+            ca: self.ca.clone(),
+            certs: self.certs.clone(),
+            crl: self.crl,
+            hold_since: self.hold_since.clone(),
+            by_account: BTreeMap::new(),
+            by_expiry: BTreeSet::new(),
+        }
+    }
+
     /// The CA, if initialized.
     pub fn ca(&self) -> Option<&CaRecord> {
         self.ca.as_ref()
@@ -216,7 +229,7 @@ impl Pki {
             None => Bound::Unbounded,
         };
         self.certs
-            .range::<str, _>((start, Bound::Unbounded))
+            .range::<_, str>((start, Bound::Unbounded))
             .map(|(_, c)| c)
     }
 

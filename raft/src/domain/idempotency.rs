@@ -8,7 +8,7 @@
 //! `TidyRecords` the leader proposes. Both run inside `apply`, on proposal
 //! time, so every replica forgets the same keys at the same entry.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ pub struct Remembered {
 /// Keys to first results, bounded in time and size.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IdempotencyTable {
-    entries: BTreeMap<String, Remembered>,
+    entries: imbl::OrdMap<String, Remembered>,
     #[serde(skip)]
     by_time: BTreeSet<(Millis, String)>,
 }
@@ -48,6 +48,15 @@ impl PartialEq for IdempotencyTable {
 impl Eq for IdempotencyTable {}
 
 impl IdempotencyTable {
+    /// A copy for encoding: the table shares its storage with this one
+    /// (O(1)); derived indexes are left empty.
+    pub fn frozen(&self) -> Self {
+        IdempotencyTable {
+            entries: self.entries.clone(),
+            by_time: BTreeSet::new(),
+        }
+    }
+
     /// The first result for this key, or a conflict if the key was used with
     /// another request; `None` if the key is new.
     pub fn lookup(&self, stamp: &IdempotencyStamp) -> Option<Response> {

@@ -217,7 +217,7 @@ pub fn renewed_deadline(lease: &Lease, now: Millis, increment_ms: u64) -> Millis
 /// The lease table and its derived indexes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Leases {
-    by_id: BTreeMap<LeaseId, Lease>,
+    by_id: imbl::OrdMap<LeaseId, Lease>,
     /// `(expires_at, id)` for every lease; derived, rebuilt after load.
     #[serde(skip)]
     by_deadline: BTreeSet<(Millis, LeaseId)>,
@@ -231,6 +231,15 @@ impl PartialEq for Leases {
 impl Eq for Leases {}
 
 impl Leases {
+    /// A copy for encoding: the table shares its storage with this one
+    /// (O(1)); derived indexes are left empty.
+    pub fn frozen(&self) -> Self {
+        Leases {
+            by_id: self.by_id.clone(),
+            by_deadline: BTreeSet::new(),
+        }
+    }
+
     /// Derives a lease's state at `now`.
     pub fn state_of(lease: &Lease, now: Millis, accounts: &Accounts) -> LeaseState {
         if lease.expires_at <= now {

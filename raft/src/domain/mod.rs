@@ -127,6 +127,22 @@ pub struct State {
 }
 
 impl State {
+    /// A copy to encode a snapshot from while apply goes on: the tables
+    /// are persistent maps that share storage with this state, so taking
+    /// it costs O(1) in their size (and O(n) only in the small ones); the
+    /// copy has no derived indexes, as encoding does not need them.
+    pub fn frozen(&self) -> State {
+        State {
+            cluster: self.cluster.clone(),
+            idempotency: self.idempotency.frozen(),
+            accounts: self.accounts.clone(),
+            leases: self.leases.frozen(),
+            pki: self.pki.frozen(),
+            last_stamp: self.last_stamp,
+            restore: self.restore.clone(),
+        }
+    }
+
     /// Applies one stamped proposal. Deterministic: reads time only from
     /// `proposal.now`, raised to the latest time already applied.
     pub fn apply(&mut self, proposal: &Proposal) -> Response {

@@ -3,10 +3,11 @@
 //! cluster through the log (see [`crate::domain::restore`]).
 //!
 //! An export passes a linearizable barrier first, so it holds every write
-//! acknowledged before it was asked for, then encodes the applied state
-//! into a temporary file under the state machine's read lock (apply waits
-//! for the encoding, readers do not) and releases the lock before a single
-//! byte goes to the client: a slow reader never holds up apply.
+//! acknowledged before it was asked for, then takes a frozen copy of the
+//! applied state (O(1): the tables are persistent maps; apply waits only
+//! for that) and encodes the copy into a temporary file while apply goes
+//! on. Nothing goes to the client before the file is whole, so a slow
+//! reader never holds anything up either.
 //!
 //! A restore is verified whole (layout, checksum, and the state decodes)
 //! before anything is proposed; then its state encoding goes through the
@@ -91,24 +92,19 @@ impl ControlPlane {
                 .prefix("export-")
                 .suffix(".tmp")
                 .tempfile_in(&dir)?;
-            let (index, term, cluster_id, counts, held) = {
+            let (frozen, index, term, held) = {
                 let m = machine.read();
                 let locked = std::time::Instant::now();
-                let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                crate::store::write_state(&mut out, &m.state)?;
-                out.flush()?;
-                drop(out);
                 let (index, term) = m
                     .last_applied
                     .map_or((0, 0), |l| (l.index, l.leader_id.term));
-                (
-                    index,
-                    term,
-                    m.state.cluster.cluster_id.clone(),
-                    counts_of(&m.state),
-                    locked.elapsed(),
-                )
+                (m.state.frozen(), index, term, locked.elapsed())
             };
+            let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+            crate::store::write_state(&mut out, &frozen)?;
+            out.flush()?;
+            drop(out);
+            let (cluster_id, counts) = (frozen.cluster.cluster_id.clone(), counts_of(&frozen));
             let body = SnapshotFile::from_temp(tmp)?;
             let header = BackupHeader {
                 format_version: backup::FORMAT_VERSION,

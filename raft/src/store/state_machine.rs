@@ -142,16 +142,18 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let db = self.db.clone();
         let dir = self.snapshot_dir.clone();
         let (meta, file) = tokio::task::spawn_blocking(move || {
-            // The state streams into the file under the read lock (apply
-            // waits; readers do not): no copy of it is made in memory.
-            let (meta, file) = {
+            // A frozen copy is taken under the read lock (O(1): the tables
+            // are persistent maps that share storage) and encoded after
+            // it is released, so apply never waits for the encoding.
+            let (meta, frozen) = {
                 let m = shared.read();
                 let meta = SnapshotMeta {
                     last_log_id: m.last_applied,
                     last_membership: m.membership.clone(),
                 };
-                (meta, snapshot::write_to_temp(&dir, &m.state)?)
+                (meta, m.state.frozen())
             };
+            let file = snapshot::write_to_temp(&dir, &frozen)?;
             let file = snapshot::publish(&db, &dir, &meta, file)?;
             Ok::<_, io::Error>((meta, file))
         })

@@ -151,4 +151,31 @@ proptest! {
         }
         prop_assert_eq!(encode_state(&a).unwrap(), encode_state(&c).unwrap());
     }
+
+    #[test]
+    fn a_frozen_copy_encodes_the_state_it_was_taken_from(
+        ops in proptest::collection::vec(random_op(), 2..120)
+    ) {
+        // A snapshot is encoded from a frozen copy while apply goes on:
+        // whatever is applied afterwards, the copy encodes exactly the
+        // state at the moment it was taken.
+        let log = build_log(&ops);
+        let mid = log.len() / 2;
+        let mut s = State::default();
+        for p in &log[..mid] {
+            let _ = s.apply(p);
+        }
+        let expected = encode_state(&s).unwrap();
+        let frozen = s.frozen();
+        for p in &log[mid..] {
+            let _ = s.apply(p);
+        }
+        prop_assert_eq!(encode_state(&frozen).unwrap(), expected);
+        // And the state it was taken from is unaffected by the copy.
+        let mut fresh = State::default();
+        for p in &log {
+            let _ = fresh.apply(p);
+        }
+        prop_assert_eq!(encode_state(&s).unwrap(), encode_state(&fresh).unwrap());
+    }
 }
