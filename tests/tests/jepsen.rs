@@ -17,9 +17,6 @@
 use keel_tests::jepsen::{netns, run};
 
 #[test]
-#[ignore = "finds a known, unfixed linearizability bug (a linearizable read reports a lease \
-            expired while a renewal stamped before its deadline is still uncommitted; the \
-            renewal then succeeds): see README, Fault suite. Run with --run-ignored all"]
 fn short_fault_profile_finds_no_violation() {
     if let Some(why) = netns::unavailable() {
         panic!("the fault suite cannot run here: {why}");

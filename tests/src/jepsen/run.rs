@@ -275,17 +275,27 @@ fn save(
     std::fs::write(dir.join("report.txt"), text).map_err(|e| e.to_string())
 }
 
-/// Waits until every node applied the leader's commit index, then reads
-/// each node's leases, accounts and certificates (`consistency=local`).
-/// Expiry goes on after the clients stop, so the reads count only if every
-/// node's applied index was the same before and after all of them.
+/// Waits until every node applied the same index and nothing more was
+/// applied for a while, then reads each node's leases, accounts and
+/// certificates (`consistency=local`). Expiry and the account manager go
+/// on after the clients stop (short leases and accounts run out), so the
+/// reads count only if every node's applied index was the same before and
+/// after all of them; until then, it waits for the cluster to go quiet.
 async fn final_states(hosts: &Hosts) -> Result<Vec<NodeState>, String> {
+    const QUIET: Duration = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let mut last = String::new();
-    for _ in 0..50 {
+    while tokio::time::Instant::now() < deadline {
         let before = applied_indexes(hosts).await;
         if before.len() != hosts.len() || before.iter().any(|a| *a != before[0]) {
             last = format!("applied indexes {before:?}");
             tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        tokio::time::sleep(QUIET).await;
+        let quiet = applied_indexes(hosts).await;
+        if quiet != before {
+            last = format!("applied indexes moved from {before:?} to {quiet:?} while waiting");
             continue;
         }
         let mut out = Vec::new();
