@@ -239,8 +239,11 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Records one served request.
+    /// Records one served request. The method label is bounded: a method
+    /// the API does not use counts as `other` (any client can send any
+    /// token as a method, and every label value is a new series).
     pub fn observe_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = metric_method(method);
         self.http_requests
             .get_or_create(&HttpLabels {
                 method: method.to_string(),
@@ -377,5 +380,22 @@ fn state_label(state: &str) -> StateLabels {
 fn kind_label(kind: &str) -> KindLabels {
     KindLabels {
         kind: kind.to_string(),
+    }
+}
+
+/// The method label for request metrics: the methods HTTP defines, or
+/// `other`.
+fn metric_method(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(super::metric_method("GET"), "GET");
+        assert_eq!(super::metric_method("FROBNICATE"), "other");
+        assert_eq!(super::metric_method("get"), "other");
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::State;
 use super::account::AccountState;
 use super::cert::{CertState, Pki};
-use super::lease::{LeaseState, Leases};
+
 use crate::clock::Millis;
 
 /// Leases by derived state.
@@ -87,26 +87,22 @@ pub struct Census {
 }
 
 impl State {
-    /// Counts everything as it stands at `now`. Walks every object: meant
-    /// for status pages and metric scrapes, not for a request's hot path.
+    /// Counts everything as it stands at `now`. Leases are counted from
+    /// indexes (the cost grows with accounts and overdue leases, not with
+    /// leases held); accounts and certificates are walked. Meant for
+    /// status pages and metric scrapes, not for a request's hot path.
     pub fn census(&self, now: Millis) -> Census {
-        let mut census = Census::default();
-        for lease in self.leases.iter() {
-            match Leases::state_of(lease, now, &self.accounts) {
-                LeaseState::Active => census.leases.active += 1,
-                LeaseState::Suspended => census.leases.suspended += 1,
-                LeaseState::Expired => {
-                    census.leases.expired += 1;
-                    let overdue = now.saturating_sub(lease.expires_at);
-                    census.expiry_debt.oldest_overdue_ms =
-                        census.expiry_debt.oldest_overdue_ms.max(overdue);
-                }
-                // A revoked lease is gone from the table; the state only
-                // appears in the answer to the revoke itself.
-                LeaseState::Revoked => {}
-            }
-        }
-        census.expiry_debt.leases = census.leases.expired;
+        let mut census = Census {
+            leases: self.lease_counts(now),
+            ..Census::default()
+        };
+        census.expiry_debt = ExpiryDebt {
+            leases: census.leases.expired,
+            oldest_overdue_ms: self
+                .leases
+                .next_deadline()
+                .map_or(0, |d| now.saturating_sub(d)),
+        };
         for account in self.accounts.iter_from(None) {
             match account.state_at(now) {
                 AccountState::Active => census.accounts.active += 1,
@@ -131,5 +127,37 @@ impl State {
             entries: self.pki.crl_entries().len() as u64,
         };
         census
+    }
+}
+
+impl State {
+    /// Leases by state at `now`, without visiting every lease: expired ones
+    /// come from the deadline index (only those past their deadline, the
+    /// expiry debt, are visited), suspended ones from the per-account
+    /// lease counts of accounts that are not active, less those among
+    /// them already expired; the rest are active.
+    fn lease_counts(&self, now: Millis) -> LeaseCounts {
+        let due = self.leases.due(now, usize::MAX);
+        let expired = due.len() as u64;
+        let mut suspended: u64 = self
+            .accounts
+            .iter_from(None)
+            .filter(|a| a.state_at(now) != AccountState::Active)
+            .map(|a| a.lease_count)
+            .sum();
+        let due_suspended = due
+            .iter()
+            .filter_map(|(id, _)| self.leases.get(*id))
+            .filter(|l| {
+                l.account.is_some() && !self.accounts.owner_active(l.account.as_deref(), now)
+            })
+            .count() as u64;
+        suspended = suspended.saturating_sub(due_suspended);
+        let total = self.leases.len() as u64;
+        LeaseCounts {
+            active: total.saturating_sub(expired + suspended),
+            suspended,
+            expired,
+        }
     }
 }

@@ -178,4 +178,29 @@ proptest! {
         }
         prop_assert_eq!(encode_state(&s).unwrap(), encode_state(&fresh).unwrap());
     }
+
+    #[test]
+    fn lease_counts_from_indexes_match_a_walk_of_every_lease(
+        ops in proptest::collection::vec(random_op(), 1..120),
+        offsets in proptest::collection::vec(0u64..400_000, 1..6),
+    ) {
+        let mut s = State::default();
+        for p in &build_log(&ops) {
+            let _ = s.apply(p);
+        }
+        for offset in offsets {
+            let now = T0 + offset;
+            let (mut active, mut suspended, mut expired) = (0, 0, 0);
+            for lease in s.leases.iter() {
+                match Leases::state_of(lease, now, &s.accounts) {
+                    LeaseState::Active => active += 1,
+                    LeaseState::Suspended => suspended += 1,
+                    LeaseState::Expired => expired += 1,
+                    LeaseState::Revoked => {}
+                }
+            }
+            let c = s.census(now).leases;
+            prop_assert_eq!((c.active, c.suspended, c.expired), (active, suspended, expired), "at +{} ms", offset);
+        }
+    }
 }
