@@ -23,7 +23,14 @@ fn main() -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => match keel_node::lifecycle::start::run(*args).await {
+            Command::Server(args) => match {
+                // Everything a node writes (log, state, snapshots, the CA
+                // key among them) is for its own user only.
+                // SAFETY: umask has no memory effects; it only sets the
+                // process's file creation mask.
+                unsafe { libc::umask(0o077) };
+                keel_node::lifecycle::start::run(*args).await
+            } {
                 Err(e) if e.downcast_ref::<retire::Retired>().is_some() => {
                     eprintln!("keel: {e:#}; starting again as a new incarnation");
                     let failed = retire::restart_in_place();

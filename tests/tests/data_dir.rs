@@ -231,6 +231,35 @@ async fn another_nodes_data_directory_is_refused() {
     }
     // Checked last, so the owners' restart above is proven either way.
     files.assert_untouched("node 2's data as node 1");
+    // What the nodes wrote (log, state, snapshots, the CA key among it)
+    // is for their own user only.
+    for id in [1, 2] {
+        assert_private(&cluster.node(id).data_dir);
+    }
+}
+
+/// Every directory under `dir` is 0700 and every file 0600 (nothing for
+/// group or others).
+fn assert_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", d.display());
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                let mode = meta.permissions().mode() & 0o777;
+                assert_eq!(mode & 0o077, 0, "{} is {mode:o}", entry.path().display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 0, "nothing in {}", dir.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

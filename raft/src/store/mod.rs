@@ -66,6 +66,26 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// Makes a data directory private to the node's user: the directory and
+/// `subdirs` 0700, every file in the subdirectories 0600 (what a data
+/// directory holds includes the CA's private key). New files get the same
+/// modes from the server's umask (see `keel server`).
+fn restrict(dir: &Path, subdirs: &[&Path]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let private_dir = std::fs::Permissions::from_mode(0o700);
+    std::fs::set_permissions(dir, private_dir.clone())?;
+    for sub in subdirs {
+        std::fs::set_permissions(sub, private_dir.clone())?;
+        for entry in std::fs::read_dir(sub)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Storage {
     /// Opens (creating if needed) the database under `dir/db` and the
     /// snapshot directory `dir/snapshots`, removing leftover files of an
@@ -94,6 +114,8 @@ impl Storage {
             .and_then(|()| snapshot::sync_dir(dir))
             .and_then(|()| snapshot::sweep(&db, &snapshot_dir))
             .map_err(|e| Error::Storage(format!("snapshots in {}: {e}", snapshot_dir.display())))?;
+        restrict(dir, &[&path, &snapshot_dir])
+            .map_err(|e| Error::Storage(format!("permissions of {}: {e}", dir.display())))?;
         let identity = ClusterIdentity::new(NodeMeta::new(db.clone()).cluster_id()?.as_deref());
         Ok(Storage {
             db,
