@@ -35,7 +35,14 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError>
         discard(&mut body, limit).await;
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect());
+    let Ok(read) = read.await else {
+        return Err(ApiError::BadRequest(format!(
+            "the request body did not arrive within {} s",
+            BODY_READ_TIMEOUT.as_secs()
+        )));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ApiError::PayloadTooLarge(limit))
@@ -60,6 +67,10 @@ async fn discard(body: &mut Body, limit: usize) {
         }
     }
 }
+
+/// How long a client may take to send a request's body (a client that
+/// trickles it cannot hold a handler, and what it reads, forever).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How much of a refused body is drained, in multiples of the limit.
 const DRAIN_FACTOR: usize = 8;

@@ -1,5 +1,7 @@
 //! The accept loop of a listener: HTTP/1.1 over TCP (optionally TLS), with
-//! drain-then-force shutdown.
+//! drain-then-force shutdown, a cap on open connections and deadlines on
+//! the TLS handshake and on reading request headers (bodies: see
+//! `extract`), so slow or idle clients cannot hold a listener.
 //!
 //! `serve` runs until `stop` is cancelled. It then stops accepting (the
 //! listener is closed, so new connections are refused), asks every open
@@ -69,7 +71,16 @@ impl DrainDeadline {
 }
 
 /// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections a listener holds open at once; beyond it, new connections
+/// wait in the kernel's backlog until one closes. With the header, body
+/// and handshake timeouts, a client that opens connections and sends
+/// nothing (slowloris) holds them for seconds, not forever.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// What happened when a listener drained.
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,7 +108,7 @@ pub async fn serve(
             biased;
             _ = stop.cancelled() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
+            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => {
                 let (stream, remote) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -118,13 +129,22 @@ pub async fn serve(
                             let conn = builder.serve_connection(TokioIo::new(stream), service);
                             watcher.watch(conn).await
                         }
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(tls_stream) => {
+                        Some(acceptor) => match tokio::time::timeout(
+                            TLS_HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(tls_stream)) => {
                                 let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
                                 watcher.watch(conn).await
                             }
-                            Err(e) => {
+                            Ok(Err(e)) => {
                                 tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%remote, "TLS handshake timed out");
                                 return;
                             }
                         },
