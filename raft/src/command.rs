@@ -310,6 +310,12 @@ pub struct WriteResult {
     /// same idempotency key, returned again.
     #[serde(default)]
     pub replayed: bool,
+    /// For a certificate, the PEM of the CA that signed it, read by the
+    /// leader where the write applied: a follower that forwarded the write
+    /// may not have applied the CA yet (a node catching up after a rejoin),
+    /// and the answer must not depend on it.
+    #[serde(default)]
+    pub ca_certificate_pem: Option<String>,
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use openraft::errors::{ClientWriteError, RaftError};
 use super::ControlPlane;
 use crate::clock::now_ms;
 use crate::command::IdempotencyStamp;
-use crate::command::{Request, WriteResult};
+use crate::command::{Outcome, Request, WriteResult};
 use crate::error::Error;
 use crate::network::PeerCallError;
+use crate::pki::SecretPem;
 use crate::stamp::{Stamped, fingerprint, stamp};
 use crate::types::{NodeId, name_of};
 use crate::wire::{ForwardReply, ForwardWrite, PeerRpc, WireError};
@@ -107,11 +108,7 @@ impl ControlPlane {
             if let Some(first) = self.local(|state| state.remembered(&probe)) {
                 return Attempt::Done(
                     first
-                        .map(|outcome| WriteResult {
-                            outcome,
-                            private_key_pem: None,
-                            replayed: true,
-                        })
+                        .map(|outcome| self.result_of(outcome, None, true))
                         .map_err(Error::Domain),
                 );
             }
@@ -151,13 +148,12 @@ impl ControlPlane {
                     response
                         .data
                         .response
-                        .map(|outcome| WriteResult {
-                            outcome,
+                        .map(|outcome| {
                             // A replay's certificate was created by an
                             // earlier attempt: the key made for this one
                             // matches nothing and is dropped here.
-                            private_key_pem: if replayed { None } else { secret },
-                            replayed,
+                            let key = if replayed { None } else { secret };
+                            self.result_of(outcome, key, replayed)
                         })
                         .map_err(Error::Domain),
                 )
@@ -174,6 +170,25 @@ impl ControlPlane {
             } else {
                 Error::Internal(e.to_string())
             })),
+        }
+    }
+
+    /// The answer to a write applied on this node (the leader): for a
+    /// certificate, with the CA that signed it, as this node holds it.
+    fn result_of(
+        &self,
+        outcome: Outcome,
+        private_key_pem: Option<SecretPem>,
+        replayed: bool,
+    ) -> WriteResult {
+        let ca_certificate_pem = matches!(outcome, Outcome::Certificate(_))
+            .then(|| self.local(|s| s.pki.ca().map(|ca| ca.certificate_pem.clone())))
+            .flatten();
+        WriteResult {
+            outcome,
+            private_key_pem,
+            replayed,
+            ca_certificate_pem,
         }
     }
 

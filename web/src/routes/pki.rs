@@ -171,7 +171,12 @@ fn issued(
             Json(IssuedJson {
                 cert: CertJson::from_view(&view),
                 private_key: result.private_key_pem.map(|k| k.expose().to_string()),
-                ca_certificate: ca_pem(shared)?,
+                // From the leader that applied the write: this node may
+                // not hold the CA yet (catching up after a rejoin).
+                ca_certificate: match result.ca_certificate_pem {
+                    Some(pem) => pem,
+                    None => ca_pem(shared)?,
+                },
             }),
         )),
         other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
