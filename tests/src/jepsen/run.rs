@@ -215,7 +215,16 @@ pub async fn run(profile: &Profile) -> Result<RunReport, String> {
     if !fin.ok {
         liveness.push(format!("not whole at the end: {}", fin.missing));
     }
-    let finals = final_states(&hosts).await?;
+    let finals = match final_states(&hosts).await {
+        Ok(finals) => finals,
+        Err(e) => {
+            // Keep what the clients saw, for whoever looks into it.
+            let _ = history
+                .snapshot()
+                .write_jsonl(&profile.out_dir.join("history.jsonl"));
+            return Err(e);
+        }
+    };
     let rec = history.snapshot();
     let verdict = check_all(&rec, &finals, profile.max_clock_offset_ms, liveness);
     let report = RunReport {

@@ -152,10 +152,12 @@ impl Workload {
 
     async fn grant(&self, process: usize, node: usize, n: u64, rng: &mut StdRng) {
         let name = format!("j/{process}/{n}");
-        // Half long-lived (they must survive every fault), half short (they
-        // expire during the run, exercising expiry under faults).
+        // Half long-lived (they must survive every fault, and outlive the
+        // longest run, so the cluster goes quiet once the clients stop),
+        // half short (they expire during the run, exercising expiry under
+        // faults).
         let ttl_s = if rng.random_bool(0.5) {
-            600
+            3600
         } else {
             rng.random_range(3..=12)
         };
