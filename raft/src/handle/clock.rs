@@ -7,6 +7,7 @@
 
 use super::ControlPlane;
 use super::view::ClusterView;
+use crate::clock::Millis;
 use crate::error::Error;
 use crate::skew::{ClockMonitor, ClockPeers};
 use crate::types::NodeId;
@@ -25,6 +26,16 @@ impl ControlPlane {
         } else {
             Err(Error::ClockOffset(self.inner.clock.health().reason))
         }
+    }
+
+    /// This node's wall clock, read once and judged on that reading:
+    /// refused (`ClockOffset`) unless trusted. Everything a write is
+    /// stamped with and every time a read derives states at comes from it.
+    pub(crate) fn trusted_now(&self) -> Result<Millis, Error> {
+        self.inner
+            .clock
+            .trusted_now()
+            .ok_or_else(|| Error::ClockOffset(self.inner.clock.health().reason))
     }
 
     /// Lets this node stand for election only while its clock is trusted.

@@ -64,8 +64,7 @@ impl ControlPlane {
         consistency: Consistency,
         f: impl FnOnce(&State, Millis) -> T,
     ) -> Result<T, Error> {
-        self.check_clock()?;
-        let at = now_ms();
+        let at = self.trusted_now()?;
         self.barrier_at(consistency, at).await?;
         // Checked again: the barrier may have waited across a verdict.
         self.check_clock()?;

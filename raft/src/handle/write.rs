@@ -19,7 +19,6 @@ use std::time::Duration;
 use openraft::errors::{ClientWriteError, RaftError};
 
 use super::ControlPlane;
-use crate::clock::now_ms;
 use crate::command::IdempotencyStamp;
 use crate::command::{Outcome, Request, WriteResult};
 use crate::error::Error;
@@ -117,7 +116,11 @@ impl ControlPlane {
         // moment waits for the write (see `fence`); the ticket goes with
         // the commit, which goes on even if the caller stops waiting.
         let policy = self.policy();
-        let (clock, ticket) = self.inner.fence.enter(now_ms(), self.current_term());
+        let now = match self.trusted_now() {
+            Ok(now) => now,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let (clock, ticket) = self.inner.fence.enter(now, self.current_term());
         let stamped = {
             let m = self.inner.machine.read();
             stamp(request, idempotency_key, clock, &m.state, &policy)

@@ -236,6 +236,23 @@ impl ClockMonitor {
         self.healthy.load(Ordering::Acquire) && self.step_since_verdict().is_none()
     }
 
+    /// This node's wall clock, if it is trusted: the verdict holds and the
+    /// clock has not stepped since, judged on this very reading. A check
+    /// followed by a separate reading could let a step that lands between
+    /// them through, and one stamp from a jumped clock would carry
+    /// replicated time forward (stamps never go backwards).
+    pub fn trusted_now(&self) -> Option<Millis> {
+        let now_wall = now_ms();
+        let step = stepped_since(
+            self.anchor_ms.load(Ordering::Acquire),
+            self.origin,
+            Instant::now(),
+            now_wall,
+        );
+        (self.healthy.load(Ordering::Acquire) && step.abs() <= self.step_tolerance_ms())
+            .then_some(now_wall)
+    }
+
     /// What is known of the peer at `addr`.
     pub fn peer(&self, addr: &str) -> Option<PeerClock> {
         let now = Instant::now();
@@ -298,10 +315,13 @@ mod tests {
         let m = ClockMonitor::new(Duration::from_millis(500));
         assert!(m.assess(&[], true).healthy);
         assert!(m.is_healthy() && m.health().healthy);
+        let read = m.trusted_now().expect("a trusted reading");
+        assert!(read.abs_diff(now_ms()) < 1_000);
         // Pretend the verdict was taken with the wall clock 10 s behind
         // where it is now: that is a 10 s step since the verdict.
         m.anchor_ms.fetch_sub(10_000, Ordering::AcqRel);
         assert!(!m.is_healthy());
+        assert_eq!(m.trusted_now(), None, "a stepped clock gives no reading");
         let h = m.health();
         assert!(!h.healthy && h.reason.contains("stepped"), "{h:?}");
     }
