@@ -137,6 +137,11 @@ pub struct Hello {
     /// Whether the operator sealed it.
     #[serde(default)]
     pub sealed: bool,
+    /// The Raft ids of the members in its membership (voters and
+    /// learners), so a node resuming from an old copy of its data can
+    /// learn that the cluster replaced that incarnation.
+    #[serde(default)]
+    pub members: Vec<NodeId>,
 }
 
 /// A node's answer to a clock probe.

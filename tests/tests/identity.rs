@@ -130,6 +130,42 @@ async fn grant(c: &Cluster, via: &[u64], prefix: &str, n: usize) -> BTreeSet<Str
     .collect()
 }
 
+/// A 3-node cluster holding `n` acknowledged leases named `prefix...`,
+/// caught up everywhere, and one of its followers.
+async fn cluster_with_leases(prefix: &str, n: usize) -> (Cluster, u64, BTreeSet<String>) {
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let victim = [1, 2, 3]
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("a follower");
+    let acked = grant(&c, &[1, 2, 3], prefix, n).await;
+    c.wait_caught_up(Duration::from_secs(30)).await;
+    (c, victim, acked)
+}
+
+/// Kills node `id` and copies its data directory aside (a disk image).
+fn take_image(c: &mut Cluster, id: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    c.kill9(id);
+    let dir = c.node(id).data_dir.clone();
+    let image = dir.with_extension("image");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&dir)
+        .arg(&image)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    (dir, image)
+}
+
+/// Kills node `id` and puts the image taken earlier in place of its data.
+fn restore_image(c: &mut Cluster, id: u64, dir: &std::path::Path, image: &std::path::Path) {
+    c.kill9(id);
+    std::fs::remove_dir_all(dir).expect("remove data dir");
+    std::fs::rename(image, dir).expect("restore image");
+}
+
 fn wipe(c: &Cluster, id: u64) {
     let dir = &c.node(id).data_dir;
     std::fs::remove_dir_all(dir).expect("wipe data dir");
@@ -239,25 +275,9 @@ async fn wiped_follower_while_another_is_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn old_copy_of_a_data_dir_is_retired() {
-    let mut c = Cluster::start(3).await;
-    let leader = c.leader().await;
-    let victim = [1, 2, 3]
-        .into_iter()
-        .find(|n| *n != leader)
-        .expect("a follower");
-    let mut acked = grant(&c, &[1, 2, 3], "img/a-", 50).await;
-    c.wait_caught_up(Duration::from_secs(30)).await;
+    let (mut c, victim, mut acked) = cluster_with_leases("img/a-", 50).await;
     // Take a disk image of the follower, then let it acknowledge more.
-    c.kill9(victim);
-    let dir = c.node(victim).data_dir.clone();
-    let image = dir.with_extension("image");
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&dir)
-        .arg(&image)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
+    let (dir, image) = take_image(&mut c, victim);
     let old = raft_id_of(&mut c, victim).await;
     c.restart(victim);
     c.wait_ready(victim, Duration::from_secs(60)).await;
@@ -265,9 +285,7 @@ async fn old_copy_of_a_data_dir_is_retired() {
     c.wait_caught_up(Duration::from_secs(30)).await;
     // Restore the old image: the node's log now ends below what it
     // acknowledged under that Raft id.
-    c.kill9(victim);
-    std::fs::remove_dir_all(&dir).expect("remove data dir");
-    std::fs::rename(&image, &dir).expect("restore image");
+    restore_image(&mut c, victim, &dir, &image);
     let started = Instant::now();
     c.restart(victim);
     wait_replaced(&mut c, &[1, 2, 3], victim, old).await;
@@ -290,4 +308,34 @@ async fn old_copy_of_a_data_dir_is_retired() {
         acked.len(),
         healed.as_millis()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_copy_of_a_replaced_incarnation_rejoins_as_a_new_one() {
+    let (mut c, victim, mut acked) = cluster_with_leases("sup/a-", 30).await;
+    // An image of incarnation A; then A's disk is lost and the node comes
+    // back empty as incarnation B, which replaces A.
+    let (dir, image) = take_image(&mut c, victim);
+    let a = raft_id_of(&mut c, victim).await;
+    wipe(&c, victim);
+    c.restart(victim);
+    wait_replaced(&mut c, &[1, 2, 3], victim, a).await;
+    let b = raft_id_of(&mut c, victim).await;
+    acked.extend(grant(&c, &[1, 2, 3], "sup/b-", 30).await);
+    c.wait_caught_up(Duration::from_secs(30)).await;
+    // Now A's image comes back: A is no member any more, and never can be.
+    restore_image(&mut c, victim, &dir, &image);
+    c.restart(victim);
+    wait_replaced(&mut c, &[1, 2, 3], victim, b).await;
+    c.wait_ready(victim, Duration::from_secs(60)).await;
+    let now = raft_id_of(&mut c, victim).await;
+    assert!(
+        now != a && now != b,
+        "node {victim} runs {now}; A {a}, B {b}"
+    );
+    assert!(
+        c.node(victim).log().contains("replaced this incarnation"),
+        "the restored node did not say why it retired its data"
+    );
+    assert_none_lost(&mut c, &acked, "sup/", "old copy of a replaced incarnation").await;
 }

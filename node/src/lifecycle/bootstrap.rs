@@ -255,13 +255,16 @@ async fn reporting_catch_up<T>(cp: &ControlPlane, call: impl std::future::Future
 }
 
 /// A resuming node refuses to start if a peer belongs to another cluster
-/// than the one its data carries.
+/// than the one its data carries, and retires its data directory (to
+/// rejoin as a new incarnation) if a peer that knows a leader says the
+/// cluster replaced this incarnation: the data is an old copy.
 async fn check_peers_cluster(config: &Config, cp: &ControlPlane) -> Result<(), BootstrapError> {
     let Some(ours) = cp.identity().get() else {
         return Ok(());
     };
     for (id, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
         let theirs = match hello(cp, addr).await {
+            Ok(h) if cp.check_superseded(&h) => return Ok(()),
             Ok(h) => h
                 .cluster_id
                 .filter(|theirs| **theirs != *ours)

@@ -183,6 +183,39 @@ impl ControlPlane {
             "this node's log ends at index {last}, but it acknowledged index {acknowledged}: \
              its data directory is older than its Raft identity (restored from an old copy?)"
         );
+        self.retire(reason.clone());
+        Err(Error::LogReverted(reason))
+    }
+
+    /// Checks what a peer that knows a leader says of the membership: if
+    /// it lists another incarnation of this node's name and not this one,
+    /// the cluster replaced this incarnation (this data directory is an
+    /// old copy of a node that has since come back with new data). It can
+    /// never be a member again, so it retires, like a reverted log, and the
+    /// node rejoins as a new incarnation. Returns whether it retired.
+    pub fn check_superseded(&self, peer: &crate::wire::Hello) -> bool {
+        let me = self.node_id();
+        if peer.leader.is_none() || peer.members.contains(&me) {
+            return false;
+        }
+        let Some(newer) = peer
+            .members
+            .iter()
+            .find(|id| name_of(**id) == self.name() && **id != me)
+        else {
+            return false;
+        };
+        self.retire(format!(
+            "node {} says the cluster replaced this incarnation (raft id {me}) with raft id {newer}: \
+             this data directory is an old copy",
+            peer.node_id
+        ));
+        true
+    }
+
+    /// Asks the node to retire this data directory, with `reason` (logged
+    /// once).
+    fn retire(&self, reason: String) {
         let first = self.inner.retired_tx.send_if_modified(|r| {
             if r.is_none() {
                 *r = Some(reason.clone());
@@ -194,7 +227,6 @@ impl ControlPlane {
         if first {
             tracing::error!(reason = %reason, "retiring this data directory");
         }
-        Err(Error::LogReverted(reason))
     }
 
     /// Resolves with the reason once this node must retire its data

@@ -34,6 +34,7 @@ impl ControlPlane {
                 .and_then(|l| status.nodes.get(&l))
                 .map(|m| m.peer_addr.clone()),
             sealed: self.node_meta().sealed().unwrap_or(false),
+            members: status.nodes.keys().copied().collect(),
         }
     }
 

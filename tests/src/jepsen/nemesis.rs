@@ -489,25 +489,39 @@ async fn whole(hosts: &Hosts, n: usize, probe: &mut u64) -> Result<(), String> {
             return Err(format!("node {h} not ready"));
         }
     }
+    // Voters as the leader sees them, by incarnation: a name being a voter
+    // is not enough, the incarnation each node runs now must be the voter
+    // (a node whose data dir was replaced runs another one).
+    let leader = leader_of(hosts).await.ok_or("no leader known")?;
     let view = hosts
-        .api(1, Duration::from_secs(3))
+        .api(leader, Duration::from_secs(3))
         .get("/v1/cluster")
         .await
         .map_err(|e| format!("cluster view: {e}"))?;
-    let voters: Vec<u64> = view.body["members"]
+    let voters: Vec<(u64, u64)> = view.body["members"]
         .as_array()
         .map(|m| {
             m.iter()
                 .filter(|x| x["role"] == "voter")
-                .filter_map(|x| x["id"].as_u64())
+                .filter_map(|x| Some((x["id"].as_u64()?, x["raft_id"].as_u64()?)))
                 .collect()
         })
         .unwrap_or_default();
-    let want: Vec<u64> = (1..=n as u64).collect();
-    let mut sorted = voters.clone();
-    sorted.sort_unstable();
-    if sorted != want {
+    let mut names: Vec<u64> = voters.iter().map(|(name, _)| *name).collect();
+    names.sort_unstable();
+    if names != (1..=n as u64).collect::<Vec<_>>() {
         return Err(format!("voters are {voters:?}"));
+    }
+    for h in 1..=n {
+        let own = cluster_view(hosts, h)
+            .await
+            .and_then(|v| v["raft_id"].as_u64())
+            .ok_or_else(|| format!("node {h} shows no cluster view"))?;
+        if !voters.iter().any(|(_, id)| *id == own) {
+            return Err(format!(
+                "node {h} runs raft id {own}, which is not a voter (voters {voters:?})"
+            ));
+        }
     }
     *probe += 1;
     let h = (*probe as usize % n) + 1;
