@@ -136,12 +136,14 @@ impl Supervisor {
         board.set_component("managers", ComponentState::Starting);
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        // Logged before the tasks run, so no manager's own first line can
+        // come before it (on a loaded host a spawned task may run first).
+        tracing::info!("leader: managers started");
         tasks.spawn(expiration::run(self.ctx.clone(), cancel.clone()));
         tasks.spawn(accounts::run(self.ctx.clone(), cancel.clone()));
         tasks.spawn(housekeeping::run(self.ctx.clone(), cancel.clone()));
         tasks.spawn(tidy::run(self.ctx.clone(), cancel.clone()));
         board.set_component("managers", ComponentState::Running);
-        tracing::info!("leader: managers started");
         Running { cancel, tasks }
     }
 
