@@ -170,7 +170,8 @@ pub struct ReadIndexRequest {
     pub lease: bool,
     /// The time the reader derives its answer at (its wall clock when the
     /// read began): the leader stamps nothing below it afterwards (see
-    /// the stamp fence). 0 from a node that predates it.
+    /// the stamp fence). 0: a barrier that derives nothing (or a node that
+    /// predates the fence); no floor is raised.
     #[serde(default)]
     pub at_ms: crate::clock::Millis,
 }

@@ -19,7 +19,7 @@ use openraft::ReadPolicy;
 use openraft::errors::{LinearizableReadError, RaftError};
 
 use super::ControlPlane;
-use crate::clock::{Millis, now_ms};
+use crate::clock::Millis;
 use crate::domain::State;
 use crate::error::Error;
 use crate::network::PeerCallError;
@@ -75,10 +75,11 @@ impl ControlPlane {
     /// it, the local state is as fresh as that level promises. Derives
     /// nothing from the clock, so it is not gated on clock health.
     pub async fn barrier(&self, consistency: Consistency) -> Result<(), Error> {
-        self.barrier_at(consistency, now_ms()).await
+        self.barrier_at(consistency, 0).await
     }
 
-    /// The barrier for a read that derives its answer at `at`.
+    /// The barrier for a read that derives its answer at `at` (0: derives
+    /// nothing from a clock, and raises no stamp floor).
     async fn barrier_at(&self, consistency: Consistency, at: Millis) -> Result<(), Error> {
         match consistency {
             Consistency::Local => Ok(()),
@@ -112,11 +113,22 @@ impl ControlPlane {
 
     /// On the leader: the index a linearizable read that derives its
     /// answer at `at` must observe. Fences first: no later stamp goes below
-    /// `at` (capped at this node's clock plus the clock bound), and every
-    /// write stamped before now in this term has finished.
+    /// `at` (capped at this node's trusted clock plus the clock bound;
+    /// refused while its clock is not trusted), and every write stamped
+    /// before now in this term has finished.
     async fn leader_read_index(&self, lease: bool, at: Millis) -> Result<u64, Error> {
-        let limit = now_ms().saturating_add(self.inner.clock.max_offset().as_millis() as Millis);
-        let fenced = self.inner.fence.raise(at, limit, self.current_term());
+        let term = self.current_term();
+        let fenced = if at == 0 {
+            self.inner.fence.raise(0, 0, term)
+        } else {
+            // The floor outlives this read (and this term): only a trusted
+            // clock may bound it, or a node whose clock was off when it
+            // served a read would stamp with that clock once trusted again.
+            let limit = self
+                .trusted_now()?
+                .saturating_add(self.inner.clock.max_offset().as_millis() as Millis);
+            self.inner.fence.raise(at, limit, term)
+        };
         if !self.inner.fence.wait(fenced, READ_TIMEOUT).await {
             return Err(Error::Timeout(
                 "writes stamped before this read did not finish in time".into(),
@@ -190,9 +202,9 @@ impl ControlPlane {
 
     /// Serves a follower's read-index request on the leader.
     pub(crate) async fn serve_read_index(&self, req: ReadIndexRequest) -> ReadIndexReply {
-        // A peer that predates the fence sends no time: fence at our own.
-        let at = if req.at_ms == 0 { now_ms() } else { req.at_ms };
-        self.leader_read_index(req.lease, at)
+        // 0: a barrier that derives nothing (or a peer that predates the
+        // fence): no floor is raised.
+        self.leader_read_index(req.lease, req.at_ms)
             .await
             .map_err(|e| WireError::from(&e))
     }
