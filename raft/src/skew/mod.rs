@@ -352,7 +352,8 @@ mod tests {
         assert!(m.assess(&voters, true).healthy);
         assert!(m.is_healthy());
         let b = m.peer("b:1").unwrap();
-        assert_eq!(b.offset_ms, Some(3));
+        let b_off = b.offset_ms.expect("an offset for b");
+        assert!((2..=4).contains(&b_off), "{b_off}");
         assert_eq!(b.version.as_deref(), Some("0.1.0"));
         m.retain(&BTreeSet::from(["c:1".to_string()]));
         assert!(m.peer("b:1").is_none());
