@@ -236,7 +236,9 @@ impl Accounts {
     }
 
     /// Refuses a new resource for `name` unless the account exists, is
-    /// active at `now`, and `in_use` leaves room under its limit.
+    /// active at `now`, and there is room under its limit: leases are
+    /// counted by the account itself; for certificates the caller says how
+    /// many the account holds (`in_use`).
     pub fn admit(
         &self,
         now: Millis,
@@ -249,7 +251,7 @@ impl Accounts {
             return Err(DomainError::AccountInactive(name.to_string()));
         }
         let (limit, in_use) = match resource {
-            Resource::Lease => (account.limits.max_leases, account.lease_count.max(in_use)),
+            Resource::Lease => (account.limits.max_leases, account.lease_count),
             Resource::Certificate => (account.limits.max_certificates, in_use),
         };
         if let Some(limit) = limit

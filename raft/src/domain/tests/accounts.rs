@@ -327,6 +327,25 @@ fn limits_are_enforced_at_apply_and_can_be_raised() {
     assert_eq!(s.accounts.find("acme").unwrap().lease_count, 1);
 }
 
+/// Every limit admits exactly that many leases: 0 none, 1 one (an
+/// account limited to one lease could hold none until this was fixed).
+#[test]
+fn a_limit_of_n_admits_exactly_n_leases() {
+    for limit in 0..4u64 {
+        let mut s = State::default();
+        s.apply(&at(T0, create_account("acme", None, Some(limit))))
+            .unwrap();
+        let granted = (1..=6)
+            .filter(|id| {
+                s.apply(&at(T0, grant(*id, 60 * SEC, 60 * SEC, Some("acme"))))
+                    .is_ok()
+            })
+            .count() as u64;
+        assert_eq!(granted, limit, "max_leases {limit}");
+        assert_eq!(s.accounts.find("acme").unwrap().lease_count, limit);
+    }
+}
+
 #[test]
 fn invalid_account_names_are_refused() {
     let mut s = State::default();
