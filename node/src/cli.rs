@@ -169,6 +169,10 @@ pub enum LeaseOp {
         /// Metadata entries `key=value`.
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
+        /// Grant this many alike leases, through `/v1/leases/batch` (one
+        /// request and one log entry per 1000).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
     },
     /// Show a lease.
     Get {
@@ -193,18 +197,20 @@ pub enum LeaseOp {
         #[arg(long)]
         cursor: Option<String>,
     },
-    /// Renew a lease.
+    /// Renew leases (several ids go through `/v1/leases/batch`).
     Renew {
-        /// Lease id.
-        id: String,
+        /// Lease ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
         /// Increment (defaults to the lease's ttl).
         #[arg(long)]
         increment: Option<String>,
     },
-    /// Revoke a lease.
+    /// Revoke leases (several ids go through `/v1/leases/batch`).
     Revoke {
-        /// Lease id.
-        id: String,
+        /// Lease ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Revoke every lease whose name starts with a prefix.
     RevokePrefix {
@@ -508,6 +514,14 @@ pub struct ServerArgs {
     /// 1 MiB, so any accepted request fits in one peer message).
     #[arg(long, env = "KEEL_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Requests per second each admin token may send on average; beyond
+    /// it the API answers 429 with Retry-After. 0 (the default) is no limit.
+    #[arg(long, env = "KEEL_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Requests a token may send at once after being idle (default: the
+    /// rate limit).
+    #[arg(long, env = "KEEL_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
     /// Largest peer message (one batch of log entries), default 64 MiB.
     /// Hidden: for tests that need a small limit to stay fast.
     #[arg(long, env = "KEEL_PEER_MAX_MESSAGE_BYTES", hide = true)]

@@ -5,11 +5,15 @@
 //! serials and signatures enter a command. It reads the state (for the CA
 //! and the certificate being renewed) but never changes it.
 
+use std::collections::BTreeSet;
+
 use rand::Rng;
 
 use crate::clock::Millis;
 use crate::codec;
 use crate::command::{Command, IdempotencyStamp, Proposal, Request};
+use crate::domain::lease::{Grant, LeaseId};
+use crate::domain::lease_batch::LeaseBatch;
 use crate::domain::{DomainError, State};
 use crate::error::Error;
 use crate::pki::{self, PkiError, SecretPem};
@@ -47,6 +51,23 @@ impl From<PkiError> for Error {
     }
 }
 
+/// A fresh lease id: not zero, not in the table, not already `taken` by
+/// an earlier grant of the same batch.
+fn new_lease_id(state: &State, taken: &BTreeSet<LeaseId>) -> LeaseId {
+    loop {
+        let id: u64 = rand::rng().random();
+        if id != 0 && state.leases.get(id).is_none() && !taken.contains(&id) {
+            return id;
+        }
+    }
+}
+
+/// A grant's hard bound: as asked, or the configured default (never
+/// below its ttl).
+fn default_max_ttl(asked: Option<u64>, ttl_ms: u64, policy: &Policy) -> u64 {
+    asked.unwrap_or(policy.lease_default_max_ttl_ms.max(ttl_ms))
+}
+
 /// Stamps `request` against the current `state`, at the proposer's
 /// `clock` raised to the latest time already applied (stamped time never
 /// goes backwards, whichever node leads).
@@ -71,22 +92,43 @@ pub fn stamp(
             account,
             metadata,
         } => {
-            let max_ttl_ms = max_ttl_ms.unwrap_or(policy.lease_default_max_ttl_ms.max(ttl_ms));
-            let id = loop {
-                let id: u64 = rand::rng().random();
-                if id != 0 && state.leases.get(id).is_none() {
-                    break id;
-                }
-            };
             let command = Command::GrantLease {
-                id,
+                id: new_lease_id(state, &BTreeSet::new()),
+                max_ttl_ms: default_max_ttl(max_ttl_ms, ttl_ms, policy),
                 ttl_ms,
-                max_ttl_ms,
                 name,
                 account,
                 metadata,
             };
             (command, None)
+        }
+        Request::LeaseBatch {
+            grant,
+            renew,
+            revoke,
+        } => {
+            let mut taken = BTreeSet::new();
+            let grant = grant
+                .into_iter()
+                .map(|g| {
+                    let id = new_lease_id(state, &taken);
+                    taken.insert(id);
+                    Grant {
+                        id,
+                        max_ttl_ms: default_max_ttl(g.max_ttl_ms, g.ttl_ms, policy),
+                        ttl_ms: g.ttl_ms,
+                        name: g.name,
+                        account: g.account,
+                        metadata: g.metadata,
+                    }
+                })
+                .collect();
+            let batch = LeaseBatch {
+                grant,
+                renew,
+                revoke,
+            };
+            (Command::ApplyLeaseBatch { batch }, None)
         }
         Request::IssueCertificate(spec) => {
             let ca = state.pki.ca().ok_or(PkiError::NoCa)?;

@@ -54,6 +54,11 @@ async fn every_v1_route_family_requires_the_admin_token() {
         ),
         (
             "POST",
+            "/v1/leases/batch".into(),
+            Some(json!({"grant": [{"ttl": "1h", "name": "sneaky"}], "revoke": [lease]})),
+        ),
+        (
+            "POST",
             "/v1/accounts".into(),
             Some(json!({"name": "sneaky"})),
         ),

@@ -66,6 +66,16 @@ async fn malformed_bodies_and_values_are_refused_with_400_and_change_nothing() {
         ),
         (
             "POST",
+            "/v1/leases/batch".to_string(),
+            r#"{"grant":[{"ttl":"1h","bogus":1}]}"#,
+        ),
+        (
+            "POST",
+            "/v1/leases/batch".to_string(),
+            r#"{"renew":[{"id":"0000000000000001","bogus":1}]}"#,
+        ),
+        (
+            "POST",
             "/v1/accounts".to_string(),
             r#"{"name":"other","bogus":1}"#,
         ),

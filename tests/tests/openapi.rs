@@ -39,6 +39,7 @@ async fn openapi_document_lists_the_api() {
         ("/v1/leases/{id}", &["get", "delete"]),
         ("/v1/leases/{id}/renew", &["post"]),
         ("/v1/leases/revoke-prefix", &["post"]),
+        ("/v1/leases/batch", &["post"]),
         ("/v1/accounts", &["get", "post"]),
         ("/v1/accounts/{name}", &["get", "patch", "delete"]),
         ("/v1/accounts/{name}/disable", &["post"]),

@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, cluster, health, leases, pki, snapshot, status, sys, ui, warnings};
+use crate::routes::{
+    accounts, cluster, health, lease_batch, leases, pki, snapshot, status, sys, ui, warnings,
+};
 
 struct BearerAuth;
 
@@ -31,6 +33,7 @@ impl Modify for BearerAuth {
         cluster::get_cluster, cluster::add_member, cluster::remove_member, cluster::transfer_leader,
         cluster::decommission,
         leases::grant, leases::get, leases::list, leases::renew, leases::revoke, leases::revoke_prefix,
+        lease_batch::batch,
         accounts::create, accounts::get, accounts::list, accounts::update, accounts::disable, accounts::enable, accounts::delete,
         pki::ca, pki::issue, pki::sign, pki::get, pki::list, pki::renew, pki::activate, pki::revoke, pki::crl,
     ),

@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 
 use crate::error::ApiError;
 use crate::middleware::{observe, refuse_when_draining, require_admin};
-use crate::routes::{accounts, cluster, health, leases, pki, snapshot, status, sys, ui, warnings};
+use crate::routes::{
+    accounts, cluster, health, lease_batch, leases, pki, snapshot, status, sys, ui, warnings,
+};
 use crate::shared::Shared;
 
 async fn not_found() -> impl IntoResponse {
@@ -50,6 +52,7 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/leases", post(leases::grant).get(leases::list))
         .route("/v1/leases/revoke-prefix", post(leases::revoke_prefix))
+        .route("/v1/leases/batch", post(lease_batch::batch))
         .route("/v1/leases/{id}", get(leases::get).delete(leases::revoke))
         .route("/v1/leases/{id}/renew", post(leases::renew))
         .route("/v1/accounts", post(accounts::create).get(accounts::list))

@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::http::{ApiClient, encode, query};
+use super::lease_batch as batch;
 use super::{ClientError, output};
 use crate::cli::{ClientArgs, LeaseOp};
 
@@ -41,6 +42,7 @@ pub async fn run(args: &ClientArgs, op: &LeaseOp) -> Result<(), ClientError> {
             name,
             account,
             metadata,
+            count,
         } => {
             let mut meta = BTreeMap::new();
             for entry in metadata {
@@ -58,6 +60,10 @@ pub async fn run(args: &ClientArgs, op: &LeaseOp) -> Result<(), ClientError> {
             }
             if let Some(a) = account {
                 body["account"] = json!(a);
+            }
+            if *count > 1 {
+                let items = vec![body; *count as usize];
+                return batch::run(&client, args.json, "grant", items).await;
             }
             client.post("/v1/leases", Some(body)).await?
         }
@@ -94,7 +100,18 @@ pub async fn run(args: &ClientArgs, op: &LeaseOp) -> Result<(), ClientError> {
             );
             return Ok(());
         }
-        LeaseOp::Renew { id, increment } => {
+        LeaseOp::Renew { ids, increment } => {
+            if ids.len() > 1 {
+                let items = ids
+                    .iter()
+                    .map(|id| match increment {
+                        Some(i) => json!({"id": id, "increment": duration(i)}),
+                        None => json!({"id": id}),
+                    })
+                    .collect();
+                return batch::run(&client, args.json, "renew", items).await;
+            }
+            let id = &ids[0];
             let body = increment
                 .as_ref()
                 .map(|i| json!({"increment": duration(i)}));
@@ -102,7 +119,12 @@ pub async fn run(args: &ClientArgs, op: &LeaseOp) -> Result<(), ClientError> {
                 .post(&format!("/v1/leases/{}/renew", encode(id)), body)
                 .await?
         }
-        LeaseOp::Revoke { id } => {
+        LeaseOp::Revoke { ids } => {
+            if ids.len() > 1 {
+                let items = ids.iter().map(|id| json!(id)).collect();
+                return batch::run(&client, args.json, "revoke", items).await;
+            }
+            let id = &ids[0];
             client
                 .request(Method::DELETE, &format!("/v1/leases/{}", encode(id)), None)
                 .await?;

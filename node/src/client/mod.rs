@@ -14,6 +14,7 @@ pub mod cert;
 pub mod cluster;
 pub mod decommission;
 pub mod lease;
+mod lease_batch;
 pub mod rotate;
 
 pub use http::{ApiClient, ClientError};

@@ -129,8 +129,9 @@ pub struct LeaseView {
     pub state: LeaseState,
 }
 
-/// What a grant asks for; validated again at apply time.
-#[derive(Debug, Clone)]
+/// What a grant asks for, stamped with its id; validated again at apply
+/// time. Travels in the log inside a lease batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     /// Proposer-generated id.
     pub id: LeaseId,
@@ -322,7 +323,7 @@ impl Leases {
             )));
         }
         if let Some(name) = &g.account {
-            accounts.admit(now, name, Resource::Lease, 1)?;
+            accounts.admit(now, name, Resource::Lease, 0)?;
         }
         let hard = now.saturating_add(g.max_ttl_ms);
         let lease = Lease {

@@ -17,6 +17,7 @@ pub mod census;
 pub mod cert;
 pub mod idempotency;
 pub mod lease;
+pub mod lease_batch;
 pub mod list;
 pub mod quota;
 pub mod restore;
@@ -30,6 +31,7 @@ use account::{AccountState, Accounts};
 use cert::{CertRecord, CertState, Pki};
 use idempotency::IdempotencyTable;
 use lease::Leases;
+use quota::Quotas;
 
 /// A deterministic refusal: returned to the client, state unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -164,8 +166,14 @@ impl State {
         }
         let response = self
             .check_quotas(&proposal.quotas, &proposal.command)
-            .and_then(|()| self.apply_command(now, &proposal.command));
-        if response.is_ok() {
+            .and_then(|()| self.apply_command(now, &proposal.command, &proposal.quotas));
+        let changed = match &response {
+            // A batch whose every item was refused changed nothing.
+            Ok(Outcome::LeaseBatch(results)) => results.succeeded() > 0,
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        if changed {
             // A refusal changes nothing, its time included. Raised, never
             // set: a restored state may carry a later stamp than `now`.
             self.last_stamp = self.last_stamp.max(now);
@@ -187,7 +195,7 @@ impl State {
         self.idempotency.lookup(stamp)
     }
 
-    fn apply_command(&mut self, now: Millis, command: &Command) -> Response {
+    fn apply_command(&mut self, now: Millis, command: &Command, quotas: &Quotas) -> Response {
         match command {
             Command::InitCluster { cluster_id } => {
                 let id = self
@@ -224,6 +232,9 @@ impl State {
                 self.leases.revoke(*id, &mut self.accounts)?;
                 Ok(Outcome::Done)
             }
+            Command::ApplyLeaseBatch { batch } => Ok(Outcome::LeaseBatch(Box::new(
+                self.apply_lease_batch(now, batch, quotas),
+            ))),
             Command::RevokeLeasePrefix { prefix } => self
                 .leases
                 .revoke_prefix(prefix, &mut self.accounts)

@@ -28,7 +28,11 @@ pub struct Quotas {
     pub max_certificates: Option<u64>,
 }
 
-fn check(resource: &'static str, held: usize, limit: Option<u64>) -> Result<(), DomainError> {
+pub(crate) fn check(
+    resource: &'static str,
+    held: usize,
+    limit: Option<u64>,
+) -> Result<(), DomainError> {
     match limit {
         Some(limit) if held as u64 >= limit => Err(DomainError::QuotaExceeded {
             resource: resource.to_string(),

@@ -5,11 +5,13 @@
 //! grant, renew and linearizable lookup; then how long after a shared
 //! deadline 100,000 leases are all revoked; then how long a node holding
 //! 1,000,000 leases takes to restart and become ready, and its resident
-//! memory per lease.
+//! memory per lease. With `--batch N` it also grants and renews the same
+//! leases through `POST /v1/leases/batch`, N items a request, and prints
+//! leases per second.
 //!
 //! ```sh
 //! cargo build --release --bin keel
-//! cargo run --release -p keel-tests --bin bench_leases -- [--ops 50000] [--deadline-leases 100000] [--million 1000000]
+//! cargo run --release -p keel-tests --bin bench_leases -- [--ops 50000] [--batch 100] [--deadline-leases 100000] [--million 1000000]
 //! ```
 //! Set any count to 0 to skip that part.
 
@@ -24,6 +26,7 @@ const CLIENTS: usize = 64;
 
 struct Args {
     ops: usize,
+    batch: usize,
     deadline_leases: usize,
     million: usize,
 }
@@ -31,6 +34,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         ops: 50_000,
+        batch: 100,
         deadline_leases: 100_000,
         million: 1_000_000,
     };
@@ -39,6 +43,7 @@ fn args() -> Args {
         let n = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
         match pair[0].as_str() {
             "--ops" => a.ops = n,
+            "--batch" => a.batch = n.min(1000),
             "--deadline-leases" => a.deadline_leases = n,
             "--million" => a.million = n,
             other => panic!("unknown argument {other}"),
@@ -178,6 +183,70 @@ async fn grant_many(api: &Api, n: usize, prefix: &str, ttl: &str) -> (Stats, Vec
     (stats, ids)
 }
 
+/// Sends one batch and checks every item took effect.
+async fn send_batch(api: &Api, body: Value, list: &str) -> Result<(), String> {
+    let r = api.post("/v1/leases/batch", &body).await?;
+    if r.status != 200 || r.body["failed"] != 0 {
+        return Err(format!("batch: {} {}", r.status, r.body));
+    }
+    let n = r.body[list].as_array().map_or(0, Vec::len);
+    same_count(n, body[list].as_array().map_or(0, Vec::len))
+}
+
+fn same_count(got: usize, sent: usize) -> Result<(), String> {
+    if got == sent {
+        Ok(())
+    } else {
+        Err(format!("{got} results for {sent} items"))
+    }
+}
+
+/// Grants `ids.len()` leases, then renews `ids`, through batches of `size`
+/// items; prints requests and leases per second.
+async fn batches(api: &Api, ids: &Arc<Vec<String>>, size: usize) {
+    let requests = ids.len().div_ceil(size);
+    let api2 = api.clone();
+    let stats = load(requests, move |_| {
+        let api = api2.clone();
+        async move {
+            let grants: Vec<Value> = (0..size)
+                .map(|_| json!({"ttl": "1h", "name": "batch/x"}))
+                .collect();
+            send_batch(&api, json!({"grant": grants}), "grant").await
+        }
+    })
+    .await;
+    stats.print(&format!("grant, batches of {size}"));
+    println!(
+        "{:<22} {:>9.0} leases/s",
+        "",
+        (stats.ok * size) as f64 / stats.elapsed.as_secs_f64()
+    );
+    let (api2, ids2) = (api.clone(), ids.clone());
+    let stats = load(requests, move |i| {
+        let (api, ids) = (api2.clone(), ids2.clone());
+        async move {
+            let renew: Vec<Value> = ids[i * size..((i + 1) * size).min(ids.len())]
+                .iter()
+                .map(|id| json!({"id": id}))
+                .collect();
+            send_batch(&api, json!({"renew": renew}), "renew").await
+        }
+    })
+    .await;
+    stats.print(&format!("renew, batches of {size}"));
+    println!(
+        "{:<22} {:>9.0} leases/s",
+        "",
+        (stats.ok * size) as f64 / stats.elapsed.as_secs_f64()
+    );
+    let r = api
+        .post("/v1/leases/revoke-prefix", &json!({"prefix": "batch/"}))
+        .await
+        .expect("revoke");
+    println!("revoked {} batch-granted leases", r.body["revoked"]);
+}
+
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -232,6 +301,9 @@ async fn main() {
         })
         .await;
         stats.print("renew");
+        if a.batch > 0 {
+            batches(&api, &ids, a.batch).await;
+        }
         let stats = lookups(api.clone(), ids.clone(), a.ops * 2).await;
         stats.print("lookup (linearizable)");
         let follower = (1..=3).find(|id| *id != leader).expect("a follower");

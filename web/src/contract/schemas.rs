@@ -8,6 +8,7 @@ use keel_raft::domain::cert::RevocationReason;
 use keel_raft::domain::lease::{
     MAX_METADATA_ENTRIES, MAX_METADATA_LEN, MAX_NAME_LEN, MAX_TTL_MS, MIN_TTL_MS,
 };
+use keel_raft::domain::lease_batch::MAX_BATCH_ITEMS;
 use keel_raft::settings::Policy;
 use serde_json::{Value, json};
 
@@ -134,8 +135,33 @@ pub fn constrain(doc: &mut Value, policy: &Policy) {
             "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_LEN, "pattern": PRINTABLE}
         }),
     );
-    set_property(doc, "LeaseRenewBody", "increment", nullable(lease_ttl));
+    set_property(
+        doc,
+        "LeaseRenewBody",
+        "increment",
+        nullable(lease_ttl.clone()),
+    );
     set_property(doc, "RevokePrefixBody", "prefix", name.clone());
+
+    // Lease batches: each list holds at most MAX_BATCH_ITEMS items.
+    let batch_list =
+        |items: Value| json!({"type": "array", "maxItems": MAX_BATCH_ITEMS, "items": items});
+    let lease_id = json!({"type": "string", "pattern": LEASE_ID_PATTERN});
+    set_property(
+        doc,
+        "BatchBody",
+        "grant",
+        batch_list(json!({"$ref": "#/components/schemas/GrantBody"})),
+    );
+    set_property(
+        doc,
+        "BatchBody",
+        "renew",
+        batch_list(json!({"$ref": "#/components/schemas/BatchRenewBody"})),
+    );
+    set_property(doc, "BatchBody", "revoke", batch_list(lease_id.clone()));
+    set_property(doc, "BatchRenewBody", "id", lease_id);
+    set_property(doc, "BatchRenewBody", "increment", nullable(lease_ttl));
 
     // Accounts.
     set_property(doc, "CreateBody", "name", account());

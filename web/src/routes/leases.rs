@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use keel_raft::clock::now_ms;
 use keel_raft::command::{Command, Outcome, Request};
 use keel_raft::domain::lease::{self, LeaseState, Leases};
+use keel_raft::domain::lease_batch::GrantRequest;
 use keel_raft::domain::list::paginate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -86,6 +87,28 @@ pub struct ListQuery {
     pub consistency: Option<String>,
 }
 
+/// Checks a grant body and turns it into what the leader stamps.
+pub(crate) fn grant_request(body: GrantBody) -> Result<GrantRequest, ApiError> {
+    lease::validate_ttl("ttl", body.ttl.0)?;
+    if let Some(max) = body.max_ttl {
+        lease::validate_ttl("max_ttl", max.0)?;
+    }
+    if let Some(name) = &body.name {
+        text::lease_name("name", name)?;
+    }
+    text::maybe_account_ref("account", body.account.as_deref())?;
+    text::metadata(&body.metadata)?;
+    // As in Vault, a ttl above the lease's max_ttl is capped to it.
+    let ttl_ms = body.max_ttl.map_or(body.ttl.0, |max| body.ttl.0.min(max.0));
+    Ok(GrantRequest {
+        ttl_ms,
+        max_ttl_ms: body.max_ttl.map(|d| d.0),
+        name: body.name,
+        account: body.account,
+        metadata: body.metadata,
+    })
+}
+
 fn lease_result(outcome: Outcome) -> Result<LeaseJson, ApiError> {
     match outcome {
         Outcome::Lease(view) => Ok(LeaseJson::from_view(&view, now_ms())),
@@ -102,24 +125,14 @@ pub async fn grant(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> Result<(StatusCode, Json<LeaseJson>), ApiError> {
-    lease::validate_ttl("ttl", body.ttl.0)?;
-    if let Some(max) = body.max_ttl {
-        lease::validate_ttl("max_ttl", max.0)?;
-    }
-    if let Some(name) = &body.name {
-        text::lease_name("name", name)?;
-    }
-    text::maybe_account_ref("account", body.account.as_deref())?;
-    text::metadata(&body.metadata)?;
+    let grant = grant_request(body)?;
     let cp = shared.domain_cp()?;
-    // As in Vault, a ttl above the lease's max_ttl is capped to it.
-    let ttl_ms = body.max_ttl.map_or(body.ttl.0, |max| body.ttl.0.min(max.0));
     let request = Request::GrantLease {
-        ttl_ms,
-        max_ttl_ms: body.max_ttl.map(|d| d.0),
-        name: body.name,
-        account: body.account,
-        metadata: body.metadata,
+        ttl_ms: grant.ttl_ms,
+        max_ttl_ms: grant.max_ttl_ms,
+        name: grant.name,
+        account: grant.account,
+        metadata: grant.metadata,
     };
     let result = cp.write(request, key).await?;
     Ok((StatusCode::CREATED, Json(lease_result(result.outcome)?)))

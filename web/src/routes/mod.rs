@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod cluster;
 pub mod health;
+pub mod lease_batch;
 pub mod leases;
 pub mod pki;
 pub mod snapshot;

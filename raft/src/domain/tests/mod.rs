@@ -5,6 +5,7 @@
 
 mod accounts;
 mod census;
+mod lease_batch;
 mod leases;
 mod properties;
 mod restore;
