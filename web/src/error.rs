@@ -61,6 +61,9 @@ pub enum ApiError {
     /// `Idempotency-Key`.
     #[error("{0}; retry with the same Idempotency-Key")]
     OutcomeUnknown(String),
+    /// The token sent more requests than its rate allows.
+    #[error("too many requests for this token; retry in {}s", retry_after_secs(*.0))]
+    RateLimited(std::time::Duration),
     /// The node is sealed.
     #[error("this node is sealed")]
     Sealed,
@@ -74,6 +77,12 @@ pub enum ApiError {
     /// Anything unexpected; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
+}
+
+/// Whole seconds to wait, rounded up, at least 1 (`Retry-After` takes
+/// whole seconds).
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
 }
 
 /// The JSON error body.
@@ -107,6 +116,7 @@ impl ApiError {
             ApiError::RaftNotReady => (StatusCode::SERVICE_UNAVAILABLE, "raft_not_ready"),
             ApiError::NoLeader(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
             ApiError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::ClockOffset(_) => (StatusCode::SERVICE_UNAVAILABLE, "clock_offset"),
@@ -140,7 +150,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let ApiError::RateLimited(wait) = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(*wait)),
+            );
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),

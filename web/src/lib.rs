@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod peer;
+pub mod rate_limit;
 pub mod router;
 pub mod routes;
 pub mod serve;

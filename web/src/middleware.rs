@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::shared::Shared;
 
@@ -72,6 +73,10 @@ pub async fn require_admin(
 ) -> Response {
     if !shared.auth.admin_ok(req.headers()) {
         return ApiError::Unauthorized.into_response();
+    }
+    let token = bearer(req.headers()).unwrap_or_default();
+    if let Err(wait) = shared.rate_limits.check(token) {
+        return ApiError::RateLimited(wait).into_response();
     }
     next.run(req).await
 }

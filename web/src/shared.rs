@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::events::EventLog;
 use crate::lifecycle::LifecycleBoard;
 use crate::metrics::Metrics;
+use crate::rate_limit::{RateLimit, RateLimits};
 
 /// What the node does when the API asks it to change its own state.
 pub trait NodeControl: Send + Sync + 'static {
@@ -38,12 +39,15 @@ pub trait NodeControl: Send + Sync + 'static {
 pub struct ApiLimits {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Requests per second per admin token (0: no limit).
+    pub rate_limit: RateLimit,
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
         ApiLimits {
             max_body_bytes: 1 << 20,
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -60,6 +64,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Request limits.
     pub limits: ApiLimits,
+    /// Per-token request rates.
+    pub rate_limits: RateLimits,
     /// The last signed CRL.
     pub crl_cache: CrlCache,
     /// Recent cluster events this node saw.
@@ -79,6 +85,7 @@ impl Shared {
             auth,
             lifecycle: LifecycleBoard::default(),
             metrics: Metrics::new(),
+            rate_limits: RateLimits::new(limits.rate_limit),
             limits,
             crl_cache: CrlCache::default(),
             events: EventLog::default(),

@@ -47,6 +47,8 @@ pub struct FileConfig {
     tls_key_file: Option<PathBuf>,
     tls_ca_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_limit_burst: Option<u32>,
 }
 
 impl FileConfig {
@@ -117,7 +119,9 @@ impl FileConfig {
             tls_cert_file,
             tls_key_file,
             tls_ca_file,
-            max_body_bytes
+            max_body_bytes,
+            rate_limit,
+            rate_limit_burst
         );
         a
     }

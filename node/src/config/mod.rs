@@ -21,6 +21,7 @@ use keel_raft::clock::parse_duration_ms;
 use keel_raft::domain::quota::Quotas;
 use keel_raft::domain::tidy::Retention;
 use keel_raft::pki::{PkiSettings, SecretPem};
+use keel_web::rate_limit::RateLimit;
 
 use crate::cli::ServerArgs;
 use crate::tls::TlsMaterial;
@@ -78,6 +79,8 @@ pub struct Config {
     pub tls: Option<TlsMaterial>,
     /// Largest API request body.
     pub max_body_bytes: usize,
+    /// Requests per second per admin token (0: no limit).
+    pub rate_limit: RateLimit,
     /// Largest wall-clock offset tolerated from a majority of the voters.
     pub max_clock_offset: Duration,
 }
@@ -310,6 +313,14 @@ impl Config {
             .peer_max_message_bytes
             .unwrap_or(keel_raft::settings::DEFAULT_MAX_PEER_MESSAGE_BYTES);
         check_body_limits(max_body_bytes, raft.max_peer_message_bytes)?;
+        let per_second = a.rate_limit.unwrap_or(0);
+        let rate_limit = RateLimit {
+            per_second,
+            burst: a.rate_limit_burst.unwrap_or(per_second),
+        };
+        if per_second > 0 && rate_limit.burst == 0 {
+            return Err(err("--rate-limit-burst must be at least 1"));
+        }
         Ok(Config {
             dev,
             node_id,
@@ -330,6 +341,7 @@ impl Config {
             raft,
             tls,
             max_body_bytes,
+            rate_limit,
             max_clock_offset,
         })
     }

@@ -62,6 +62,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let limits = ApiLimits {
         max_body_bytes: config.max_body_bytes,
+        rate_limit: config.rate_limit,
     };
     let shared = Arc::new(Shared::new(config.node_id, auth, limits));
     let board = &shared.lifecycle;

@@ -5,9 +5,10 @@
 //! answer 400 and 413; routes with path or query parameters answer 400;
 //! routes naming an object in their path answer 404; domain writes take
 //! an `Idempotency-Key`, so they answer 400 for a malformed key and 409
-//! for a key used with another request. Nothing in keel
-//! answers 403 or 429 today (there are no scoped tokens and no rate
-//! limits), so no route documents them.
+//! for a key used with another request. Routes behind a token answer
+//! 429 with `Retry-After` when the token is over `--rate-limit`. Nothing
+//! in keel answers 403 today (there are no scoped tokens), so no route
+//! documents it.
 
 use serde_json::{Map, Value, json};
 
@@ -27,6 +28,18 @@ fn unavailable() -> Value {
             "description": "seconds to wait before retrying",
             "required": true,
             "schema": {"type": "integer", "minimum": 0}
+        }
+    });
+    r
+}
+
+fn rate_limited() -> Value {
+    let mut r = error("this token is over its request rate (`--rate-limit`)");
+    r["headers"] = json!({
+        "Retry-After": {
+            "description": "whole seconds to wait before retrying",
+            "required": true,
+            "schema": {"type": "integer", "minimum": 1}
         }
     });
     r
@@ -79,6 +92,7 @@ pub fn add_standard(doc: &mut Value) {
             }
             if secured {
                 add(responses, "401", error("missing or invalid bearer token"));
+                add(responses, "429", rate_limited());
             }
             if params.iter().any(|p| p == "path") {
                 add(responses, "404", error("no such object"));
