@@ -50,6 +50,15 @@ pub enum Command {
         #[command(subcommand)]
         op: AccountOp,
     },
+    /// API tokens: create, list, look up, renew, revoke.
+    Token {
+        /// Connection.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The operation.
+        #[command(subcommand)]
+        op: TokenOp,
+    },
     /// The cluster CA and its certificates.
     Cert {
         /// Connection.
@@ -216,6 +225,47 @@ pub enum LeaseOp {
     RevokePrefix {
         /// The prefix.
         prefix: String,
+    },
+}
+
+/// `keel token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenOp {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// admin, operator, reader or tenant.
+        #[arg(long)]
+        role: String,
+        /// The account of a tenant token.
+        #[arg(long)]
+        account: Option<String>,
+        /// Time to live (seconds or 30s, 5m, 24h).
+        #[arg(long)]
+        ttl: String,
+        /// Bound on its whole life (default: the ttl).
+        #[arg(long)]
+        max_ttl: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (accessors only).
+    List,
+    /// Show a token by accessor, or the one in use with `self`.
+    Lookup {
+        /// Accessor, or `self`.
+        accessor: String,
+    },
+    /// Renew the token in use.
+    Renew {
+        /// Increment (defaults to the token's ttl).
+        #[arg(long)]
+        increment: Option<String>,
+    },
+    /// Revoke a token by accessor.
+    Revoke {
+        /// Accessor.
+        accessor: String,
     },
 }
 

@@ -54,6 +54,9 @@ fn main() -> ExitCode {
             Command::Account { client: args, op } => client::account::run(&args, &op)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Token { client: args, op } => client::token::run(&args, &op)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Cert { client: args, op } => client::cert::run(&args, &op)
                 .await
                 .map_err(|e| e.to_string()),

@@ -100,6 +100,7 @@ mod tests {
                         cluster_id: "x".repeat(payload),
                     },
                     quotas: Default::default(),
+                    scope: None,
                     idempotency: None,
                 }),
             })

@@ -14,6 +14,7 @@ use crate::codec;
 use crate::command::{Command, IdempotencyStamp, Proposal, Request};
 use crate::domain::lease::{Grant, LeaseId};
 use crate::domain::lease_batch::LeaseBatch;
+use crate::domain::token::Token;
 use crate::domain::{DomainError, State};
 use crate::error::Error;
 use crate::pki::{self, PkiError, SecretPem};
@@ -62,6 +63,32 @@ fn new_lease_id(state: &State, taken: &BTreeSet<LeaseId>) -> LeaseId {
     }
 }
 
+/// A fresh token: an accessor not in use, and a secret of 32 random bytes
+/// (as `keel.` and 64 hex digits) with its digest, the only part kept.
+fn new_token(state: &State) -> (String, [u8; 32], SecretPem) {
+    let accessor = loop {
+        let id: u64 = rand::rng().random();
+        let accessor = format!("{id:016x}");
+        if state.tokens.get(&accessor).is_none() {
+            break accessor;
+        }
+    };
+    let bytes: [u8; 32] = rand::rng().random();
+    let secret = format!(
+        "keel.{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    (accessor, token_digest(&secret), SecretPem::new(secret))
+}
+
+/// The digest a token's secret is known by.
+pub fn token_digest(secret: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 /// A grant's hard bound: as asked, or the configured default (never
 /// below its ttl).
 fn default_max_ttl(asked: Option<u64>, ttl_ms: u64, policy: &Policy) -> u64 {
@@ -83,6 +110,10 @@ pub fn stamp(
         fingerprint: fingerprint(&request),
         key,
     });
+    let (request, scope) = match request {
+        Request::Scoped { scope, request } => (*request, Some(scope)),
+        request => (request, None),
+    };
     let (command, secret) = match request {
         Request::Apply(command) => (command, None),
         Request::GrantLease {
@@ -130,6 +161,36 @@ pub fn stamp(
             };
             (Command::ApplyLeaseBatch { batch }, None)
         }
+        Request::CreateToken {
+            role,
+            account,
+            name,
+            ttl_ms,
+            max_ttl_ms,
+            created_by,
+        } => {
+            let (accessor, secret_sha256, secret) = new_token(state);
+            let command = Command::CreateToken {
+                token: Token {
+                    accessor,
+                    secret_sha256,
+                    role,
+                    account,
+                    name,
+                    created_by,
+                    ttl_ms,
+                    issued_at: now,
+                    expires_at: now.saturating_add(ttl_ms),
+                    hard_expires_at: now.saturating_add(max_ttl_ms.unwrap_or(ttl_ms).max(ttl_ms)),
+                },
+            };
+            (command, Some(secret))
+        }
+        Request::Scoped { .. } => {
+            return Err(Error::Domain(DomainError::Invalid(
+                "a scoped request cannot hold another".into(),
+            )));
+        }
         Request::IssueCertificate(spec) => {
             let ca = state.pki.ca().ok_or(PkiError::NoCa)?;
             let (cert, key) = pki::issue(ca, &spec, &policy.pki, now)?;
@@ -156,6 +217,7 @@ pub fn stamp(
             command,
             idempotency,
             quotas: policy.quotas,
+            scope,
         },
         secret,
     })

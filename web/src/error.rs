@@ -200,6 +200,11 @@ impl From<DomainError> for ApiError {
                 code: "limit_exceeded",
                 message,
             },
+            DomainError::TokenNotFound(_) => ApiError::NotFound {
+                code: "token_not_found",
+                message,
+            },
+            DomainError::Forbidden(m) => ApiError::Forbidden(m),
             DomainError::QuotaExceeded { .. } => ApiError::Conflict {
                 code: "quota_exceeded",
                 message,

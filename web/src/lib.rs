@@ -7,6 +7,7 @@
 //! to the replicated core only through `keel_raft::ControlPlane`.
 
 pub mod auth;
+pub mod authz;
 pub mod contract;
 pub mod crl_cache;
 pub mod error;

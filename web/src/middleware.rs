@@ -1,6 +1,6 @@
 //! Middleware of the API listener: a request id and tracing span on every
 //! request (so every log line of a request carries its id), HTTP metrics,
-//! admin authentication of `/v1/*`, and refusal of new work while draining.
+//! authentication and authorization of `/v1/*`, and refusal of new work while draining.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +11,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use keel_raft::Consistency;
+use keel_raft::clock::{Millis, now_ms};
+use keel_raft::domain::State as DomainState;
+use keel_raft::stamp::token_digest;
+
 use crate::auth::bearer;
+use crate::authz::{self, Principal};
 use crate::error::ApiError;
 use crate::shared::Shared;
 
@@ -65,20 +71,94 @@ pub async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next
     response
 }
 
-/// Requires a valid admin bearer token.
-pub async fn require_admin(
+/// Authenticates `/v1/*` requests and authorizes them (default deny): a
+/// token from the admin token file acts as `admin`; any other must be a
+/// live replicated token (401 otherwise), whose role must hold the route's
+/// permission (403 otherwise), and a tenant's account must be active. The
+/// [`Principal`] goes into the request's extensions for the handlers.
+pub async fn authenticate(
     State(shared): State<Arc<Shared>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    if !shared.auth.admin_ok(req.headers()) {
+    let Some(token) = bearer(req.headers()).map(str::to_string) else {
         return ApiError::Unauthorized.into_response();
-    }
-    let token = bearer(req.headers()).unwrap_or_default();
-    if let Err(wait) = shared.rate_limits.check(token) {
+    };
+    let principal = if shared.auth.admin_ok(req.headers()) {
+        Principal::root()
+    } else {
+        match resolve(&shared, &token).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        }
+    };
+    if let Err(wait) = shared.rate_limits.check(&token) {
         return ApiError::RateLimited(wait).into_response();
     }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    match authz::required(req.method(), &route) {
+        Some(p) if authz::allows(principal.role, p) => {}
+        Some(p) => {
+            return ApiError::Forbidden(format!(
+                "a {} token lacks the permission {} that {} {route} needs",
+                principal.role.as_str(),
+                p.as_str(),
+                req.method()
+            ))
+            .into_response();
+        }
+        None => {
+            return ApiError::Forbidden(format!(
+                "{} {route} declares no permission, so no token may use it",
+                req.method()
+            ))
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// The replicated token behind `secret`, live now, with its tenant's
+/// account active. A token this node does not know (perhaps created a
+/// moment ago and not applied here yet) is looked up again after a
+/// linearizable barrier, so a new token works on every node at once; only
+/// unknown tokens pay that round trip.
+async fn resolve(shared: &Shared, secret: &str) -> Result<Principal, ApiError> {
+    let cp = shared.cp()?;
+    let digest = token_digest(secret);
+    let lookup = |s: &DomainState, now: Millis| {
+        s.tokens
+            .by_secret(&digest)
+            .filter(|t| t.live_at(now))
+            .map(|t| {
+                let active = s.owner_active(t.account.as_deref(), now);
+                (
+                    Principal {
+                        accessor: t.accessor.clone(),
+                        role: t.role,
+                        account: t.account.clone(),
+                    },
+                    active,
+                )
+            })
+    };
+    let found = match cp.local(|s| lookup(s, now_ms())) {
+        Some(found) => Some(found),
+        None => cp.read(Consistency::Linearizable, lookup).await?,
+    };
+    match found {
+        None => Err(ApiError::Unauthorized),
+        Some((p, false)) => Err(ApiError::Forbidden(format!(
+            "the account `{}` of this token is not active",
+            p.account.as_deref().unwrap_or_default()
+        ))),
+        Some((p, true)) => Ok(p),
+    }
 }
 
 /// Refuses new API requests once the node is draining.

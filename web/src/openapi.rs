@@ -5,7 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    accounts, cluster, health, lease_batch, leases, pki, snapshot, status, sys, ui, warnings,
+    accounts, cluster, health, lease_batch, leases, pki, snapshot, status, sys, tokens, ui,
+    warnings,
 };
 
 struct BearerAuth;
@@ -35,11 +36,12 @@ impl Modify for BearerAuth {
         leases::grant, leases::get, leases::list, leases::renew, leases::revoke, leases::revoke_prefix,
         lease_batch::batch,
         accounts::create, accounts::get, accounts::list, accounts::update, accounts::disable, accounts::enable, accounts::delete,
+        tokens::create, tokens::list, tokens::get, tokens::revoke, tokens::lookup_self, tokens::renew_self,
         pki::ca, pki::issue, pki::sign, pki::get, pki::list, pki::renew, pki::activate, pki::revoke, pki::crl,
     ),
     tags(
         (name = "health"), (name = "sys"), (name = "cluster"),
-        (name = "leases"), (name = "accounts"), (name = "pki"),
+        (name = "leases"), (name = "accounts"), (name = "pki"), (name = "auth"),
     )
 )]
 pub struct ApiDoc;

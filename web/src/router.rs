@@ -1,5 +1,5 @@
 //! Assembles the API listener's router: unauthenticated health routes,
-//! then `/v1/*` behind the admin token and the draining gate, all under
+//! then `/v1/*` behind authentication, authorization and the draining gate, all under
 //! the request-id/metrics middleware.
 
 use std::sync::Arc;
@@ -10,9 +10,10 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
-use crate::middleware::{observe, refuse_when_draining, require_admin};
+use crate::middleware::{authenticate, observe, refuse_when_draining};
 use crate::routes::{
-    accounts, cluster, health, lease_batch, leases, pki, snapshot, status, sys, ui, warnings,
+    accounts, cluster, health, lease_batch, leases, pki, snapshot, status, sys, tokens, ui,
+    warnings,
 };
 use crate::shared::Shared;
 
@@ -73,10 +74,14 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/pki/certs/{serial}/activate", post(pki::activate))
         .route("/v1/pki/certs/{serial}/revoke", post(pki::revoke))
         .route("/v1/pki/crl", get(pki::crl))
-        .route_layer(middleware::from_fn_with_state(
-            shared.clone(),
-            require_admin,
-        ));
+        .route("/v1/auth/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/auth/tokens/self", post(tokens::lookup_self))
+        .route("/v1/auth/tokens/self/renew", post(tokens::renew_self))
+        .route(
+            "/v1/auth/tokens/{accessor}",
+            get(tokens::get).delete(tokens::revoke),
+        )
+        .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     let v1 = Router::new()
         .route("/v1/sys/seal-status", get(sys::seal_status))
         .merge(protected)

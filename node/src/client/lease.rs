@@ -25,7 +25,8 @@ const FIELDS: [&str; 12] = [
     "metadata",
 ];
 
-fn duration(s: &str) -> Value {
+/// A duration flag as the API takes it: a bare number is seconds.
+pub(crate) fn duration(s: &str) -> Value {
     match s.parse::<u64>() {
         Ok(n) => json!(n),
         Err(_) => json!(s),

@@ -16,6 +16,7 @@ pub mod decommission;
 pub mod lease;
 mod lease_batch;
 pub mod rotate;
+pub mod token;
 
 pub use http::{ApiClient, ClientError};
 

@@ -392,9 +392,11 @@ impl Leases {
     }
 
     /// Revokes every lease whose name starts with `prefix`.
+    /// Under a tenant `scope`, only that account's leases are revoked.
     pub fn revoke_prefix(
         &mut self,
         prefix: &str,
+        scope: Option<&str>,
         accounts: &mut Accounts,
     ) -> Result<u64, DomainError> {
         validate_name("prefix", prefix)?;
@@ -404,6 +406,7 @@ impl Leases {
             .by_id
             .values()
             .filter(|l| l.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+            .filter(|l| scope.is_none_or(|s| l.account.as_deref() == Some(s)))
             .map(|l| l.id)
             .collect();
         Ok(self.remove_all(&ids, accounts))

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Millis;
 use crate::domain::lease::{self, LeaseId, LeaseView};
 use crate::domain::quota::{self, Quotas};
+use crate::domain::scope::check_grant_scope;
 use crate::domain::{DomainError, State};
 
 /// Most items in each list of a batch (grants, renewals, revokes).
@@ -106,11 +107,15 @@ impl State {
         now: Millis,
         batch: &LeaseBatch,
         quotas: &Quotas,
+        scope: Option<&str>,
     ) -> BatchResults {
         let grant = batch
             .grant
             .iter()
             .map(|g| {
+                if let Some(scope) = scope {
+                    check_grant_scope(scope, g.account.as_deref())?;
+                }
                 quota::check("leases", self.leases.len(), quotas.max_leases)?;
                 self.leases.grant(now, g.clone(), &mut self.accounts)
             })
@@ -118,12 +123,22 @@ impl State {
         let renew = batch
             .renew
             .iter()
-            .map(|r| self.leases.renew(now, r.id, r.increment_ms, &self.accounts))
+            .map(|r| {
+                if let Some(scope) = scope {
+                    self.check_lease_scope(scope, r.id)?;
+                }
+                self.leases.renew(now, r.id, r.increment_ms, &self.accounts)
+            })
             .collect();
         let revoke = batch
             .revoke
             .iter()
-            .map(|id| self.leases.revoke(*id, &mut self.accounts))
+            .map(|id| {
+                if let Some(scope) = scope {
+                    self.check_lease_scope(scope, *id)?;
+                }
+                self.leases.revoke(*id, &mut self.accounts)
+            })
             .collect();
         BatchResults {
             grant,

@@ -21,7 +21,9 @@ pub mod lease_batch;
 pub mod list;
 pub mod quota;
 pub mod restore;
+pub mod scope;
 pub mod tidy;
+pub mod token;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +33,7 @@ use account::{AccountState, Accounts};
 use cert::{CertRecord, CertState, Pki};
 use idempotency::IdempotencyTable;
 use lease::Leases;
-use quota::Quotas;
+use token::Tokens;
 
 /// A deterministic refusal: returned to the client, state unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -73,6 +75,12 @@ pub enum DomainError {
     /// The `Idempotency-Key` was first used with a different request.
     #[error("idempotency key was already used with a different request")]
     IdempotencyConflict,
+    /// No token with this accessor (or it has expired).
+    #[error("token {0} not found")]
+    TokenNotFound(String),
+    /// The credential acting may not touch this object.
+    #[error("{0}")]
+    Forbidden(String),
     /// A cluster-wide quota would be exceeded.
     #[error("the cluster is at its quota of {limit} {resource}")]
     QuotaExceeded {
@@ -126,6 +134,10 @@ pub struct State {
     /// same reason.
     #[serde(default)]
     pub restore: Option<restore::StagedRestore>,
+    /// API tokens (see [`token`]). Defaulted, after `restore`, for the
+    /// same reason.
+    #[serde(default)]
+    pub tokens: Tokens,
 }
 
 impl State {
@@ -142,6 +154,7 @@ impl State {
             pki: self.pki.frozen(),
             last_stamp: self.last_stamp,
             restore: self.restore.clone(),
+            tokens: self.tokens.frozen(),
         }
     }
 
@@ -165,8 +178,9 @@ impl State {
             };
         }
         let response = self
-            .check_quotas(&proposal.quotas, &proposal.command)
-            .and_then(|()| self.apply_command(now, &proposal.command, &proposal.quotas));
+            .check_scope(proposal.scope.as_deref(), &proposal.command)
+            .and_then(|()| self.check_quotas(&proposal.quotas, &proposal.command))
+            .and_then(|()| self.apply_command(now, proposal));
         let changed = match &response {
             // A batch whose every item was refused changed nothing.
             Ok(Outcome::LeaseBatch(results)) => results.succeeded() > 0,
@@ -195,8 +209,9 @@ impl State {
         self.idempotency.lookup(stamp)
     }
 
-    fn apply_command(&mut self, now: Millis, command: &Command, quotas: &Quotas) -> Response {
-        match command {
+    fn apply_command(&mut self, now: Millis, proposal: &Proposal) -> Response {
+        let scope = proposal.scope.as_deref();
+        match &proposal.command {
             Command::InitCluster { cluster_id } => {
                 let id = self
                     .cluster
@@ -233,11 +248,11 @@ impl State {
                 Ok(Outcome::Done)
             }
             Command::ApplyLeaseBatch { batch } => Ok(Outcome::LeaseBatch(Box::new(
-                self.apply_lease_batch(now, batch, quotas),
+                self.apply_lease_batch(now, batch, &proposal.quotas, scope),
             ))),
             Command::RevokeLeasePrefix { prefix } => self
                 .leases
-                .revoke_prefix(prefix, &mut self.accounts)
+                .revoke_prefix(prefix, scope, &mut self.accounts)
                 .map(Outcome::Count),
             Command::ExpireLeases { ids } => Ok(Outcome::Count(self.leases.expire(
                 now,
@@ -310,6 +325,21 @@ impl State {
                 sha256,
             } => self.commit_restore(now, *restore_id, *len, sha256),
             Command::AbortRestore { restore_id } => self.abort_restore(*restore_id),
+            Command::CreateToken { token } => {
+                let token = self.tokens.create(token.clone(), &self.accounts)?;
+                Ok(Outcome::Token(Box::new(token)))
+            }
+            Command::RenewToken {
+                accessor,
+                increment_ms,
+            } => {
+                let token = self.tokens.renew(now, accessor, *increment_ms)?;
+                Ok(Outcome::Token(Box::new(token)))
+            }
+            Command::RevokeToken { accessor } => {
+                let token = self.tokens.revoke(accessor)?;
+                Ok(Outcome::Token(Box::new(token)))
+            }
             Command::TidyRecords { retention } => {
                 Ok(Outcome::Count(self.tidy(now, retention).total()))
             }
@@ -325,6 +355,7 @@ impl State {
     /// Rebuilds every index that is derived from the tables and therefore
     /// not stored in snapshots. Called after a snapshot is decoded.
     pub fn rebuild_indexes(&mut self) {
+        self.tokens.rebuild_indexes();
         self.leases.rebuild_indexes();
         self.pki.rebuild_indexes();
     }

@@ -7,7 +7,9 @@
 //!
 //! - a certificate past `not_after` leaves the CRL (the CRL is re-published);
 //! - its record is removed once `not_after + pki_retention` has passed;
-//! - an idempotency key older than its retention is forgotten.
+//! - an idempotency key older than its retention is forgotten;
+//! - a token past its deadline is removed (it stopped working at the
+//!   deadline already: validity is derived).
 //!
 //! Revoked and expired leases need nothing here: revocation and expiry
 //! remove them from the table when they apply.
@@ -44,12 +46,14 @@ pub struct Tidied {
     pub certificates: u64,
     /// Idempotency keys forgotten.
     pub idempotency_keys: u64,
+    /// Expired tokens removed.
+    pub tokens: u64,
 }
 
 impl Tidied {
     /// Everything removed, as one count.
     pub fn total(&self) -> u64 {
-        u64::from(self.crl_shortened) + self.certificates + self.idempotency_keys
+        u64::from(self.crl_shortened) + self.certificates + self.idempotency_keys + self.tokens
     }
 }
 
@@ -62,6 +66,7 @@ impl State {
                 .idempotency
                 .oldest()
                 .is_some_and(|at| at < now.saturating_sub(retention.idempotency_ms))
+            || self.tokens.prune_due(now)
     }
 
     /// Applies `TidyRecords` at stamped time `now`.
@@ -69,10 +74,12 @@ impl State {
         let crl_shortened = self.pki.drop_expired_from_crl(now);
         let certificates = self.pki.prune_expired(now, retention.pki_ms);
         let idempotency_keys = self.idempotency.prune(now, retention.idempotency_ms);
+        let tokens = self.tokens.prune_expired(now);
         Tidied {
             crl_shortened,
             certificates,
             idempotency_keys,
+            tokens,
         }
     }
 }

@@ -32,6 +32,7 @@ fn entry(index: u64) -> Entry {
                 cluster_id: "c".into(),
             },
             quotas: Default::default(),
+            scope: None,
             idempotency: None,
         })
     };

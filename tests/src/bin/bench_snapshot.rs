@@ -60,6 +60,7 @@ fn synthetic_snapshot(path: &Path, n: usize) {
             command: grant,
             idempotency: None,
             quotas: Quotas::default(),
+            scope: None,
         };
         state.apply(&proposal).expect("grant");
     }

@@ -14,4 +14,48 @@ use serde_json::Value;
 pub fn complete(doc: &mut Value, policy: &Policy) {
     schemas::constrain(doc, policy);
     responses::add_standard(doc);
+    declare_permissions(doc);
+    optional_bodies(doc);
+}
+
+/// Operations whose handler takes its body with `MaybeJson`: an empty
+/// body is the same as `{}`, so the document says the body is optional.
+const OPTIONAL_BODIES: [&str; 5] = [
+    "/v1/leases/{id}/renew",
+    "/v1/pki/certs/{serial}/renew",
+    "/v1/pki/certs/{serial}/revoke",
+    "/v1/cluster/transfer-leader",
+    "/v1/auth/tokens/self/renew",
+];
+
+fn optional_bodies(doc: &mut Value) {
+    for path in OPTIONAL_BODIES {
+        let pointer = format!("/paths/{}/post/requestBody", path.replace('/', "~1"));
+        if let Some(body) = doc.pointer_mut(&pointer).and_then(Value::as_object_mut) {
+            body.insert("required".into(), Value::Bool(false));
+        }
+    }
+}
+
+/// Writes the permission each `/v1/*` operation needs (see
+/// [`crate::authz`]) as `x-keel-permission`.
+fn declare_permissions(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            let Ok(method) = axum::http::Method::from_bytes(method.to_uppercase().as_bytes())
+            else {
+                continue;
+            };
+            if let (Some(p), Some(op)) = (crate::authz::required(&method, path), op.as_object_mut())
+            {
+                op.insert("x-keel-permission".into(), Value::from(p.as_str()));
+            }
+        }
+    }
 }

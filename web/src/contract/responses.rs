@@ -60,7 +60,7 @@ pub fn add_standard(doc: &mut Value) {
         };
         for (method, op) in item.iter_mut() {
             let idempotent_write = method != "get"
-                && ["/v1/leases", "/v1/accounts", "/v1/pki"]
+                && ["/v1/leases", "/v1/accounts", "/v1/pki", "/v1/auth/tokens"]
                     .iter()
                     .any(|p| path.starts_with(p));
             let Some(op) = op.as_object_mut() else {

@@ -9,6 +9,7 @@ use keel_raft::domain::lease::{
     MAX_METADATA_ENTRIES, MAX_METADATA_LEN, MAX_NAME_LEN, MAX_TTL_MS, MIN_TTL_MS,
 };
 use keel_raft::domain::lease_batch::MAX_BATCH_ITEMS;
+use keel_raft::domain::token::{self, Role};
 use keel_raft::settings::Policy;
 use serde_json::{Value, json};
 
@@ -250,6 +251,46 @@ pub fn constrain(doc: &mut Value, policy: &Policy) {
         set_param(doc, path, "consistency", &consistency);
         set_param(doc, path, "limit", &limit);
     }
+    // Tokens.
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    set_property(doc, "CreateTokenBody", "role", enum_of(&roles));
+    set_property(doc, "CreateTokenBody", "account", nullable(account()));
+    set_property(
+        doc,
+        "CreateTokenBody",
+        "ttl",
+        duration(MIN_TTL_MS, MAX_TTL_MS),
+    );
+    set_property(
+        doc,
+        "CreateTokenBody",
+        "max_ttl",
+        nullable(duration(MIN_TTL_MS, MAX_TTL_MS)),
+    );
+    set_property(
+        doc,
+        "CreateTokenBody",
+        "name",
+        nullable(text(token::MAX_NAME_LEN)),
+    );
+    set_property(
+        doc,
+        "RenewTokenBody",
+        "increment",
+        nullable(duration(MIN_TTL_MS, MAX_TTL_MS)),
+    );
+    // A tenant token names its account; no other role names one.
+    if let Some(body) = doc.pointer_mut("/components/schemas/CreateTokenBody") {
+        let others: Vec<&str> = roles.iter().copied().filter(|r| *r != "tenant").collect();
+        body["oneOf"] = json!([
+            {"properties": {"role": {"const": "tenant"}, "account": account()}, "required": ["account"]},
+            {"properties": {"role": enum_of(&others), "account": {"type": "null"}}}
+        ]);
+    }
+    set_param(doc, "/v1/auth/tokens/{accessor}", "accessor", &lease_id);
+    set_param(doc, "/v1/auth/tokens", "cursor", &lease_id);
+    set_param(doc, "/v1/auth/tokens", "limit", &limit);
+
     set_param(doc, "/v1/leases", "prefix", &name);
     set_param(doc, "/v1/leases", "account", &account());
     set_param(doc, "/v1/leases", "cursor", &lease_id);

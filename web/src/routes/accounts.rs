@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use keel_raft::clock::{Millis, now_ms, parse_rfc3339};
 use keel_raft::command::{Command, Outcome, Request};
 use keel_raft::domain::account::{self, AccountState, LimitsPatch, Patch};
@@ -12,6 +12,7 @@ use keel_raft::domain::list::paginate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::authz::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
     ApiJson, ApiQuery, IdempotencyKey, ReadQuery, Whole, consistency, double_option, object,
@@ -164,10 +165,16 @@ pub async fn create(
     responses((status = 200, body = AccountJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<AccountJson>, ApiError> {
     check_name(&name)?;
+    if !who.may_see(Some(&name)) {
+        return Err(ApiError::Forbidden(format!(
+            "a tenant token may read only its own account, not `{name}`"
+        )));
+    }
     let cp = shared.domain_cp()?;
     let found = cp
         .read(q.consistency()?, |s, now| {
@@ -187,6 +194,7 @@ pub async fn get(
     responses((status = 200, body = ListJson<AccountJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListJson<AccountJson>>, ApiError> {
     let consistency = consistency(q.consistency.as_deref())?;
@@ -201,6 +209,7 @@ pub async fn list(
             let items = s
                 .accounts
                 .iter_from(q.cursor.as_deref())
+                .filter(|a| who.may_see(Some(&a.name)))
                 .filter(|a| state_filter.is_none_or(|f| a.state_at(now) == f))
                 .map(|a| AccountJson::new(a, Some(s), now));
             paginate(items, limit, |a| a.name.clone())

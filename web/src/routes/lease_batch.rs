@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use keel_raft::DomainError;
 use keel_raft::clock::now_ms;
 use keel_raft::command::{Outcome, Request};
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::leases::{GrantBody, grant_request};
+use crate::authz::Principal;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::extract::{ApiJson, DurationInput, IdempotencyKey};
 use crate::shared::Shared;
@@ -116,13 +117,13 @@ fn lease_item(status: u16, r: Result<LeaseView, DomainError>, now: u64) -> Batch
 }
 
 /// Checks every item and builds the request the leader stamps.
-fn batch_request(body: BatchBody) -> Result<Request, ApiError> {
+fn batch_request(body: BatchBody, who: &Principal) -> Result<Request, ApiError> {
     LeaseBatch::validate_sizes(body.grant.len(), body.renew.len(), body.revoke.len())?;
     let grant = body
         .grant
         .into_iter()
         .enumerate()
-        .map(|(i, g)| grant_request(g).map_err(|e| at_item("grant", i, e)))
+        .map(|(i, g)| grant_request(g, who).map_err(|e| at_item("grant", i, e)))
         .collect::<Result<Vec<_>, _>>()?;
     let renew = body
         .renew
@@ -193,11 +194,12 @@ fn batch_json(results: BatchResults) -> BatchJson {
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn batch(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Json<BatchJson>, ApiError> {
     let empty = body.grant.is_empty() && body.renew.is_empty() && body.revoke.is_empty();
-    let request = batch_request(body)?;
+    let request = who.scoped(batch_request(body, &who)?);
     let cp = shared.domain_cp()?;
     if empty {
         // Nothing to write: an empty batch makes no log entry.

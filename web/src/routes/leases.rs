@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use keel_raft::clock::now_ms;
 use keel_raft::command::{Command, Outcome, Request};
 use keel_raft::domain::lease::{self, LeaseState, Leases};
@@ -14,6 +14,7 @@ use keel_raft::domain::list::paginate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::authz::{Principal, scoped_account};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
     ApiJson, ApiQuery, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency,
@@ -87,8 +88,9 @@ pub struct ListQuery {
     pub consistency: Option<String>,
 }
 
-/// Checks a grant body and turns it into what the leader stamps.
-pub(crate) fn grant_request(body: GrantBody) -> Result<GrantRequest, ApiError> {
+/// Checks a grant body and turns it into what the leader stamps. A
+/// tenant's grant names its account when the body names none.
+pub(crate) fn grant_request(body: GrantBody, who: &Principal) -> Result<GrantRequest, ApiError> {
     lease::validate_ttl("ttl", body.ttl.0)?;
     if let Some(max) = body.max_ttl {
         lease::validate_ttl("max_ttl", max.0)?;
@@ -104,7 +106,7 @@ pub(crate) fn grant_request(body: GrantBody) -> Result<GrantRequest, ApiError> {
         ttl_ms,
         max_ttl_ms: body.max_ttl.map(|d| d.0),
         name: body.name,
-        account: body.account,
+        account: body.account.or_else(|| who.scope().map(str::to_string)),
         metadata: body.metadata,
     })
 }
@@ -122,10 +124,11 @@ fn lease_result(outcome: Outcome) -> Result<LeaseJson, ApiError> {
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn grant(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> Result<(StatusCode, Json<LeaseJson>), ApiError> {
-    let grant = grant_request(body)?;
+    let grant = grant_request(body, &who)?;
     let cp = shared.domain_cp()?;
     let request = Request::GrantLease {
         ttl_ms: grant.ttl_ms,
@@ -134,7 +137,7 @@ pub async fn grant(
         account: grant.account,
         metadata: grant.metadata,
     };
-    let result = cp.write(request, key).await?;
+    let result = cp.write(who.scoped(request), key).await?;
     Ok((StatusCode::CREATED, Json(lease_result(result.outcome)?)))
 }
 
@@ -144,6 +147,7 @@ pub async fn grant(
     responses((status = 200, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<LeaseJson>, ApiError> {
@@ -151,15 +155,24 @@ pub async fn get(
     let cp = shared.domain_cp()?;
     let found = cp
         .read(q.consistency()?, |s, now| {
-            s.leases
-                .get(id)
-                .map(|l| LeaseJson::new(l, Leases::state_of(l, now, &s.accounts), now))
+            s.leases.get(id).map(|l| {
+                (
+                    who.may_see(l.account.as_deref()),
+                    LeaseJson::new(l, Leases::state_of(l, now, &s.accounts), now),
+                )
+            })
         })
         .await?;
-    found.map(Json).ok_or_else(|| ApiError::NotFound {
-        code: "lease_not_found",
-        message: format!("lease {} not found", lease::format_id(id)),
-    })
+    match found {
+        Some((true, lease)) => Ok(Json(lease)),
+        Some((false, _)) => Err(ApiError::Forbidden(
+            "a tenant token may not read another account's lease".into(),
+        )),
+        None => Err(ApiError::NotFound {
+            code: "lease_not_found",
+            message: format!("lease {} not found", lease::format_id(id)),
+        }),
+    }
 }
 
 /// Lists leases, filtered.
@@ -167,7 +180,8 @@ pub async fn get(
     responses((status = 200, body = ListJson<LeaseJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    Extension(who): Extension<Principal>,
+    ApiQuery(mut q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListJson<LeaseJson>>, ApiError> {
     let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
@@ -176,6 +190,7 @@ pub async fn list(
         text::lease_name("prefix", prefix)?;
     }
     text::maybe_account_ref("account", q.account.as_deref())?;
+    q.account = scoped_account(&who, q.account)?;
     let after = q.cursor.as_deref().map(lease::parse_id).transpose()?;
     let cp = shared.domain_cp()?;
     let page = cp
@@ -212,6 +227,7 @@ pub async fn list(
     responses((status = 200, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn renew(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     MaybeJson(body): MaybeJson<RenewBody>,
@@ -225,7 +241,7 @@ pub async fn renew(
         id,
         increment_ms: body.increment.map(|d| d.0),
     };
-    let result = cp.write(Request::Apply(command), key).await?;
+    let result = cp.write(who.scoped(Request::Apply(command)), key).await?;
     Ok(Json(lease_result(result.outcome)?))
 }
 
@@ -235,12 +251,13 @@ pub async fn renew(
     responses((status = 204, description = "revoked"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn revoke(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<StatusCode, ApiError> {
     let id = lease::parse_id(&id)?;
     let cp = shared.domain_cp()?;
-    cp.write(Request::Apply(Command::RevokeLease { id }), key)
+    cp.write(who.scoped(Request::Apply(Command::RevokeLease { id })), key)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -250,6 +267,7 @@ pub async fn revoke(
     responses((status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn revoke_prefix(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<RevokePrefixBody>,
 ) -> Result<Json<Revoked>, ApiError> {
@@ -257,9 +275,9 @@ pub async fn revoke_prefix(
     let cp = shared.domain_cp()?;
     let result = cp
         .write(
-            Request::Apply(Command::RevokeLeasePrefix {
+            who.scoped(Request::Apply(Command::RevokeLeasePrefix {
                 prefix: body.prefix,
-            }),
+            })),
             key,
         )
         .await?;

@@ -9,5 +9,6 @@ pub mod pki;
 pub mod snapshot;
 pub mod status;
 pub mod sys;
+pub mod tokens;
 pub mod ui;
 pub mod warnings;

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use keel_raft::command::{Command, Outcome, Request, WriteResult};
 use keel_raft::domain::cert::{CertState, Pki, RevocationReason};
 use keel_raft::domain::list::paginate;
@@ -14,6 +14,7 @@ use keel_raft::pki::{self, IssueSpec, RenewSpec, SignSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::authz::{Principal, scoped_account};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
     ApiJson, ApiQuery, DurationInput, IdempotencyKey, MaybeJson, ReadQuery, consistency,
@@ -204,6 +205,7 @@ pub async fn ca(State(shared): State<Arc<Shared>>) -> Result<Json<CaJson>, ApiEr
     responses((status = 201, body = IssuedJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn issue(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<IssueBody>,
 ) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
@@ -221,9 +223,11 @@ pub async fn issue(
         dns_names: body.dns_names,
         ip_addresses: body.ip_addresses,
         ttl_ms: body.ttl.0,
-        account: body.account,
+        account: body.account.or_else(|| who.scope().map(str::to_string)),
     };
-    let result = cp.write(Request::IssueCertificate(spec), key).await?;
+    let result = cp
+        .write(who.scoped(Request::IssueCertificate(spec)), key)
+        .await?;
     issued(&shared, result, true)
 }
 
@@ -232,6 +236,7 @@ pub async fn issue(
     responses((status = 201, body = IssuedJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn sign(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<SignBody>,
 ) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
@@ -241,9 +246,11 @@ pub async fn sign(
     let spec = SignSpec {
         csr_pem: body.csr,
         ttl_ms: body.ttl.0,
-        account: body.account,
+        account: body.account.or_else(|| who.scope().map(str::to_string)),
     };
-    let result = cp.write(Request::SignCertificate(spec), key).await?;
+    let result = cp
+        .write(who.scoped(Request::SignCertificate(spec)), key)
+        .await?;
     issued(&shared, result, false)
 }
 
@@ -253,6 +260,7 @@ pub async fn sign(
     responses((status = 200, body = CertJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(serial): Path<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<CertJson>, ApiError> {
@@ -260,13 +268,21 @@ pub async fn get(
     let cp = shared.domain_cp()?;
     let found = cp
         .read(q.consistency()?, |s, now| {
-            s.pki.get(&serial).map(|c| CertJson::at(c, s, now))
+            s.pki
+                .get(&serial)
+                .map(|c| (who.may_see(c.account.as_deref()), CertJson::at(c, s, now)))
         })
         .await?;
-    found.map(Json).ok_or_else(|| ApiError::NotFound {
-        code: "certificate_not_found",
-        message: format!("certificate {serial} not found"),
-    })
+    match found {
+        Some((true, cert)) => Ok(Json(cert)),
+        Some((false, _)) => Err(ApiError::Forbidden(
+            "a tenant token may not read another account's certificate".into(),
+        )),
+        None => Err(ApiError::NotFound {
+            code: "certificate_not_found",
+            message: format!("certificate {serial} not found"),
+        }),
+    }
 }
 
 /// Lists certificates.
@@ -274,12 +290,14 @@ pub async fn get(
     responses((status = 200, body = ListJson<CertJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    Extension(who): Extension<Principal>,
+    ApiQuery(mut q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListJson<CertJson>>, ApiError> {
     let consistency = consistency(q.consistency.as_deref())?;
     let limit = page_limit(q.limit)?;
     let state_filter = state_filter("certificate", q.state.as_deref(), CertState::parse)?;
     text::maybe_account_ref("account", q.account.as_deref())?;
+    q.account = scoped_account(&who, q.account)?;
     let after = q.cursor.as_deref().map(parse_serial).transpose()?;
     let cp = shared.domain_cp()?;
     let page = cp
@@ -311,6 +329,7 @@ pub async fn list(
     responses((status = 201, body = IssuedJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn renew(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(serial): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     MaybeJson(body): MaybeJson<RenewBody>,
@@ -326,7 +345,9 @@ pub async fn renew(
         csr_pem: body.csr,
     };
     let keel_made_key = spec.csr_pem.is_none();
-    let result = cp.write(Request::RenewCertificate(spec), key).await?;
+    let result = cp
+        .write(who.scoped(Request::RenewCertificate(spec)), key)
+        .await?;
     issued(&shared, result, keel_made_key)
 }
 
@@ -337,14 +358,18 @@ pub async fn renew(
     responses((status = 200, body = CertJson), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn activate(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(serial): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<CertJson>, ApiError> {
     let serial = parse_serial(&serial)?;
     let cp = shared.domain_cp()?;
     cert_result(
-        cp.write(Request::Apply(Command::ActivateCertificate { serial }), key)
-            .await?,
+        cp.write(
+            who.scoped(Request::Apply(Command::ActivateCertificate { serial })),
+            key,
+        )
+        .await?,
     )
 }
 
@@ -354,6 +379,7 @@ pub async fn activate(
     responses((status = 200, body = CertJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn revoke(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
     Path(serial): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     MaybeJson(body): MaybeJson<RevokeBody>,
@@ -367,7 +393,10 @@ pub async fn revoke(
     let cp = shared.domain_cp()?;
     cert_result(
         cp.write(
-            Request::Apply(Command::RevokeCertificate { serial, reason }),
+            who.scoped(Request::Apply(Command::RevokeCertificate {
+                serial,
+                reason,
+            })),
             key,
         )
         .await?,

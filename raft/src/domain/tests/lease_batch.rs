@@ -24,6 +24,7 @@ fn apply_batch(s: &mut State, now: Millis, batch: LeaseBatch, quotas: Quotas) ->
         command: Command::ApplyLeaseBatch { batch },
         idempotency: None,
         quotas,
+        scope: None,
     };
     match s.apply(&proposal) {
         Ok(Outcome::LeaseBatch(results)) => *results,

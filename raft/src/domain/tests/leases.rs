@@ -166,6 +166,7 @@ fn idempotency_key_returns_first_result() {
         now: T0,
         command: grant(1, 10 * SEC, 10 * SEC, None),
         quotas: Default::default(),
+        scope: None,
         idempotency: Some(stamp.clone()),
     };
     let r1 = s.apply(&first);
@@ -174,6 +175,7 @@ fn idempotency_key_returns_first_result() {
         now: T0 + 1,
         command: grant(2, 10 * SEC, 10 * SEC, None),
         quotas: Default::default(),
+        scope: None,
         idempotency: Some(stamp.clone()),
     };
     assert_eq!(s.apply(&retry), r1);

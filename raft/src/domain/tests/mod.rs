@@ -11,6 +11,7 @@ mod properties;
 mod restore;
 mod tidy;
 mod time;
+mod tokens;
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,7 @@ pub(super) fn at(now: Millis, command: Command) -> Proposal {
         now,
         command,
         quotas: Default::default(),
+        scope: None,
         idempotency: None,
     }
 }

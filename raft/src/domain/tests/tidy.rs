@@ -118,6 +118,7 @@ fn quotas_refuse_the_object_beyond_them_on_every_replica() {
     };
     let q = |now, command| Proposal {
         quotas,
+        scope: None,
         ..at(now, command)
     };
     let log = vec![
@@ -146,6 +147,7 @@ fn quotas_refuse_the_object_beyond_them_on_every_replica() {
     let mut s = with_ca();
     let c = |serial| Proposal {
         quotas,
+        scope: None,
         ..at(T0, cert(serial, T0 + 100 * SEC))
     };
     s.apply(&c("01")).unwrap();
