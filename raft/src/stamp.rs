@@ -81,6 +81,14 @@ fn new_token(state: &State) -> (String, [u8; 32], SecretPem) {
     (accessor, token_digest(&secret), SecretPem::new(secret))
 }
 
+/// Whether `s` has the shape of a secret keel generates (`keel.` and 64
+/// lowercase hex digits): anything else cannot be a replicated token.
+pub fn looks_like_token(s: &str) -> bool {
+    s.strip_prefix("keel.").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// The digest a token's secret is known by.
 pub fn token_digest(secret: &str) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
@@ -221,4 +229,28 @@ pub fn stamp(
         },
         secret,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_secrets_of_keels_shape_look_like_tokens() {
+        let state = State::default();
+        let (_, digest, secret) = new_token(&state);
+        assert!(looks_like_token(secret.expose()));
+        assert_eq!(token_digest(secret.expose()), digest);
+        for not in [
+            "",
+            "keel.",
+            "test-admin-token-0123456789",
+            &format!("keel.{}", "A".repeat(64)),
+            &format!("keel.{}", "a".repeat(63)),
+            &format!("keel.{}", "a".repeat(65)),
+            &format!("vault.{}", "a".repeat(64)),
+        ] {
+            assert!(!looks_like_token(not), "{not}");
+        }
+    }
 }

@@ -73,6 +73,21 @@ fn hosts_left_by_a_killed_harness_are_removed() {
         .args(["netns", "exec", stale, "sleep", "600"])
         .spawn()
         .expect("a process in the stale namespace");
+    // Wait until the process is inside the namespace: cleaning before
+    // `ip netns exec` has entered it finds no pid to kill there (a loaded
+    // CI host lost this race once).
+    let entered = (0..500).any(|_| {
+        let pids = std::process::Command::new("ip")
+            .args(["netns", "pids", stale])
+            .output()
+            .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+            .unwrap_or(false);
+        if !pids {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        pids
+    });
+    assert!(entered, "the process never entered the stale namespace");
     netns::clean_stale();
     let left = std::fs::read_dir("/var/run/netns")
         .map(|d| d.flatten().any(|e| e.file_name() == stale))

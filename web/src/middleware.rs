@@ -14,7 +14,7 @@ use tracing::Instrument;
 use keel_raft::Consistency;
 use keel_raft::clock::{Millis, now_ms};
 use keel_raft::domain::State as DomainState;
-use keel_raft::stamp::token_digest;
+use keel_raft::stamp::{looks_like_token, token_digest};
 
 use crate::auth::bearer;
 use crate::authz::{self, Principal};
@@ -127,8 +127,12 @@ pub async fn authenticate(
 /// account active. A token this node does not know (perhaps created a
 /// moment ago and not applied here yet) is looked up again after a
 /// linearizable barrier, so a new token works on every node at once; only
-/// unknown tokens pay that round trip.
+/// unknown tokens of keel's shape pay that round trip (anything else is 401
+/// at once, whatever the cluster's health).
 async fn resolve(shared: &Shared, secret: &str) -> Result<Principal, ApiError> {
+    if !looks_like_token(secret) {
+        return Err(ApiError::Unauthorized);
+    }
     let cp = shared.cp()?;
     let digest = token_digest(secret);
     let lookup = |s: &DomainState, now: Millis| {
