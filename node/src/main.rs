@@ -23,26 +23,27 @@ fn main() -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => match {
+            Command::Server(args) => {
                 // Everything a node writes (log, state, snapshots, the CA
                 // key among them) is for its own user only.
                 // SAFETY: umask has no memory effects; it only sets the
                 // process's file creation mask.
                 unsafe { libc::umask(0o077) };
-                keel_node::lifecycle::start::run(*args).await
-            } {
-                Err(e) if e.downcast_ref::<retire::Retired>().is_some() => {
-                    eprintln!("keel: {e:#}; starting again as a new incarnation");
-                    let failed = retire::restart_in_place();
-                    Err(format!("cannot start again: {failed}"))
+                let ran = keel_node::lifecycle::start::run(*args).await;
+                match ran {
+                    Err(e) if e.downcast_ref::<retire::Retired>().is_some() => {
+                        eprintln!("keel: {e:#}; starting again as a new incarnation");
+                        let failed = retire::restart_in_place();
+                        Err(format!("cannot start again: {failed}"))
+                    }
+                    Err(e) if e.downcast_ref::<retire::Decommissioned>().is_some() => {
+                        // A decommission is a clean, final stop.
+                        eprintln!("keel: {e:#}; stopped");
+                        Ok(())
+                    }
+                    other => other.map_err(|e| format!("{e:#}")),
                 }
-                Err(e) if e.downcast_ref::<retire::Decommissioned>().is_some() => {
-                    // A decommission is a clean, final stop.
-                    eprintln!("keel: {e:#}; stopped");
-                    Ok(())
-                }
-                other => other.map_err(|e| format!("{e:#}")),
-            },
+            }
             Command::Health(args) => client::health(&args).await.map_err(|e| e.to_string()),
             Command::Status(args) => client::status(&args).await.map_err(|e| e.to_string()),
             Command::Cluster { client: args, op } => client::cluster::run(&args, &op)

@@ -141,16 +141,14 @@ impl ControlPlane {
         }
         let voter = status.is_voter(id);
         let mut forced_past = None;
-        if voter {
-            if let Some(why) = self.settled_tolerance(id).await? {
-                if !req.force {
-                    return Err(Error::MembershipRefused(format!(
-                        "{why}; add a node first, or force it (--force, ?force=true)"
-                    )));
-                }
-                tracing::warn!(node = name, %why, "decommission forced past the failure-tolerance check");
-                forced_past = Some(why);
+        if voter && let Some(why) = self.settled_tolerance(id).await? {
+            if !req.force {
+                return Err(Error::MembershipRefused(format!(
+                    "{why}; add a node first, or force it (--force, ?force=true)"
+                )));
             }
+            tracing::warn!(node = name, %why, "decommission forced past the failure-tolerance check");
+            forced_past = Some(why);
         }
         if id == self.node_id() {
             // Hand leadership away; the new leader runs the rest.

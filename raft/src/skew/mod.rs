@@ -218,14 +218,14 @@ impl ClockMonitor {
     /// The latest verdict, overruled if the wall clock stepped since.
     pub fn health(&self) -> ClockHealth {
         let mut health = self.lock().health.clone();
-        if health.healthy {
-            if let Some(step) = self.step_since_verdict() {
-                health.healthy = false;
-                health.reason = format!(
-                    "this node's wall clock stepped {step:+} ms since its offset was last \
-                     measured; untrusted until measured again"
-                );
-            }
+        if health.healthy
+            && let Some(step) = self.step_since_verdict()
+        {
+            health.healthy = false;
+            health.reason = format!(
+                "this node's wall clock stepped {step:+} ms since its offset was last \
+                 measured; untrusted until measured again"
+            );
         }
         health
     }

@@ -121,7 +121,7 @@ fn quotas_refuse_the_object_beyond_them_on_every_replica() {
         scope: None,
         ..at(now, command)
     };
-    let log = vec![
+    let log = [
         q(T0, create_account("a", None, None)),
         q(T0, create_account("b", None, None)),
         q(T0, grant(1, 60 * SEC, 60 * SEC, None)),
