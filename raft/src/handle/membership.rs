@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use openraft::ChangeMembers;
+use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
 
 use super::{ControlPlane, RaftStatus, Role};
@@ -66,7 +67,35 @@ fn membership_error(e: impl std::fmt::Display) -> Error {
     Error::MembershipRefused(e.to_string())
 }
 
+/// How long a promotion waits for another membership change to finish.
+const IN_PROGRESS_WAIT: Duration = Duration::from_secs(30);
+
 impl ControlPlane {
+    /// Proposes a voter change, waiting out one already in progress:
+    /// nodes that join at the same time (compose or a StatefulSet scaled
+    /// 3 -> 5) each get promoted, and openraft takes one change at a time.
+    /// Without the wait, the second promotion failed and its node stayed a
+    /// learner.
+    async fn promote(&self, change: ChangeMembers<NodeId, Member>) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+        loop {
+            match self
+                .inner
+                .raft
+                .change_membership(change.clone(), false)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(membership_error(e)),
+            }
+        }
+    }
+
     /// Applies a membership change through the leader. Returns the leader
     /// afterwards.
     pub async fn change_membership(
@@ -258,11 +287,8 @@ impl ControlPlane {
                 .collect();
             if replaced.is_empty() {
                 tracing::info!(node = name, raft_id = id, "promoting learner to voter");
-                self.inner
-                    .raft
-                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-                    .await
-                    .map_err(membership_error)?;
+                self.promote(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+                    .await?;
             } else {
                 // One joint change: the caught-up new incarnation in, the
                 // old one out. Quorum never counts both.
@@ -274,11 +300,8 @@ impl ControlPlane {
                     .chain([id])
                     .collect();
                 tracing::info!(node = name, new = id, old = ?replaced, "new incarnation replaces the old one as voter");
-                self.inner
-                    .raft
-                    .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
-                    .await
-                    .map_err(membership_error)?;
+                self.promote(ChangeMembers::ReplaceAllVoters(voters))
+                    .await?;
             }
         }
         let leftover: BTreeSet<NodeId> = self
