@@ -391,6 +391,10 @@ pub struct WriteResult {
     /// and the answer must not depend on it.
     #[serde(default)]
     pub ca_certificate_pem: Option<String>,
+    /// The Raft log index the write became, for the audit log. `None` for
+    /// a replay (the first attempt's entry is not remembered).
+    #[serde(default)]
+    pub log_index: Option<u64>,
 }
 
 #[cfg(test)]

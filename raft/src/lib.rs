@@ -29,7 +29,7 @@ pub use domain::{DomainError, State};
 pub use error::Error;
 pub use handle::{
     ClusterView, Consistency, ControlPlane, DecommissionReport, DecommissionRequest, MemberView,
-    MembershipChange, RaftStatus, Role,
+    MembershipChange, RaftStatus, Role, trace_writes,
 };
 pub use settings::{Policy, RaftSettings};
 pub use store::Storage;

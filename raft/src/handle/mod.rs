@@ -15,6 +15,7 @@ mod membership;
 mod peer;
 mod read;
 mod snapshot_recv;
+mod trace;
 mod view;
 mod write;
 
@@ -35,6 +36,7 @@ pub use backup::{Export, ReceivedBackup, RestoreReport};
 pub use decommission::{DecommissionReport, DecommissionRequest};
 pub use membership::MembershipChange;
 pub use read::Consistency;
+pub use trace::trace_writes;
 pub use view::{ClusterView, MemberView, RaftStatus, Role};
 
 use crate::domain::State;

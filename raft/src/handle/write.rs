@@ -61,7 +61,16 @@ impl ControlPlane {
                 None => Attempt::Retry,
             };
             match attempt {
-                Attempt::Done(result) => return result,
+                Attempt::Done(result) => {
+                    if let Ok(WriteResult {
+                        log_index: Some(index),
+                        ..
+                    }) = &result
+                    {
+                        super::trace::record(*index);
+                    }
+                    return result;
+                }
                 Attempt::Retry => {
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if remaining.is_zero() {
@@ -107,7 +116,7 @@ impl ControlPlane {
             if let Some(first) = self.local(|state| state.remembered(&probe)) {
                 return Attempt::Done(
                     first
-                        .map(|outcome| self.result_of(outcome, None, true))
+                        .map(|outcome| self.result_of(outcome, None, true, None))
                         .map_err(Error::Domain),
                 );
             }
@@ -147,6 +156,7 @@ impl ControlPlane {
             )))),
             Ok(Ok(response)) => {
                 let replayed = response.data.replayed;
+                let index = (!replayed).then(|| response.log_id.index());
                 Attempt::Done(
                     response
                         .data
@@ -156,7 +166,7 @@ impl ControlPlane {
                             // earlier attempt: the key made for this one
                             // matches nothing and is dropped here.
                             let key = if replayed { None } else { secret };
-                            self.result_of(outcome, key, replayed)
+                            self.result_of(outcome, key, replayed, index)
                         })
                         .map_err(Error::Domain),
                 )
@@ -183,6 +193,7 @@ impl ControlPlane {
         outcome: Outcome,
         private_key_pem: Option<SecretPem>,
         replayed: bool,
+        log_index: Option<u64>,
     ) -> WriteResult {
         let ca_certificate_pem = matches!(outcome, Outcome::Certificate(_))
             .then(|| self.local(|s| s.pki.ca().map(|ca| ca.certificate_pem.clone())))
@@ -192,6 +203,7 @@ impl ControlPlane {
             private_key_pem,
             replayed,
             ca_certificate_pem,
+            log_index,
         }
     }
 
