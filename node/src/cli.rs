@@ -68,6 +68,12 @@ pub enum Command {
         #[command(subcommand)]
         op: CertOp,
     },
+    /// The audit log (read locally; no node is contacted).
+    Audit {
+        /// The operation.
+        #[command(subcommand)]
+        op: AuditOp,
+    },
     /// Node operations: seal, unseal, reload.
     Operator {
         /// Connection.
@@ -76,6 +82,22 @@ pub enum Command {
         /// The operation.
         #[command(subcommand)]
         op: OperatorOp,
+    },
+}
+
+/// `keel audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditOp {
+    /// Checks the hash chain through audit files (rotated files in any
+    /// order, e.g. `audit.log*`) and reports the first broken or missing
+    /// link; exit 1 if there is one.
+    Verify {
+        /// The audit files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -572,6 +594,21 @@ pub struct ServerArgs {
     /// rate limit).
     #[arg(long, env = "KEEL_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
+    /// The audit log: every authenticated request and refusal, and every
+    /// membership, seal, reload and token-expiry event, as hash-chained
+    /// JSON lines (default: <data-dir>/audit/audit.log; `none`: off).
+    #[arg(long, env = "KEEL_AUDIT_FILE")]
+    pub audit_file: Option<PathBuf>,
+    /// Size in bytes past which the audit file is rotated (default 64 MiB).
+    #[arg(long, env = "KEEL_AUDIT_MAX_BYTES")]
+    pub audit_max_bytes: Option<u64>,
+    /// Rotated audit files kept (default 5).
+    #[arg(long, env = "KEEL_AUDIT_KEEP")]
+    pub audit_keep: Option<usize>,
+    /// Refuse requests (503 audit_unavailable) rather than serve them
+    /// unaudited when the audit file cannot be written.
+    #[arg(long, env = "KEEL_AUDIT_REQUIRED")]
+    pub audit_required: bool,
     /// Largest peer message (one batch of log entries), default 64 MiB.
     /// Hidden: for tests that need a small limit to stay fast.
     #[arg(long, env = "KEEL_PEER_MAX_MESSAGE_BYTES", hide = true)]

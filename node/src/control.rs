@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock, RwLock};
 
 use futures::future::BoxFuture;
-use keel_web::events::EventKind;
+use keel_web::events::{EventKind, Source};
 use keel_web::{DrainDeadline, NodeControl, Shared, TlsSlot};
 
 use crate::cli::ServerArgs;
@@ -129,7 +129,7 @@ impl NodeControl for Control {
             if result.is_ok() {
                 rt.shared
                     .events
-                    .record(EventKind::Seal, "sealed by an operator");
+                    .record(EventKind::Seal, Source::Api, "sealed by an operator");
             }
             result
         })
@@ -142,7 +142,7 @@ impl NodeControl for Control {
             if result.is_ok() {
                 rt.shared
                     .events
-                    .record(EventKind::Unseal, "unsealed by an operator");
+                    .record(EventKind::Unseal, Source::Api, "unsealed by an operator");
             }
             result
         })
@@ -168,5 +168,10 @@ pub fn record_reload(shared: &Shared, via: &str, result: &Result<Vec<String>, St
         Ok(changes) => format!("reload ({via}): {}", changes.join(", ")),
         Err(e) => format!("reload ({via}) rejected: {e}"),
     };
-    shared.events.record(EventKind::Reload, message);
+    let source = if via == "API" {
+        Source::Api
+    } else {
+        Source::Signal
+    };
+    shared.events.record(EventKind::Reload, source, message);
 }

@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             Command::Cert { client: args, op } => client::cert::run(&args, &op)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Audit { op } => client::audit::run(&op),
             Command::Operator { client: args, op } => client::operator(&args, &op)
                 .await
                 .map_err(|e| e.to_string()),

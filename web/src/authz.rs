@@ -1,12 +1,17 @@
 //! Authorization: who is asking (a [`Principal`]), what each route needs
-//! (a [`Permission`]), and which roles hold which permissions. Default
-//! deny: a route with no declared permission is refused to everyone, and
-//! a test checks that every route of the API declares one. The declared
-//! permission of each operation is also in `/openapi.json`
-//! (`x-keel-permission`).
+//! (a [`Permission`], declared by each handler in its `#[utoipa::path]`
+//! attribute, so `/openapi.json` shows it as `x-keel-permission`), and
+//! which roles hold which permissions. Default deny: a route with no
+//! declared permission is refused to everyone, and tests check that every
+//! route of the API declares one.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use axum::http::Method;
 use keel_raft::domain::token::Role;
+use serde::{Serialize, Serializer};
+use utoipa::OpenApi;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +43,34 @@ pub enum Permission {
     TokensSelf,
 }
 
+/// Every permission, for tables and tests.
+pub const ALL: [Permission; 12] = [
+    Permission::SysRead,
+    Permission::SysWrite,
+    Permission::ClusterRead,
+    Permission::ClusterWrite,
+    Permission::LeasesRead,
+    Permission::LeasesWrite,
+    Permission::AccountsRead,
+    Permission::AccountsWrite,
+    Permission::PkiRead,
+    Permission::PkiWrite,
+    Permission::TokensManage,
+    Permission::TokensSelf,
+];
+
+impl Serialize for Permission {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl Permission {
+    /// The permission of a name written by [`Permission::as_str`].
+    pub fn parse(name: &str) -> Option<Permission> {
+        ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     /// The name shown in errors and in the OpenAPI document.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,44 +109,37 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     }
 }
 
+/// Every operation's permission, read once from the OpenAPI document,
+/// where each handler declares it in its `#[utoipa::path]` attribute
+/// (`x-keel-permission`): one declaration, beside the handler, that both
+/// the document shows and the middleware enforces.
+static DECLARED: LazyLock<HashMap<String, Vec<(Method, Permission)>>> = LazyLock::new(|| {
+    let doc = serde_json::to_value(crate::openapi::ApiDoc::openapi()).unwrap_or_default();
+    let mut declared: HashMap<String, Vec<(Method, Permission)>> = HashMap::new();
+    let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let permission = op["x-keel-permission"].as_str().and_then(Permission::parse);
+            let method = Method::from_bytes(method.to_uppercase().as_bytes());
+            if let (Some(permission), Ok(method)) = (permission, method) {
+                declared
+                    .entry(path.clone())
+                    .or_default()
+                    .push((method, permission));
+            }
+        }
+    }
+    declared
+});
+
 /// The permission the route `path` (as declared in the router) needs for
 /// `method`; `None` for a route that declares none, which nobody may use.
 pub fn required(method: &Method, path: &str) -> Option<Permission> {
-    use Permission::*;
-    let read = *method == Method::GET;
-    Some(match path {
-        "/v1/sys/lifecycle" | "/v1/sys/warnings" | "/v1/sys/census" | "/v1/sys/events" => SysRead,
-        "/v1/sys/seal"
-        | "/v1/sys/unseal"
-        | "/v1/sys/reload"
-        | "/v1/sys/snapshot"
-        | "/v1/sys/snapshot/restore" => SysWrite,
-        "/v1/cluster" => ClusterRead,
-        "/v1/cluster/members"
-        | "/v1/cluster/members/{id}"
-        | "/v1/cluster/members/{id}/decommission"
-        | "/v1/cluster/transfer-leader" => ClusterWrite,
-        "/v1/leases" | "/v1/leases/{id}" if read => LeasesRead,
-        "/v1/leases"
-        | "/v1/leases/{id}"
-        | "/v1/leases/{id}/renew"
-        | "/v1/leases/revoke-prefix"
-        | "/v1/leases/batch" => LeasesWrite,
-        "/v1/accounts" | "/v1/accounts/{name}" if read => AccountsRead,
-        "/v1/accounts"
-        | "/v1/accounts/{name}"
-        | "/v1/accounts/{name}/disable"
-        | "/v1/accounts/{name}/enable" => AccountsWrite,
-        "/v1/pki/ca" | "/v1/pki/certs" | "/v1/pki/certs/{serial}" | "/v1/pki/crl" => PkiRead,
-        "/v1/pki/issue"
-        | "/v1/pki/sign"
-        | "/v1/pki/certs/{serial}/renew"
-        | "/v1/pki/certs/{serial}/activate"
-        | "/v1/pki/certs/{serial}/revoke" => PkiWrite,
-        "/v1/auth/tokens" | "/v1/auth/tokens/{accessor}" => TokensManage,
-        "/v1/auth/tokens/self" | "/v1/auth/tokens/self/renew" => TokensSelf,
-        _ => return None,
-    })
+    DECLARED
+        .get(path)?
+        .iter()
+        .find(|(m, _)| m == method)
+        .map(|(_, p)| *p)
 }
 
 /// The credential behind a request.
@@ -185,20 +210,7 @@ mod tests {
 
     #[test]
     fn roles_hold_nested_permissions_and_unknown_routes_need_the_impossible() {
-        let all = [
-            Permission::SysRead,
-            Permission::SysWrite,
-            Permission::ClusterRead,
-            Permission::ClusterWrite,
-            Permission::LeasesRead,
-            Permission::LeasesWrite,
-            Permission::AccountsRead,
-            Permission::AccountsWrite,
-            Permission::PkiRead,
-            Permission::PkiWrite,
-            Permission::TokensManage,
-            Permission::TokensSelf,
-        ];
+        let all = ALL;
         for p in all {
             assert!(allows(Role::Admin, p), "{p:?}");
             // A reader holds nothing an operator lacks.
@@ -219,5 +231,34 @@ mod tests {
             required(&Method::POST, "/v1/leases"),
             Some(Permission::LeasesWrite)
         );
+        for p in ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+        }
+    }
+
+    #[test]
+    fn every_operation_behind_a_token_declares_a_known_permission() {
+        let doc = serde_json::to_value(crate::openapi::ApiDoc::openapi()).unwrap();
+        let mut secured = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op.get("security").is_none() {
+                    assert!(
+                        !path.starts_with("/v1/") || path == "/v1/sys/seal-status",
+                        "{method} {path} has no security"
+                    );
+                    continue;
+                }
+                secured += 1;
+                let declared = op["x-keel-permission"].as_str();
+                assert!(
+                    declared.and_then(Permission::parse).is_some(),
+                    "{method} {path} declares no known permission: {declared:?}"
+                );
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                assert!(required(&m, path).is_some(), "{method} {path}");
+            }
+        }
+        assert!(secured > 40, "{secured} secured operations");
     }
 }

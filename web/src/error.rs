@@ -74,10 +74,19 @@ pub enum ApiError {
     /// serves no write and no read derived from its clock until corrected.
     #[error("this node's clock cannot be trusted ({0}); use another node or retry later")]
     ClockOffset(String),
+    /// The audit log is required and cannot be written: the request was
+    /// not served (or, for an answer, was served but cannot be recorded).
+    #[error("{0}")]
+    AuditUnavailable(String),
     /// Anything unexpected; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
 }
+
+/// The error code of an error response, kept in the response's
+/// extensions for the audit log (so the body need not be parsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
 
 /// Whole seconds to wait, rounded up, at least 1 (`Retry-After` takes
 /// whole seconds).
@@ -120,6 +129,7 @@ impl ApiError {
             ApiError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::ClockOffset(_) => (StatusCode::SERVICE_UNAVAILABLE, "clock_offset"),
+            ApiError::AuditUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -150,6 +160,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
         if let ApiError::RateLimited(wait) = &self {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -9,11 +9,13 @@
 //! ones.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use keel_raft::clock::{Millis, now_ms, to_rfc3339};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::audit::Audit;
 
 /// How many events the ring keeps.
 pub const CAPACITY: usize = 256;
@@ -38,6 +40,46 @@ pub enum EventKind {
     Decommission,
 }
 
+impl EventKind {
+    /// The kind's name in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Leader => "leader",
+            EventKind::Membership => "membership",
+            EventKind::Seal => "seal",
+            EventKind::Unseal => "unseal",
+            EventKind::Reload => "reload",
+            EventKind::Lifecycle => "lifecycle",
+            EventKind::Decommission => "decommission",
+        }
+    }
+}
+
+/// Where an event came from, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// An API request.
+    Api,
+    /// A signal to the process (SIGHUP, SIGTERM).
+    Signal,
+    /// A background manager.
+    Manager,
+    /// The node itself (what it observed of Raft, its own lifecycle).
+    Node,
+}
+
+impl Source {
+    /// The source's name in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Signal => "signal",
+            Source::Manager => "manager",
+            Source::Node => "node",
+        }
+    }
+}
+
 /// One event as served.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Event {
@@ -57,17 +99,34 @@ struct Ring {
     events: VecDeque<(u64, Millis, EventKind, String)>,
 }
 
-/// The ring; written by the node, read by the API.
-#[derive(Debug, Default)]
+/// The ring; written by the node, read by the API. Every event also goes
+/// to the audit log.
+#[derive(Debug)]
 pub struct EventLog {
     ring: Mutex<Ring>,
+    audit: Arc<Audit>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog::new(Arc::new(Audit::disabled()))
+    }
 }
 
 impl EventLog {
+    /// An empty ring whose events are also written to `audit`.
+    pub fn new(audit: Arc<Audit>) -> Self {
+        EventLog {
+            ring: Mutex::default(),
+            audit,
+        }
+    }
+
     /// Records an event now, dropping the oldest past [`CAPACITY`].
-    pub fn record(&self, kind: EventKind, message: impl Into<String>) {
+    pub fn record(&self, kind: EventKind, source: Source, message: impl Into<String>) {
         let message = message.into();
         tracing::debug!(?kind, %message, "cluster event");
+        self.audit.event(kind.as_str(), source.as_str(), &message);
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.next_seq += 1;
         let seq = ring.next_seq;
@@ -101,7 +160,7 @@ mod tests {
     fn the_ring_keeps_the_newest_events_in_order() {
         let log = EventLog::default();
         for i in 0..(CAPACITY + 10) {
-            log.record(EventKind::Leader, format!("event {i}"));
+            log.record(EventKind::Leader, Source::Node, format!("event {i}"));
         }
         let all = log.since(0);
         assert_eq!(all.len(), CAPACITY);

@@ -6,6 +6,7 @@
 //! listener the caller bound, with drain-then-force shutdown. Handlers talk
 //! to the replicated core only through `keel_raft::ControlPlane`.
 
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod contract;

@@ -5,17 +5,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use keel_raft::Consistency;
 use keel_raft::clock::{Millis, now_ms};
 use keel_raft::domain::State as DomainState;
 use keel_raft::stamp::{looks_like_token, token_digest};
+use keel_raft::{Consistency, trace_writes};
 
+use crate::audit::entry::Who;
+use crate::audit::trail::Trail;
 use crate::auth::bearer;
 use crate::authz::{self, Principal};
 use crate::error::ApiError;
@@ -35,9 +38,10 @@ fn request_id(req: &Request) -> String {
 
 /// Wraps every request in a span with its id, logs its outcome and records
 /// its metrics. Headers (and so tokens) are never logged.
-pub async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub async fn observe(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().as_str().to_string();
     let route = req
         .extensions()
@@ -71,65 +75,122 @@ pub async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next
     response
 }
 
+/// The id of the request being served (set by [`observe`]).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Authenticates `/v1/*` requests and authorizes them (default deny): a
 /// token from the admin token file acts as `admin`; any other must be a
 /// live replicated token (401 otherwise), whose role must hold the route's
 /// permission (403 otherwise), and a tenant's account must be active. The
 /// [`Principal`] goes into the request's extensions for the handlers.
+///
+/// Every request that gets here is audited: a refusal by one line, an
+/// admitted request by a line before it runs and one with its answer.
 pub async fn authenticate(
     State(shared): State<Arc<Shared>>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = bearer(req.headers()).map(str::to_string) else {
-        return ApiError::Unauthorized.into_response();
-    };
-    let principal = if shared.auth.admin_ok(req.headers()) {
-        Principal::root()
-    } else {
-        match resolve(&shared, &token).await {
-            Ok(p) => p,
-            Err(e) => return e.into_response(),
-        }
-    };
-    if let Err(wait) = shared.rate_limits.check(&token) {
-        return ApiError::RateLimited(wait).into_response();
-    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    match authz::required(req.method(), &route) {
-        Some(p) if authz::allows(principal.role, p) => {}
-        Some(p) => {
-            return ApiError::Forbidden(format!(
-                "a {} token lacks the permission {} that {} {route} needs",
-                principal.role.as_str(),
-                p.as_str(),
-                req.method()
-            ))
-            .into_response();
-        }
-        None => {
-            return ApiError::Forbidden(format!(
-                "{} {route} declares no permission, so no token may use it",
-                req.method()
-            ))
-            .into_response();
-        }
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let params = params
+        .map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut trail = Trail::begin(
+        &shared.audit,
+        request_id,
+        req.method().as_str(),
+        &route,
+        params,
+    );
+    let (method, headers) = (req.method().clone(), req.headers().clone());
+    let principal = match admit(&shared, &method, &headers, &route, &mut trail).await {
+        Ok(principal) => principal,
+        Err(refusal) => return trail.answer(refusal.into_response(), None),
+    };
+    if let Err(e) = trail.admit() {
+        return e.into_response();
     }
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    let (response, log_index) = trace_writes(next.run(req)).await;
+    trail.answer(response, log_index)
 }
 
-/// The replicated token behind `secret`, live now, with its tenant's
-/// account active. A token this node does not know (perhaps created a
+/// Who is asking and whether they may: the principal, or the refusal.
+async fn admit(
+    shared: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+    route: &str,
+    trail: &mut Trail<'_>,
+) -> Result<Principal, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Err(ApiError::Unauthorized);
+    };
+    let principal = if shared.auth.admin_ok(headers) {
+        Principal::root()
+    } else {
+        match resolve(shared, token).await {
+            Ok((p, true)) => p,
+            Ok((p, false)) => {
+                trail.identify(Who::of(&p));
+                return Err(ApiError::Forbidden(format!(
+                    "the account `{}` of this token is not active",
+                    p.account.as_deref().unwrap_or_default()
+                )));
+            }
+            Err(e) => {
+                trail.identify(match &e {
+                    // Unknown: only its HMAC is written down.
+                    ApiError::Unauthorized => Who {
+                        token_hmac: Some(shared.audit.hmac(token)),
+                        ..Who::default()
+                    },
+                    _ => Who::default(),
+                });
+                return Err(e);
+            }
+        }
+    };
+    trail.identify(Who::of(&principal));
+    if let Err(wait) = shared.rate_limits.check(token) {
+        return Err(ApiError::RateLimited(wait));
+    }
+    match authz::required(method, route) {
+        Some(p) if authz::allows(principal.role, p) => Ok(principal),
+        Some(p) => Err(ApiError::Forbidden(format!(
+            "a {} token lacks the permission {} that {} {route} needs",
+            principal.role.as_str(),
+            p.as_str(),
+            method
+        ))),
+        None => Err(ApiError::Forbidden(format!(
+            "{method} {route} declares no permission, so no token may use it"
+        ))),
+    }
+}
+
+/// The replicated token behind `secret`, live now, and whether its
+/// tenant's account is active. A token this node does not know (perhaps created a
 /// moment ago and not applied here yet) is looked up again after a
 /// linearizable barrier, so a new token works on every node at once; only
 /// unknown tokens of keel's shape pay that round trip (anything else is 401
 /// at once, whatever the cluster's health).
-async fn resolve(shared: &Shared, secret: &str) -> Result<Principal, ApiError> {
+async fn resolve(shared: &Shared, secret: &str) -> Result<(Principal, bool), ApiError> {
     if !looks_like_token(secret) {
         return Err(ApiError::Unauthorized);
     }
@@ -155,14 +216,7 @@ async fn resolve(shared: &Shared, secret: &str) -> Result<Principal, ApiError> {
         Some(found) => Some(found),
         None => cp.read(Consistency::Linearizable, lookup).await?,
     };
-    match found {
-        None => Err(ApiError::Unauthorized),
-        Some((p, false)) => Err(ApiError::Forbidden(format!(
-            "the account `{}` of this token is not active",
-            p.account.as_deref().unwrap_or_default()
-        ))),
-        Some((p, true)) => Ok(p),
-    }
+    found.ok_or(ApiError::Unauthorized)
 }
 
 /// Refuses new API requests once the node is draining.

@@ -32,6 +32,7 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/sys/seal", post(sys::seal))
         .route("/v1/sys/unseal", post(sys::unseal))
         .route("/v1/sys/reload", post(sys::reload))
+        .route("/v1/sys/audit/hash", post(sys::audit_hash))
         .route("/v1/sys/snapshot", get(snapshot::save))
         .route("/v1/sys/snapshot/restore", post(snapshot::restore))
         .route("/v1/sys/warnings", get(warnings::warnings))

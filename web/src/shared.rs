@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use futures::future::BoxFuture;
 use keel_raft::{ControlPlane, NodeId};
 
+use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::crl_cache::CrlCache;
 use crate::error::ApiError;
@@ -68,8 +69,10 @@ pub struct Shared {
     pub rate_limits: RateLimits,
     /// The last signed CRL.
     pub crl_cache: CrlCache,
-    /// Recent cluster events this node saw.
+    /// Recent cluster events this node saw (also audited).
     pub events: EventLog,
+    /// The audit log.
+    pub audit: Arc<Audit>,
     control_plane: RwLock<Option<ControlPlane>>,
     control: RwLock<Option<Arc<dyn NodeControl>>>,
     barrier_passed: AtomicBool,
@@ -89,12 +92,21 @@ impl Shared {
             limits,
             crl_cache: CrlCache::default(),
             events: EventLog::default(),
+            audit: Arc::new(Audit::disabled()),
             control_plane: RwLock::new(None),
             control: RwLock::new(None),
             barrier_passed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
         }
+    }
+
+    /// This state with `audit` as its audit log (before it is shared).
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        let audit = Arc::new(audit);
+        self.events = EventLog::new(audit.clone());
+        self.audit = audit;
+        self
     }
 
     /// Installs the control plane (once, after the barrier).

@@ -10,6 +10,7 @@ pub mod snapshot;
 mod warnings;
 
 pub mod account;
+pub mod audit;
 pub mod cert;
 pub mod cluster;
 pub mod decommission;

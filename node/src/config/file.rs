@@ -49,6 +49,10 @@ pub struct FileConfig {
     max_body_bytes: Option<usize>,
     rate_limit: Option<u32>,
     rate_limit_burst: Option<u32>,
+    audit_file: Option<PathBuf>,
+    audit_max_bytes: Option<u64>,
+    audit_keep: Option<usize>,
+    audit_required: Option<bool>,
 }
 
 impl FileConfig {
@@ -69,6 +73,7 @@ impl FileConfig {
             &mut cfg.tls_cert_file,
             &mut cfg.tls_key_file,
             &mut cfg.tls_ca_file,
+            &mut cfg.audit_file,
         ]
         .into_iter()
         .flatten()
@@ -83,6 +88,7 @@ impl FileConfig {
     /// Fills every value the flags and variables left unset.
     pub fn merged_under(self, mut a: ServerArgs) -> ServerArgs {
         a.dev = a.dev || self.dev.unwrap_or(false);
+        a.audit_required = a.audit_required || self.audit_required.unwrap_or(false);
         macro_rules! fill {
             ($($field:ident),*) => { $( if a.$field.is_none() { a.$field = self.$field; } )* };
         }
@@ -121,7 +127,10 @@ impl FileConfig {
             tls_ca_file,
             max_body_bytes,
             rate_limit,
-            rate_limit_burst
+            rate_limit_burst,
+            audit_file,
+            audit_max_bytes,
+            audit_keep
         );
         a
     }

@@ -21,6 +21,7 @@ use keel_raft::clock::parse_duration_ms;
 use keel_raft::domain::quota::Quotas;
 use keel_raft::domain::tidy::Retention;
 use keel_raft::pki::{PkiSettings, SecretPem};
+use keel_web::audit::AuditSettings;
 use keel_web::rate_limit::RateLimit;
 
 use crate::cli::ServerArgs;
@@ -83,6 +84,8 @@ pub struct Config {
     pub rate_limit: RateLimit,
     /// Largest wall-clock offset tolerated from a majority of the voters.
     pub max_clock_offset: Duration,
+    /// The audit log.
+    pub audit: AuditSettings,
 }
 
 impl fmt::Debug for Config {
@@ -107,6 +110,7 @@ impl fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("max_clock_offset", &self.max_clock_offset)
             .field("tls", &self.tls.is_some())
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -321,6 +325,25 @@ impl Config {
         if per_second > 0 && rate_limit.burst == 0 {
             return Err(err("--rate-limit-burst must be at least 1"));
         }
+        let audit = AuditSettings {
+            path: match &a.audit_file {
+                None => Some(data_dir.join("audit").join("audit.log")),
+                Some(p) if p.as_os_str() == "none" => None,
+                Some(p) if p.as_os_str().is_empty() => {
+                    return Err(err("--audit-file must be a path or `none`"));
+                }
+                Some(p) => Some(p.clone()),
+            },
+            max_bytes: a.audit_max_bytes.unwrap_or(64 << 20),
+            keep: a.audit_keep.unwrap_or(5),
+            required: a.audit_required,
+        };
+        if audit.max_bytes < 4096 {
+            return Err(err("--audit-max-bytes must be at least 4096"));
+        }
+        if audit.required && audit.path.is_none() {
+            return Err(err("--audit-required needs an audit file (not `none`)"));
+        }
         Ok(Config {
             dev,
             node_id,
@@ -343,6 +366,7 @@ impl Config {
             max_body_bytes,
             rate_limit,
             max_clock_offset,
+            audit,
         })
     }
 }

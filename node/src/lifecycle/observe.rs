@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use keel_raft::{ControlPlane, NodeId, RaftStatus, name_of};
 use keel_web::Shared;
-use keel_web::events::EventKind;
+use keel_web::events::{EventKind, Source};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -95,7 +95,7 @@ fn record(shared: &Shared, before: Option<&Seen>, now: &Seen) {
             Some(l) => format!("node {} leads in term {}", name_of(l), now.term),
             None => format!("no leader known in term {}", now.term),
         };
-        events.record(EventKind::Leader, message);
+        events.record(EventKind::Leader, Source::Node, message);
     }
     if !now.members.is_empty()
         && before.is_none_or(|b| b.voters != now.voters || b.members != now.members)
@@ -103,6 +103,7 @@ fn record(shared: &Shared, before: Option<&Seen>, now: &Seen) {
         let learners = now.members.difference(&now.voters).copied();
         events.record(
             EventKind::Membership,
+            Source::Node,
             format!(
                 "membership: voters {}; learners {}",
                 names(now.voters.iter().copied()),

@@ -25,6 +25,7 @@ use anyhow::{Context, anyhow, bail};
 use keel_raft::network::{ClusterSecret, PeerClient};
 use keel_raft::skew::ClockMonitor;
 use keel_raft::{Consistency, ControlPlane, Member, Storage};
+use keel_web::audit::Audit;
 use keel_web::auth::Auth;
 use keel_web::events::EventKind;
 use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot};
@@ -64,7 +65,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         rate_limit: config.rate_limit,
     };
-    let shared = Arc::new(Shared::new(config.node_id, auth, limits));
+    let audit = Audit::new(
+        keel_raft::name_of(config.node_id).to_string(),
+        config.audit.clone(),
+        config.cluster_secret.as_bytes(),
+    );
+    let shared = Arc::new(Shared::new(config.node_id, auth, limits).with_audit(audit));
     let board = &shared.lifecycle;
     for name in [
         "config",
@@ -135,6 +141,13 @@ async fn start(
     shared.set_sealed(sealed);
     parts.storage = Some(storage.clone());
     board.set_component("storage", ComponentState::Running);
+    // The data directory is this node's: the audit log may write now.
+    if shared.audit.open().is_err() {
+        tracing::error!(
+            required = config.audit.required,
+            "the audit log cannot be written; with --audit-required, requests will be refused until it can"
+        );
+    }
     tracing::info!(
         phase = "storage",
         path = %storage.path().display(),
@@ -291,6 +304,7 @@ async fn start(
         tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
         shared.events.record(
             EventKind::Lifecycle,
+            keel_web::events::Source::Node,
             format!("node ready ({})", format!("{how:?}").to_lowercase()),
         );
         serve_until_stopped(&runtime, &cp, signals).await

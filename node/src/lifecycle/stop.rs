@@ -89,9 +89,11 @@ pub async fn run(parts: Parts) {
     let board = &shared.lifecycle;
     board.set_phase(Phase::Draining);
     shared.start_draining();
-    shared
-        .events
-        .record(keel_web::events::EventKind::Lifecycle, "node stopping");
+    shared.events.record(
+        keel_web::events::EventKind::Lifecycle,
+        keel_web::events::Source::Node,
+        "node stopping",
+    );
     tracing::info!(
         step = 1,
         "draining: readiness fails, new requests are refused"
@@ -190,5 +192,6 @@ pub async fn run(parts: Parts) {
             );
         }
     }
+    shared.audit.sync();
     board.set_phase(Phase::Stopped);
 }

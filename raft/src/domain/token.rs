@@ -240,14 +240,18 @@ impl Tokens {
         self.by_accessor.values().any(|t| !t.live_at(now))
     }
 
-    /// Removes every token past its deadline at `now`; how many.
-    pub fn prune_expired(&mut self, now: Millis) -> u64 {
-        let gone: Vec<String> = self
-            .by_accessor
+    /// The accessors of the tokens past their deadline at `now`.
+    pub fn expired_at(&self, now: Millis) -> Vec<String> {
+        self.by_accessor
             .values()
             .filter(|t| !t.live_at(now))
             .map(|t| t.accessor.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Removes every token past its deadline at `now`; how many.
+    pub fn prune_expired(&mut self, now: Millis) -> u64 {
+        let gone = self.expired_at(now);
         for accessor in &gone {
             let _ = self.revoke(accessor);
         }

@@ -14,7 +14,6 @@ use serde_json::Value;
 pub fn complete(doc: &mut Value, policy: &Policy) {
     schemas::constrain(doc, policy);
     responses::add_standard(doc);
-    declare_permissions(doc);
     optional_bodies(doc);
 }
 
@@ -33,29 +32,6 @@ fn optional_bodies(doc: &mut Value) {
         let pointer = format!("/paths/{}/post/requestBody", path.replace('/', "~1"));
         if let Some(body) = doc.pointer_mut(&pointer).and_then(Value::as_object_mut) {
             body.insert("required".into(), Value::Bool(false));
-        }
-    }
-}
-
-/// Writes the permission each `/v1/*` operation needs (see
-/// [`crate::authz`]) as `x-keel-permission`.
-fn declare_permissions(doc: &mut Value) {
-    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for (path, item) in paths.iter_mut() {
-        let Some(item) = item.as_object_mut() else {
-            continue;
-        };
-        for (method, op) in item.iter_mut() {
-            let Ok(method) = axum::http::Method::from_bytes(method.to_uppercase().as_bytes())
-            else {
-                continue;
-            };
-            if let (Some(p), Some(op)) = (crate::authz::required(&method, path), op.as_object_mut())
-            {
-                op.insert("x-keel-permission".into(), Value::from(p.as_str()));
-            }
         }
     }
 }

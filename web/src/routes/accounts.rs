@@ -134,7 +134,8 @@ async fn write_account(
 }
 
 /// Creates an account.
-#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])), request_body = CreateBody,
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::AccountsWrite))), request_body = CreateBody,
     responses((status = 201, body = AccountJson), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(shared): State<Arc<Shared>>,
@@ -161,6 +162,7 @@ pub async fn create(
 
 /// Looks an account up.
 #[utoipa::path(get, path = "/v1/accounts/{name}", tag = "accounts", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::AccountsRead))),
     params(("name" = String, Path, description = "account name"), ("consistency" = Option<String>, Query, description = "linearizable, leader or local")),
     responses((status = 200, body = AccountJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
@@ -190,7 +192,8 @@ pub async fn get(
 }
 
 /// Lists accounts.
-#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::AccountsRead))), params(ListQuery),
     responses((status = 200, body = ListJson<AccountJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
@@ -222,7 +225,8 @@ pub async fn list(
 }
 
 /// Changes an account's expiry and limits.
-#[utoipa::path(patch, path = "/v1/accounts/{name}", tag = "accounts", security(("bearer" = [])), request_body = PatchBody,
+#[utoipa::path(patch, path = "/v1/accounts/{name}", tag = "accounts", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::AccountsWrite))), request_body = PatchBody,
     params(("name" = String, Path, description = "account name")),
     responses((status = 200, body = AccountJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn update(
@@ -261,6 +265,7 @@ async fn flip_switch(
 
 /// Switches an account off: what it owns is suspended.
 #[utoipa::path(post, path = "/v1/accounts/{name}/disable", tag = "accounts", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::AccountsWrite))),
     params(("name" = String, Path, description = "account name")),
     responses((status = 200, body = AccountJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn disable(
@@ -273,6 +278,7 @@ pub async fn disable(
 
 /// Switches an account back on: what it owns is active again at once.
 #[utoipa::path(post, path = "/v1/accounts/{name}/enable", tag = "accounts", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::AccountsWrite))),
     params(("name" = String, Path, description = "account name")),
     responses((status = 200, body = AccountJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn enable(
@@ -285,6 +291,7 @@ pub async fn enable(
 
 /// Revokes an account's leases and certificates, then deletes it.
 #[utoipa::path(delete, path = "/v1/accounts/{name}", tag = "accounts", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::AccountsWrite))),
     params(("name" = String, Path, description = "account name")),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete(

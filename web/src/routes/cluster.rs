@@ -86,13 +86,15 @@ fn check_addr(what: &str, addr: &str) -> Result<(), ApiError> {
 
 /// This node's view of the cluster.
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::ClusterRead))),
     responses((status = 200, description = "cluster view"), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_cluster(State(shared): State<Arc<Shared>>) -> Result<Json<ClusterView>, ApiError> {
     Ok(Json(view(&shared)?))
 }
 
 /// Adds a member as learner, waits until it caught up, promotes it.
-#[utoipa::path(post, path = "/v1/cluster/members", tag = "cluster", security(("bearer" = [])), request_body = AddMember,
+#[utoipa::path(post, path = "/v1/cluster/members", tag = "cluster", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::ClusterWrite))), request_body = AddMember,
     responses((status = 200, description = "cluster view"), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn add_member(
     State(shared): State<Arc<Shared>>,
@@ -123,6 +125,7 @@ pub async fn add_member(
 
 /// Removes a member; refused if it would break quorum safety.
 #[utoipa::path(delete, path = "/v1/cluster/members/{id}", tag = "cluster", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::ClusterWrite))),
     params(("id" = u64, Path, description = "node id")),
     responses((status = 200, description = "cluster view"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn remove_member(
@@ -140,7 +143,8 @@ pub async fn remove_member(
 }
 
 /// Hands leadership to another voter.
-#[utoipa::path(post, path = "/v1/cluster/transfer-leader", tag = "cluster", security(("bearer" = [])), request_body = TransferLeader,
+#[utoipa::path(post, path = "/v1/cluster/transfer-leader", tag = "cluster", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::ClusterWrite))), request_body = TransferLeader,
     responses((status = 200, description = "cluster view"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn transfer_leader(
     State(shared): State<Arc<Shared>>,
@@ -190,6 +194,7 @@ pub struct DecommissionView {
 /// leads, demote it, wait until the cluster commits without it, tell it
 /// to mark its data directory retired and stop, remove it.
 #[utoipa::path(post, path = "/v1/cluster/members/{id}/decommission", tag = "cluster", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::ClusterWrite))),
     params(("id" = u64, Path, description = "node id"), DecommissionQuery),
     responses((status = 200, body = DecommissionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -208,6 +213,7 @@ pub async fn decommission(
         .await?;
     shared.events.record(
         EventKind::Decommission,
+        crate::events::Source::Api,
         format!(
             "node {id} decommissioned{}{}",
             if r.retired {

@@ -189,7 +189,8 @@ fn batch_json(results: BatchResults) -> BatchJson {
 }
 
 /// Grants, renews and revokes many leases in one log entry.
-#[utoipa::path(post, path = "/v1/leases/batch", tag = "leases", security(("bearer" = [])), request_body = BatchBody,
+#[utoipa::path(post, path = "/v1/leases/batch", tag = "leases", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesWrite))), request_body = BatchBody,
     responses((status = 200, body = BatchJson), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn batch(

@@ -119,7 +119,8 @@ fn lease_result(outcome: Outcome) -> Result<LeaseJson, ApiError> {
 }
 
 /// Grants a lease.
-#[utoipa::path(post, path = "/v1/leases", tag = "leases", security(("bearer" = [])), request_body = GrantBody,
+#[utoipa::path(post, path = "/v1/leases", tag = "leases", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesWrite))), request_body = GrantBody,
     responses((status = 201, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn grant(
@@ -143,6 +144,7 @@ pub async fn grant(
 
 /// Looks a lease up.
 #[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesRead))),
     params(("id" = String, Path, description = "16 hex digits"), ("consistency" = Option<String>, Query, description = "linearizable, leader or local")),
     responses((status = 200, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
@@ -176,7 +178,8 @@ pub async fn get(
 }
 
 /// Lists leases, filtered.
-#[utoipa::path(get, path = "/v1/leases", tag = "leases", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/v1/leases", tag = "leases", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesRead))), params(ListQuery),
     responses((status = 200, body = ListJson<LeaseJson>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
@@ -222,7 +225,8 @@ pub async fn list(
 
 /// Renews a lease: `expires_at = max(expires_at, min(now + increment, hard_expires_at))`
 /// (a renewal never shortens a lease).
-#[utoipa::path(post, path = "/v1/leases/{id}/renew", tag = "leases", security(("bearer" = [])), request_body = RenewBody,
+#[utoipa::path(post, path = "/v1/leases/{id}/renew", tag = "leases", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesWrite))), request_body = RenewBody,
     params(("id" = String, Path, description = "16 hex digits")),
     responses((status = 200, body = LeaseJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn renew(
@@ -247,6 +251,7 @@ pub async fn renew(
 
 /// Revokes a lease.
 #[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesWrite))),
     params(("id" = String, Path, description = "16 hex digits")),
     responses((status = 204, description = "revoked"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn revoke(
@@ -263,7 +268,8 @@ pub async fn revoke(
 }
 
 /// Revokes every lease whose name starts with a prefix.
-#[utoipa::path(post, path = "/v1/leases/revoke-prefix", tag = "leases", security(("bearer" = [])), request_body = RevokePrefixBody,
+#[utoipa::path(post, path = "/v1/leases/revoke-prefix", tag = "leases", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesWrite))), request_body = RevokePrefixBody,
     responses((status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn revoke_prefix(
     State(shared): State<Arc<Shared>>,

@@ -92,6 +92,7 @@ pub struct RestoreAnswer {
 /// Streams a snapshot file of the replicated state, taken at a committed
 /// index that includes every write acknowledged before the request.
 #[utoipa::path(get, path = "/v1/sys/snapshot", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))),
     responses(
         (status = 200, description = "the snapshot file (header, state, SHA-256); `x-keel-snapshot-index` names the committed index it is taken at",
             body = Vec<u8>, content_type = "application/octet-stream"),
@@ -157,6 +158,7 @@ pub async fn save(State(shared): State<Arc<Shared>>) -> Result<Response, ApiErro
 /// truncated one is a 400 and changes nothing); one from another cluster
 /// is a 409 `cluster_mismatch` unless `force=true`.
 #[utoipa::path(post, path = "/v1/sys/snapshot/restore", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))),
     params(RestoreQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "a snapshot file"),
     responses((status = 200, body = RestoreAnswer), (status = 400, body = ErrorBody),

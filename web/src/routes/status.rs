@@ -138,6 +138,7 @@ impl CensusView {
 /// Objects by state, the expiry debt and the CRL, from this node's
 /// applied state.
 #[utoipa::path(get, path = "/v1/sys/census", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysRead))),
     responses((status = 200, body = CensusView), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn census(State(shared): State<Arc<Shared>>) -> Result<Json<CensusView>, ApiError> {
     let cp = shared.domain_cp()?;
@@ -168,7 +169,8 @@ pub struct EventsView {
 
 /// Recent cluster events this node saw (a bounded ring, not replicated,
 /// empty after a restart).
-#[utoipa::path(get, path = "/v1/sys/events", tag = "sys", security(("bearer" = [])), params(EventsQuery),
+#[utoipa::path(get, path = "/v1/sys/events", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysRead))), params(EventsQuery),
     responses((status = 200, body = EventsView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn events(
     State(shared): State<Arc<Shared>>,

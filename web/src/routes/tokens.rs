@@ -150,7 +150,8 @@ fn may_manage(who: &Principal, role: Role) -> Result<(), ApiError> {
 }
 
 /// Creates a token; its secret is in this answer and nowhere else.
-#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", security(("bearer" = [])), request_body = CreateTokenBody,
+#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::TokensManage))), request_body = CreateTokenBody,
     responses((status = 201, body = TokenJson), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
@@ -190,7 +191,8 @@ pub async fn create(
 }
 
 /// Lists tokens (accessors, never secrets).
-#[utoipa::path(get, path = "/v1/auth/tokens", tag = "auth", security(("bearer" = [])), params(TokenListQuery),
+#[utoipa::path(get, path = "/v1/auth/tokens", tag = "auth", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::TokensManage))), params(TokenListQuery),
     responses((status = 200, body = ListJson<TokenJson>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(shared): State<Arc<Shared>>,
@@ -232,6 +234,7 @@ async fn live_token(shared: &Shared, accessor: &str) -> Result<Token, ApiError> 
 
 /// Looks a token up by its accessor.
 #[utoipa::path(get, path = "/v1/auth/tokens/{accessor}", tag = "auth", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::TokensManage))),
     params(("accessor" = String, Path, description = "16 hex digits")),
     responses((status = 200, body = TokenJson), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
@@ -244,6 +247,7 @@ pub async fn get(
 
 /// Revokes a token: refused on every node as soon as the revoke applies.
 #[utoipa::path(delete, path = "/v1/auth/tokens/{accessor}", tag = "auth", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::TokensManage))),
     params(("accessor" = String, Path, description = "16 hex digits")),
     responses((status = 204, description = "revoked"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn revoke(
@@ -263,6 +267,7 @@ pub async fn revoke(
 
 /// The token in use.
 #[utoipa::path(post, path = "/v1/auth/tokens/self", tag = "auth", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::TokensSelf))),
     responses((status = 200, body = TokenJson), (status = 503, body = ErrorBody)))]
 pub async fn lookup_self(
     State(shared): State<Arc<Shared>>,
@@ -277,7 +282,8 @@ pub async fn lookup_self(
 }
 
 /// Renews the token in use, up to its max TTL.
-#[utoipa::path(post, path = "/v1/auth/tokens/self/renew", tag = "auth", security(("bearer" = [])), request_body = RenewTokenBody,
+#[utoipa::path(post, path = "/v1/auth/tokens/self/renew", tag = "auth", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::TokensSelf))), request_body = RenewTokenBody,
     responses((status = 200, body = TokenJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn renew_self(
     State(shared): State<Arc<Shared>>,

@@ -142,6 +142,7 @@ fn cluster_warnings(view: &ClusterView, max_offset_ms: u64, out: &mut Vec<Warnin
 
 /// What an operator must act on, as this node sees it.
 #[utoipa::path(get, path = "/v1/sys/warnings", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysRead))),
     responses((status = 200, body = Warnings), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn warnings(State(shared): State<Arc<Shared>>) -> Result<Json<Warnings>, ApiError> {
     let cp = shared.cp()?;
