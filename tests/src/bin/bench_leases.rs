@@ -271,6 +271,30 @@ async fn lease_count(api: &Api) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// Mean and slowest time of `n` sequential GETs of `path` (no token
+/// needed for `/metrics`; `api`'s token otherwise).
+async fn timed_gets(api: &Api, path: &str, n: usize) -> (f64, f64) {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let r = api.get(path).await.expect("an answer");
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mean = times.iter().sum::<f64>() / n as f64;
+    let max = times.iter().copied().fold(0.0, f64::max);
+    (mean, max)
+}
+
+/// Prints the time of a `/metrics` scrape and of a prefix list returning
+/// 10 leases, on `api`'s node, as the state holds `what`.
+async fn state_costs(api: &Api, what: &str) {
+    let (mean, max) = timed_gets(api, "/metrics", 200).await;
+    println!("/metrics scrape with {what}: mean {mean:.2} ms, max {max:.2} ms (200 scrapes)");
+    let (mean, max) = timed_gets(api, "/v1/leases?prefix=m/12345&limit=10", 50).await;
+    println!("prefix list (10 of them) with {what}: mean {mean:.2} ms, max {max:.2} ms (50 lists)");
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let a = args();
@@ -380,6 +404,7 @@ async fn main() {
         let follower = (1..=3).find(|id| *id != leader).expect("a follower");
         let pid = cluster.node(follower).pid().expect("running");
         let base_rss = rss_bytes(pid);
+        state_costs(&cluster.api(follower), "no leases").await;
         let (stats, _) = grant_many(&api, n, "m", "48h").await;
         stats.print("grant (million)");
         let fapi = cluster.api(follower);
@@ -400,6 +425,7 @@ async fn main() {
         )
         .await;
         let loaded_rss = rss_bytes(pid);
+        state_costs(&fapi, &format!("{n} leases")).await;
         println!(
             "follower RSS: {:.1} MiB empty, {:.1} MiB with {n} leases: {:.0} bytes/lease",
             base_rss as f64 / 1048576.0,

@@ -206,7 +206,7 @@ pub fn files_of(path: &Path) -> Vec<PathBuf> {
         found.push((n, p));
         n += 1;
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.into_iter().map(|(_, p)| p).collect()
 }
 

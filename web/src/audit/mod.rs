@@ -119,9 +119,13 @@ impl Audit {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or_default();
-        held.iter()
-            .map(|json| self.append(json))
-            .fold(Ok(()), |all, one| all.and(one))
+        let mut result = Ok(());
+        for json in &held {
+            if self.append(json).is_err() {
+                result = Err(AuditUnavailable);
+            }
+        }
+        result
     }
 
     /// No audit log (in-process tests of other parts).
