@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 /// keel: a Raft-backed control plane for leases, accounts and certificates.
 #[derive(Debug, Parser)]
@@ -473,11 +474,15 @@ pub enum SnapshotOp {
     },
 }
 
-/// `keel server`.
-#[derive(Debug, Clone, Default, Args)]
+/// `keel server`: every setting, declared once. Each field is a flag, a
+/// `KEEL_*` variable (clap) and a key of the TOML file (serde, same name
+/// with underscores); see `config::file` for how they are layered.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerArgs {
     /// TOML configuration file (flags and KEEL_* variables override it).
     #[arg(long, env = "KEEL_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Single-node development server: data in ./keel-data, self-bootstrap,
     /// a fresh admin token printed at start.
@@ -612,5 +617,6 @@ pub struct ServerArgs {
     /// Largest peer message (one batch of log entries), default 64 MiB.
     /// Hidden: for tests that need a small limit to stay fast.
     #[arg(long, env = "KEEL_PEER_MAX_MESSAGE_BYTES", hide = true)]
+    #[serde(skip)]
     pub peer_max_message_bytes: Option<usize>,
 }

@@ -26,7 +26,6 @@ use keel_web::rate_limit::RateLimit;
 
 use crate::cli::ServerArgs;
 use crate::tls::TlsMaterial;
-pub use file::FileConfig;
 pub use peers::{hostname, ordinal_of, parse_peers};
 use secrets::{random_secret, read_cluster_secret, read_tokens};
 
@@ -162,11 +161,10 @@ impl Config {
     /// they name, and every file the result names. `previous` (on reload)
     /// keeps dev-mode generated secrets stable.
     pub fn load(args: &ServerArgs, previous: Option<&Config>) -> Result<Config, ConfigError> {
-        let file = match &args.config {
-            Some(path) => FileConfig::read(path)?,
-            None => FileConfig::default(),
+        let a = match &args.config {
+            Some(path) => file::layered(file::read(path)?, args.clone())?,
+            None => args.clone(),
         };
-        let a = file.merged_under(args.clone());
         let dev = a.dev;
         let pki = pki_settings(&a)?;
         let retention = retention(&a)?;
