@@ -1,9 +1,12 @@
 //! Prometheus metrics: HTTP request counts and latencies (recorded by the
-//! middleware), Raft progress and domain gauges (computed at scrape time
-//! from the control plane), and counters the node's managers feed.
+//! middleware), Raft progress (read from the control plane's status at
+//! scrape time, O(1)), state gauges (set by the node's census refresher,
+//! never computed by a scrape), and counters the node's managers feed.
 
 use std::time::Duration;
 
+use keel_raft::clock::Millis;
+use keel_raft::domain::census::Census;
 use keel_raft::{ControlPlane, Role};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -303,52 +306,52 @@ impl Metrics {
             }
         }
         self.refresh_clock(cp);
-        cp.local(|state| {
-            let now = keel_raft::clock::now_ms();
-            let census = state.census(now);
-            let leases = census.leases;
-            for (name, n) in [
-                ("active", leases.active),
-                ("suspended", leases.suspended),
-                ("expired", leases.expired),
-            ] {
-                self.leases.get_or_create(&state_label(name)).set(n as i64);
-            }
-            self.lease_expiry_debt.set(census.expiry_debt.leases as i64);
-            let accounts = census.accounts;
-            for (name, n) in [
-                ("active", accounts.active),
-                ("expired", accounts.expired),
-                ("disabled", accounts.disabled),
-            ] {
-                self.accounts
-                    .get_or_create(&state_label(name))
-                    .set(n as i64);
-            }
-            let certs = census.certificates;
-            for (name, n) in [
-                ("active", certs.active),
-                ("suspended", certs.suspended),
-                ("superseded", certs.superseded),
-                ("revoked", certs.revoked),
-                ("expired", certs.expired),
-            ] {
-                self.certificates
-                    .get_or_create(&state_label(name))
-                    .set(n as i64);
-            }
-            self.suspended
-                .get_or_create(&kind_label("lease"))
-                .set(leases.suspended as i64);
-            self.suspended
-                .get_or_create(&kind_label("certificate"))
-                .set(certs.suspended as i64);
-            let ca_left = state
-                .pki
-                .ca()
-                .map_or(0, |ca| (ca.not_after as i64 - now as i64) / 1000);
-            self.ca_expiry_seconds.set(ca_left);
-        });
+    }
+
+    /// Sets the state gauges (leases, accounts and certificates by state,
+    /// the CA's remaining life) from a census taken at `now`. Called by the
+    /// node's census refresher off the scrape path, so a scrape costs the
+    /// same however large the state is.
+    pub fn set_census(&self, census: &Census, ca_not_after: Option<Millis>, now: Millis) {
+        let leases = census.leases;
+        for (name, n) in [
+            ("active", leases.active),
+            ("suspended", leases.suspended),
+            ("expired", leases.expired),
+        ] {
+            self.leases.get_or_create(&state_label(name)).set(n as i64);
+        }
+        self.lease_expiry_debt.set(census.expiry_debt.leases as i64);
+        let accounts = census.accounts;
+        for (name, n) in [
+            ("active", accounts.active),
+            ("expired", accounts.expired),
+            ("disabled", accounts.disabled),
+        ] {
+            self.accounts
+                .get_or_create(&state_label(name))
+                .set(n as i64);
+        }
+        let certs = census.certificates;
+        for (name, n) in [
+            ("active", certs.active),
+            ("suspended", certs.suspended),
+            ("superseded", certs.superseded),
+            ("revoked", certs.revoked),
+            ("expired", certs.expired),
+        ] {
+            self.certificates
+                .get_or_create(&state_label(name))
+                .set(n as i64);
+        }
+        self.suspended
+            .get_or_create(&kind_label("lease"))
+            .set(leases.suspended as i64);
+        self.suspended
+            .get_or_create(&kind_label("certificate"))
+            .set(certs.suspended as i64);
+        let ca_left = ca_not_after.map_or(0, |at| (at as i64 - now as i64) / 1000);
+        self.ca_expiry_seconds.set(ca_left);
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod barrier;
 pub mod bootstrap;
+mod census;
 mod listener;
 pub mod observe;
 pub mod retire;

@@ -32,6 +32,7 @@ use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot}
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
+use super::census::CensusRefresher;
 use super::observe::RaftObserver;
 use super::retire::{self, Decommissioned, Retired};
 use super::stop::{self, Parts};
@@ -233,6 +234,7 @@ async fn start(
     shared.install_control_plane(cp.clone());
     parts.cp = Some(cp.clone());
     parts.observer = Some(RaftObserver::start(cp.clone(), shared.clone()));
+    parts.census = Some(CensusRefresher::start(cp.clone(), shared.clone()));
     board.set_component("raft", ComponentState::Running);
     tracing::info!(phase = "raft", "raft started");
 

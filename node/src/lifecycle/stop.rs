@@ -24,6 +24,7 @@ use keel_web::{ComponentState, Phase, Shared};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::census::CensusRefresher;
 use super::observe::RaftObserver;
 use super::{RunningListener, TlsWatcher};
 use crate::managers::Supervisor;
@@ -54,6 +55,8 @@ pub struct Parts {
     pub clock_prober: Option<ClockProber>,
     /// The observer recording cluster events.
     pub observer: Option<RaftObserver>,
+    /// The refresher of the metrics' state gauges.
+    pub census: Option<CensusRefresher>,
 }
 
 impl Parts {
@@ -69,6 +72,7 @@ impl Parts {
             tls_watcher: None,
             clock_prober: None,
             observer: None,
+            census: None,
         }
     }
 }
@@ -85,6 +89,7 @@ pub async fn run(parts: Parts) {
         tls_watcher,
         clock_prober,
         observer,
+        census,
     } = parts;
     let board = &shared.lifecycle;
     board.set_phase(Phase::Draining);
@@ -115,6 +120,9 @@ pub async fn run(parts: Parts) {
     }
     if let Some(observer) = observer {
         observer.stop().await;
+    }
+    if let Some(census) = census {
+        census.stop().await;
     }
     if let Some(prober) = clock_prober {
         board.set_component("clock", ComponentState::Stopping);
