@@ -244,6 +244,26 @@ async fn the_authorization_matrix_holds_on_every_route() {
         "the tenant suspended",
     )
     .await;
+    // The leader's reconciler records the expiry (a write of its own that
+    // touches the account); the state is compared from after it.
+    let nodes: Vec<Api> = (1..=3).map(|id| cluster.api(id)).collect();
+    eventually(Duration::from_secs(10), "the expiry recorded", || {
+        let nodes = nodes.clone();
+        async move {
+            let mut total = 0.0;
+            for api in &nodes {
+                total += keel_tests::leases::metric(api, "keel_account_expirations_total")
+                    .await
+                    .unwrap_or(0.0);
+            }
+            if total >= 1.0 {
+                Ok(())
+            } else {
+                Err("no account expiry recorded yet".to_string())
+            }
+        }
+    })
+    .await;
     let before_expired = state(&root).await;
     for (path, item) in doc["paths"].as_object().unwrap() {
         if !path.starts_with("/v1/") || path == "/v1/sys/seal-status" {
