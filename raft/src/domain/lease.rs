@@ -5,11 +5,14 @@
 //! `expires_at` has passed, whatever the expiry manager has or has not yet
 //! applied; it is removed from the table when an `ExpireLeases` or a revoke
 //! is applied. Invariants kept by every operation:
-//! `issued_at <= expires_at <= hard_expires_at`, and the deadline index holds
-//! exactly one `(expires_at, id)` per lease.
+//! `issued_at <= expires_at <= hard_expires_at`, the deadline index holds
+//! exactly one `(expires_at, id)` per lease, and the name index exactly one
+//! `(name, id)` per named lease (sharing the lease's name, not copying it),
+//! so listing or revoking by prefix costs what it finds, not the table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,8 +54,9 @@ pub fn parse_id(s: &str) -> Result<LeaseId, DomainError> {
 pub struct Lease {
     /// Unique id.
     pub id: LeaseId,
-    /// Optional name, for prefix listing and revocation.
-    pub name: Option<Box<str>>,
+    /// Optional name, for prefix listing and revocation (shared with the
+    /// name index).
+    pub name: Option<Arc<str>>,
     /// Owning account, if any.
     pub account: Option<Box<str>>,
     /// Time to live of the grant and of each renewal by default.
@@ -222,6 +226,9 @@ pub struct Leases {
     /// `(expires_at, id)` for every lease; derived, rebuilt after load.
     #[serde(skip)]
     by_deadline: BTreeSet<(Millis, LeaseId)>,
+    /// `(name, id)` for every named lease; derived, rebuilt after load.
+    #[serde(skip)]
+    by_name: BTreeSet<(Arc<str>, LeaseId)>,
 }
 
 impl PartialEq for Leases {
@@ -238,6 +245,7 @@ impl Leases {
         Leases {
             by_id: self.by_id.clone(),
             by_deadline: BTreeSet::new(),
+            by_name: BTreeSet::new(),
         }
     }
 
@@ -328,7 +336,7 @@ impl Leases {
         let hard = now.saturating_add(g.max_ttl_ms);
         let lease = Lease {
             id: g.id,
-            name: g.name.map(String::into_boxed_str),
+            name: g.name.map(Arc::from),
             account: g.account.map(String::into_boxed_str),
             ttl_ms: g.ttl_ms,
             max_ttl_ms: g.max_ttl_ms,
@@ -373,12 +381,15 @@ impl Leases {
             LeaseState::Suspended => return Err(DomainError::LeaseSuspended(format_id(id))),
             LeaseState::Active => {}
         }
-        let mut lease = self.remove_entry(id).expect("lease present");
+        // The name does not change: only the deadline index moves.
+        let mut lease = lease.clone();
         let increment = increment_ms.unwrap_or(lease.ttl_ms);
+        self.by_deadline.remove(&(lease.expires_at, id));
         lease.expires_at = renewed_deadline(&lease, now, increment);
         lease.renewals = lease.renewals.saturating_add(1);
+        self.by_deadline.insert((lease.expires_at, id));
         let view = Self::view(&lease, now, accounts);
-        self.insert(lease);
+        self.by_id.insert(id, lease);
         Ok(view)
     }
 
@@ -400,16 +411,40 @@ impl Leases {
         accounts: &mut Accounts,
     ) -> Result<u64, DomainError> {
         validate_name("prefix", prefix)?;
-        // A scan, not an index: prefix revocation is rare, and a name index
-        // would cost every lease a second copy of its name.
         let ids: Vec<LeaseId> = self
-            .by_id
-            .values()
-            .filter(|l| l.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
-            .filter(|l| scope.is_none_or(|s| l.account.as_deref() == Some(s)))
-            .map(|l| l.id)
+            .named_with_prefix(prefix)
+            .filter(|id| {
+                scope.is_none_or(|s| {
+                    self.by_id
+                        .get(id)
+                        .is_some_and(|l| l.account.as_deref() == Some(s))
+                })
+            })
             .collect();
         Ok(self.remove_all(&ids, accounts))
+    }
+
+    /// The ids of the leases whose name starts with `prefix`, in name
+    /// order; visits only those (the name index).
+    fn named_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = LeaseId> + 'a {
+        let from: (Arc<str>, LeaseId) = (Arc::from(prefix), 0);
+        self.by_name
+            .range((Bound::Included(from), Bound::Unbounded))
+            .take_while(move |(name, _)| name.starts_with(prefix))
+            .map(|(_, id)| *id)
+    }
+
+    /// The leases whose name starts with `prefix` and whose id is above
+    /// `after`, in id order (the order of every lease list), found through
+    /// the name index: the cost follows how many leases have the prefix,
+    /// not how many there are.
+    pub fn with_prefix(&self, prefix: &str, after: Option<LeaseId>) -> Vec<&Lease> {
+        let mut ids: Vec<LeaseId> = self
+            .named_with_prefix(prefix)
+            .filter(|id| after.is_none_or(|a| *id > a))
+            .collect();
+        ids.sort_unstable();
+        ids.iter().filter_map(|id| self.by_id.get(id)).collect()
     }
 
     /// Removes the listed leases whose deadline is at or before `now`.
@@ -438,6 +473,11 @@ impl Leases {
     /// Rebuilds the derived indexes after a snapshot was decoded.
     pub fn rebuild_indexes(&mut self) {
         self.by_deadline = self.by_id.values().map(|l| (l.expires_at, l.id)).collect();
+        self.by_name = self
+            .by_id
+            .values()
+            .filter_map(|l| Some((l.name.clone()?, l.id)))
+            .collect();
     }
 
     fn remove_all(&mut self, ids: &[LeaseId], accounts: &mut Accounts) -> u64 {
@@ -459,12 +499,18 @@ impl Leases {
 
     fn insert(&mut self, lease: Lease) {
         self.by_deadline.insert((lease.expires_at, lease.id));
+        if let Some(name) = &lease.name {
+            self.by_name.insert((name.clone(), lease.id));
+        }
         self.by_id.insert(lease.id, lease);
     }
 
     fn remove_entry(&mut self, id: LeaseId) -> Option<Lease> {
         let lease = self.by_id.remove(&id)?;
         self.by_deadline.remove(&(lease.expires_at, id));
+        if let Some(name) = &lease.name {
+            self.by_name.remove(&(name.clone(), id));
+        }
         Some(lease)
     }
 
@@ -473,10 +519,22 @@ impl Leases {
         if self.by_deadline.len() != self.by_id.len() {
             return Err("deadline index size differs from the table".into());
         }
+        let named = self.by_id.values().filter(|l| l.name.is_some()).count();
+        if self.by_name.len() != named {
+            return Err("name index size differs from the named leases".into());
+        }
         for l in self.by_id.values() {
             if !(l.issued_at <= l.expires_at && l.expires_at <= l.hard_expires_at) {
                 return Err(format!(
                     "lease {} breaks issued <= expires <= hard",
+                    format_id(l.id)
+                ));
+            }
+            if let Some(name) = &l.name
+                && !self.by_name.contains(&(name.clone(), l.id))
+            {
+                return Err(format!(
+                    "lease {} missing from the name index",
                     format_id(l.id)
                 ));
             }

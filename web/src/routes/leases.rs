@@ -198,14 +198,13 @@ pub async fn list(
     let cp = shared.domain_cp()?;
     let page = cp
         .read(consistency, |s, now| {
-            let items = s
-                .leases
-                .iter_from(after)
-                .filter(|l| {
-                    q.prefix
-                        .as_deref()
-                        .is_none_or(|p| l.name.as_deref().is_some_and(|n| n.starts_with(p)))
-                })
+            // With a prefix, the name index finds the candidates, so the
+            // cost follows what the prefix matches, not the table.
+            let leases: Box<dyn Iterator<Item = &lease::Lease>> = match q.prefix.as_deref() {
+                Some(p) => Box::new(s.leases.with_prefix(p, after).into_iter()),
+                None => Box::new(s.leases.iter_from(after)),
+            };
+            let items = leases
                 .filter(|l| {
                     q.account
                         .as_deref()

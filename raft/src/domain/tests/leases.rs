@@ -156,6 +156,67 @@ fn revoke_prefix_takes_only_matching_names() {
 }
 
 #[test]
+fn prefix_lists_follow_the_name_index_in_id_order_through_every_change() {
+    let mut s = State::default();
+    let names = [
+        (9, Some("svc/a/9")),
+        (2, Some("svc/a/2")),
+        (5, Some("svc/ab")),
+        (7, Some("svc/a/7")),
+        (3, None),
+        (4, Some("other")),
+    ];
+    for (id, name) in names {
+        let cmd = Command::GrantLease {
+            id,
+            ttl_ms: 10 * SEC,
+            max_ttl_ms: 60 * SEC,
+            name: name.map(str::to_string),
+            account: None,
+            metadata: BTreeMap::new(),
+        };
+        s.apply(&at(T0, cmd)).unwrap();
+    }
+    let ids = |s: &State, prefix: &str, after: Option<u64>| -> Vec<u64> {
+        s.leases
+            .with_prefix(prefix, after)
+            .iter()
+            .map(|l| l.id)
+            .collect()
+    };
+    assert_eq!(ids(&s, "svc/a/", None), vec![2, 7, 9]);
+    assert_eq!(ids(&s, "svc/a/", Some(2)), vec![7, 9]);
+    assert_eq!(ids(&s, "svc/a", None), vec![2, 5, 7, 9]);
+    assert_eq!(ids(&s, "svc/b", None), Vec::<u64>::new());
+    assert_eq!(ids(&s, "o", None), vec![4]);
+    // A renewal keeps the lease in the index; a revoke and an expiry
+    // take it out.
+    s.apply(&at(
+        T0 + SEC,
+        Command::RenewLease {
+            id: 7,
+            increment_ms: Some(30 * SEC),
+        },
+    ))
+    .unwrap();
+    assert_eq!(ids(&s, "svc/a/", None), vec![2, 7, 9]);
+    s.apply(&at(T0 + SEC, Command::RevokeLease { id: 2 }))
+        .unwrap();
+    s.apply(&at(
+        T0 + 20 * SEC,
+        Command::ExpireLeases { ids: vec![9, 5] },
+    ))
+    .unwrap();
+    assert_eq!(ids(&s, "svc/", None), vec![7]);
+    s.leases.check_invariants().unwrap();
+    // Rebuilt from an encoded state, the index is the same.
+    let mut decoded = decode_state(&encode_state(&s).unwrap()).unwrap();
+    decoded.rebuild_indexes();
+    assert_eq!(ids(&decoded, "svc/", None), vec![7]);
+    decoded.leases.check_invariants().unwrap();
+}
+
+#[test]
 fn idempotency_key_returns_first_result() {
     let mut s = State::default();
     let stamp = IdempotencyStamp {
