@@ -45,11 +45,23 @@ def api_md_paths() -> set[str] | None:
 
 
 def config_file_keys() -> set[str]:
-    """Keys `keel server --config FILE` accepts (node/src/config/file.rs)."""
-    text = (REPO / "node" / "src" / "config" / "file.rs").read_text()
-    body = text[text.index("pub struct FileConfig") :]
+    """Keys `keel server --config FILE` accepts: the fields of `ServerArgs`
+    (node/src/cli.rs), which the file deserializes into, less those marked
+    `#[serde(skip)]`."""
+    text = (REPO / "node" / "src" / "cli.rs").read_text()
+    body = text[text.index("pub struct ServerArgs") :]
     body = body[: body.index("\n}")]
-    return set(re.findall(r"^\s+(\w+): Option<", body, re.M))
+    keys, skip = set(), False
+    for line in body.splitlines()[1:]:
+        line = line.strip()
+        if line.startswith("#[serde(skip"):
+            skip = True
+        m = re.match(r"pub (\w+): ", line)
+        if m:
+            if not skip:
+                keys.add(m.group(1))
+            skip = False
+    return keys
 
 
 def seconds(duration: str | int) -> float:
