@@ -158,19 +158,20 @@ async fn lookups(api: Api, ids: Arc<Vec<String>>, n: usize) -> Stats {
     .await
 }
 
-/// Grants `n` leases named `prefix/i`, returning their ids.
-async fn grant_many(api: &Api, n: usize, prefix: &str, ttl: &str) -> (Stats, Vec<String>) {
+/// Grants `n` leases named `prefix/i`, each with the TTL `ttl()` gives
+/// when it is sent, returning their ids.
+async fn grant_many(
+    api: &Api,
+    n: usize,
+    prefix: &str,
+    ttl: impl Fn() -> String + Send + Sync + 'static,
+) -> (Stats, Vec<String>) {
     let ids = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
-    let (api2, ids2, prefix, ttl) = (
-        api.clone(),
-        ids.clone(),
-        prefix.to_string(),
-        ttl.to_string(),
-    );
+    let (api2, ids2, prefix, ttl) = (api.clone(), ids.clone(), prefix.to_string(), Arc::new(ttl));
     let stats = load(n, move |i| {
         let (api, ids, prefix, ttl) = (api2.clone(), ids2.clone(), prefix.clone(), ttl.clone());
         async move {
-            let id = grant(&api, json!({"ttl": ttl, "name": format!("{prefix}/{i}")})).await?;
+            let id = grant(&api, json!({"ttl": ttl(), "name": format!("{prefix}/{i}")})).await?;
             ids.lock().unwrap()[i] = id;
             Ok(())
         }
@@ -306,7 +307,7 @@ async fn main() {
     );
 
     if a.ops > 0 {
-        let (stats, ids) = grant_many(&api, a.ops, "bench", "1h").await;
+        let (stats, ids) = grant_many(&api, a.ops, "bench", || "1h".to_string()).await;
         stats.print("grant");
         let ids = Arc::new(ids);
         let (api2, ids2) = (api.clone(), ids.clone());
@@ -342,12 +343,21 @@ async fn main() {
 
     if a.deadline_leases > 0 {
         let n = a.deadline_leases;
-        let (stats, ids) = grant_many(&api, n, "deadline", "1h").await;
-        stats.print("grant (deadline set)");
-        // Renew every lease to expire at the same instant D.
+        // Every lease is granted to expire at the same instant D (its TTL
+        // is what is left until D when it is sent), then renewed to D again
+        // (a renewal never shortens a lease, so the grant must not outlast
+        // D). D leaves room for both phases at 5,000 requests/s.
         let deadline = std::time::SystemTime::now()
             + Duration::from_secs(20)
-            + Duration::from_millis(n as u64 / 10);
+            + Duration::from_millis(n as u64 / 5 * 2);
+        let until_d = move || {
+            let left = deadline
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            format!("{}ms", left.as_millis().max(1000))
+        };
+        let (stats, ids) = grant_many(&api, n, "deadline", until_d).await;
+        stats.print("grant (deadline set)");
         let ids = Arc::new(ids);
         let (api2, ids2) = (api.clone(), ids.clone());
         let stats = load(n, move |i| {
@@ -405,7 +415,7 @@ async fn main() {
         let pid = cluster.node(follower).pid().expect("running");
         let base_rss = rss_bytes(pid);
         state_costs(&cluster.api(follower), "no leases").await;
-        let (stats, _) = grant_many(&api, n, "m", "48h").await;
+        let (stats, _) = grant_many(&api, n, "m", || "48h".to_string()).await;
         stats.print("grant (million)");
         let fapi = cluster.api(follower);
         eventually(
