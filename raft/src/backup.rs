@@ -33,8 +33,8 @@ pub const MAGIC: &[u8; 8] = b"KEELSNAP";
 pub const FORMAT_VERSION: u16 = 1;
 /// Largest header accepted: a header is a few hundred bytes.
 pub const MAX_HEADER: usize = 64 << 10;
-/// Length of the trailing checksum.
-pub const CHECKSUM_LEN: usize = 32;
+/// The trailing checksum and its length.
+pub use crate::domain::encoding::{CHECKSUM_LEN, Checksum};
 
 /// How many objects of each kind the snapshot holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,29 +117,6 @@ pub enum BackupError {
     /// Reading failed.
     #[error("reading the snapshot: {0}")]
     Io(#[from] io::Error),
-}
-
-/// A running SHA-256 over the bytes of a snapshot file.
-pub struct Checksum(ring::digest::Context);
-
-impl Default for Checksum {
-    fn default() -> Self {
-        Checksum(ring::digest::Context::new(&ring::digest::SHA256))
-    }
-}
-
-impl Checksum {
-    /// Adds bytes.
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    /// The digest of everything added.
-    pub fn finish(self) -> [u8; CHECKSUM_LEN] {
-        let mut out = [0u8; CHECKSUM_LEN];
-        out.copy_from_slice(self.0.finish().as_ref());
-        out
-    }
 }
 
 /// The bytes before the body: magic, version, header length and header.

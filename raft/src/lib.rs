@@ -1,22 +1,22 @@
 //! keel-raft: the replicated core of a keel node.
 //!
-//! This crate owns everything that must agree across replicas: the openraft
-//! type configuration, the commands that travel through the log, the pure
-//! domain state machine they are applied to, the RocksDB stores that make
-//! the log and snapshots durable, and the peer client that carries Raft RPCs
-//! between nodes. It knows nothing of HTTP routes: the web layer talks to the
+//! This crate runs what must agree across replicas: the openraft type
+//! configuration, the RocksDB stores that make the log and snapshots
+//! durable, the peer client that carries Raft RPCs between nodes, and the
+//! handle that proposes commands to the pure domain (the `keel-domain`
+//! crate, re-exported here as [`domain`]). It knows nothing of HTTP routes: the web layer talks to the
 //! [`ControlPlane`] handle and to the wire helpers in [`wire`].
+
+/// The pure domain (its own crate, `raft/domain`), under the names the rest
+/// of keel has always used.
+pub use keel_domain as domain;
+pub use keel_domain::{clock, codec, command, pki};
 
 pub mod backup;
 mod batch;
-pub mod clock;
-pub mod codec;
-pub mod command;
-pub mod domain;
 pub mod error;
 pub mod handle;
 pub mod network;
-pub mod pki;
 pub mod settings;
 pub mod skew;
 pub mod stamp;
@@ -28,8 +28,8 @@ pub use command::{Applied, Command, Outcome, Proposal, Request, Response};
 pub use domain::{DomainError, State};
 pub use error::Error;
 pub use handle::{
-    ClusterView, Consistency, ControlPlane, DecommissionReport, DecommissionRequest, MemberView,
-    MembershipChange, RaftStatus, Role, trace_writes,
+    Caller, ClusterView, Consistency, ControlPlane, DecommissionReport, DecommissionRequest,
+    MemberView, MembershipChange, RaftStatus, Role, Written, trace_writes,
 };
 pub use settings::{Policy, RaftSettings};
 pub use store::Storage;

@@ -15,6 +15,7 @@ use crate::command::{Command, IdempotencyStamp, Proposal, Request};
 use crate::domain::lease::{Grant, LeaseId};
 use crate::domain::lease_batch::LeaseBatch;
 use crate::domain::token::Token;
+pub use crate::domain::token::token_digest;
 use crate::domain::{DomainError, State};
 use crate::error::Error;
 use crate::pki::{self, PkiError, SecretPem};
@@ -87,14 +88,6 @@ pub fn looks_like_token(s: &str) -> bool {
     s.strip_prefix("keel.").is_some_and(|hex| {
         hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     })
-}
-
-/// The digest a token's secret is known by.
-pub fn token_digest(secret: &str) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
 }
 
 /// A grant's hard bound: as asked, or the configured default (never

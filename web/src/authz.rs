@@ -171,15 +171,13 @@ impl Principal {
         }
     }
 
-    /// `request`, marked with this credential's scope when it has one, so
-    /// apply refuses anything outside the account.
-    pub fn scoped(&self, request: keel_raft::command::Request) -> keel_raft::command::Request {
-        match self.scope() {
-            Some(scope) => keel_raft::command::Request::Scoped {
-                scope: scope.to_string(),
-                request: Box::new(request),
-            },
-            None => request,
+    /// The caller a write is made for: this credential's scope (apply
+    /// refuses anything outside a tenant's account) and the client's
+    /// idempotency key.
+    pub fn caller(&self, idempotency_key: Option<String>) -> keel_raft::Caller {
+        keel_raft::Caller {
+            scope: self.scope().map(str::to_string),
+            idempotency_key,
         }
     }
 

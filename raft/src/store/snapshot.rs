@@ -14,7 +14,7 @@
 //! any step leaves the old snapshot current and at worst an orphan file,
 //! which [`sweep`] removes on the next open.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
@@ -22,13 +22,13 @@ use serde::{Deserialize, Serialize};
 
 use super::snapshot_file::{IO_BUFFER, SnapshotFile, copy_into};
 use super::{CF_SNAPSHOT, cf, io_err};
-use crate::codec::{self, CodecError};
+use crate::codec;
 use crate::domain::State;
+pub use crate::domain::encoding::{
+    SNAPSHOT_VERSION, decode_state, encode_state, read_state, write_state,
+};
 use crate::types::SnapshotMeta;
 
-const MAGIC: &[u8; 4] = b"KSNP";
-/// Version of the snapshot state encoding.
-pub const SNAPSHOT_VERSION: u16 = 1;
 /// Key of the pointer to the current snapshot file.
 pub(crate) const KEY_CURRENT: &[u8] = b"current";
 /// Key of the metadata of a snapshot stored inline (chunks in the column
@@ -46,58 +46,6 @@ struct Pointer {
     file: String,
     /// Its length, checked when it is opened.
     len: u64,
-}
-
-/// Encodes the domain state as snapshot bytes in memory (tests, tools).
-pub fn encode_state(state: &State) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(1024);
-    write_state(&mut out, state)?;
-    Ok(out)
-}
-
-/// Decodes in-memory snapshot bytes into a domain state.
-pub fn decode_state(bytes: &[u8]) -> Result<State, CodecError> {
-    read_state(bytes)
-}
-
-/// Writes the snapshot encoding of `state` to `out`.
-pub fn write_state<W: Write + ?Sized>(out: &mut W, state: &State) -> Result<(), CodecError> {
-    out.write_all(MAGIC)
-        .and_then(|()| out.write_all(&SNAPSHOT_VERSION.to_be_bytes()))
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
-    codec::encode_compact_to(out, state)
-}
-
-/// Reads a snapshot encoding from `input` (buffered by the caller) into a
-/// domain state with its indexes rebuilt. Trailing bytes are an error: a
-/// snapshot is exactly one state.
-pub fn read_state<R: Read>(mut input: R) -> Result<State, CodecError> {
-    let mut head = [0u8; 6];
-    input
-        .read_exact(&mut head)
-        .map_err(|_| CodecError::Decode("not a keel snapshot (too short)".into()))?;
-    if &head[..4] != MAGIC {
-        return Err(CodecError::Decode("not a keel snapshot".into()));
-    }
-    let version = u16::from_be_bytes([head[4], head[5]]);
-    if version != SNAPSHOT_VERSION {
-        return Err(CodecError::Decode(format!(
-            "snapshot format version {version} is not supported (this node reads {SNAPSHOT_VERSION})"
-        )));
-    }
-    let mut state: State = codec::decode_compact_from(&mut input)?;
-    let mut rest = [0u8; 1];
-    match input.read(&mut rest) {
-        Ok(0) => {}
-        Ok(_) => {
-            return Err(CodecError::Decode(
-                "trailing bytes after the snapshot".into(),
-            ));
-        }
-        Err(e) => return Err(CodecError::Decode(e.to_string())),
-    }
-    state.rebuild_indexes();
-    Ok(state)
 }
 
 /// Streams `state` into a new fsynced temporary file in `dir`.

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use keel_raft::Caller;
 use keel_raft::clock::{Millis, now_ms, parse_rfc3339};
-use keel_raft::command::{Command, Outcome, Request};
-use keel_raft::domain::account::{self, AccountState, LimitsPatch, Patch};
+use keel_raft::command::Command;
+use keel_raft::domain::account::{self, Account, AccountState, LimitsPatch, Patch};
 use keel_raft::domain::list::paginate;
+use keel_raft::domain::query::AccountFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -121,16 +123,11 @@ async fn write_account(
     key: Option<String>,
 ) -> Result<Json<AccountJson>, ApiError> {
     let cp = shared.domain_cp()?;
-    let result = cp.write(Request::Apply(command), key).await?;
-    match result.outcome {
-        Outcome::Account(account) => {
-            // Certificate usage is derived from the PKI table.
-            Ok(Json(
-                cp.local(|s| AccountJson::new(&account, Some(s), now_ms())),
-            ))
-        }
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+    let account: Account = cp.apply(command, &Caller::unscoped(key)).await?.value;
+    // Certificate usage is derived from the PKI table.
+    Ok(Json(
+        cp.local(|s| AccountJson::new(&account, Some(s), now_ms())),
+    ))
 }
 
 /// Creates an account.
@@ -206,14 +203,15 @@ pub async fn list(
     if let Some(cursor) = &q.cursor {
         check_name(cursor)?;
     }
+    let filter = AccountFilter {
+        only: who.scope().map(str::to_string),
+        state: state_filter,
+    };
     let cp = shared.domain_cp()?;
     let page = cp
         .read(consistency, |s, now| {
             let items = s
-                .accounts
-                .iter_from(q.cursor.as_deref())
-                .filter(|a| who.may_see(Some(&a.name)))
-                .filter(|a| state_filter.is_none_or(|f| a.state_at(now) == f))
+                .list_accounts(&filter, q.cursor.as_deref(), now)
                 .map(|a| AccountJson::new(a, Some(s), now));
             paginate(items, limit, |a| a.name.clone())
         })
@@ -301,17 +299,10 @@ pub async fn delete(
 ) -> Result<Json<Deleted>, ApiError> {
     check_name(&name)?;
     let cp = shared.domain_cp()?;
-    let result = cp
-        .write(
-            Request::Apply(Command::DeleteAccount { name: name.clone() }),
-            key,
-        )
-        .await?;
-    match result.outcome {
-        Outcome::Count(revoked) => Ok(Json(Deleted {
-            deleted: name,
-            revoked,
-        })),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+    let command = Command::DeleteAccount { name: name.clone() };
+    let revoked: u64 = cp.apply(command, &Caller::unscoped(key)).await?.value;
+    Ok(Json(Deleted {
+        deleted: name,
+        revoked,
+    }))
 }

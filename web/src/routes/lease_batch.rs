@@ -14,9 +14,8 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use keel_raft::DomainError;
 use keel_raft::clock::now_ms;
-use keel_raft::command::{Outcome, Request};
-use keel_raft::domain::lease::{self, LeaseView};
-use keel_raft::domain::lease_batch::{BatchRenewal, BatchResults, LeaseBatch};
+use keel_raft::domain::lease::{self, LeaseId, LeaseView};
+use keel_raft::domain::lease_batch::{BatchRenewal, BatchResults, GrantRequest, LeaseBatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -116,8 +115,11 @@ fn lease_item(status: u16, r: Result<LeaseView, DomainError>, now: u64) -> Batch
     }
 }
 
-/// Checks every item and builds the request the leader stamps.
-fn batch_request(body: BatchBody, who: &Principal) -> Result<Request, ApiError> {
+/// What a batch asks for: grants, renewals and revocations.
+type BatchItems = (Vec<GrantRequest>, Vec<BatchRenewal>, Vec<LeaseId>);
+
+/// Checks every item and turns the body into what the leader stamps.
+fn batch_items(body: BatchBody, who: &Principal) -> Result<BatchItems, ApiError> {
     LeaseBatch::validate_sizes(body.grant.len(), body.renew.len(), body.revoke.len())?;
     let grant = body
         .grant
@@ -146,11 +148,7 @@ fn batch_request(body: BatchBody, who: &Principal) -> Result<Request, ApiError> 
         .enumerate()
         .map(|(i, id)| lease::parse_id(id).map_err(|e| at_item("revoke", i, e)))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Request::LeaseBatch {
-        grant,
-        renew,
-        revoke,
-    })
+    Ok((grant, renew, revoke))
 }
 
 fn batch_json(results: BatchResults) -> BatchJson {
@@ -200,15 +198,15 @@ pub async fn batch(
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Json<BatchJson>, ApiError> {
     let empty = body.grant.is_empty() && body.renew.is_empty() && body.revoke.is_empty();
-    let request = who.scoped(batch_request(body, &who)?);
+    let items = batch_items(body, &who)?;
     let cp = shared.domain_cp()?;
     if empty {
         // Nothing to write: an empty batch makes no log entry.
         return Ok(Json(batch_json(BatchResults::default())));
     }
-    let result = cp.write(request, key).await?;
-    match result.outcome {
-        Outcome::LeaseBatch(results) => Ok(Json(batch_json(*results))),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+    let (grant, renew, revoke) = items;
+    let results = cp
+        .lease_batch(grant, renew, revoke, &who.caller(key))
+        .await?;
+    Ok(Json(batch_json(results)))
 }

@@ -7,10 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use keel_raft::clock::now_ms;
-use keel_raft::command::{Command, Outcome, Request};
 use keel_raft::domain::lease::{self, LeaseState, Leases};
 use keel_raft::domain::lease_batch::GrantRequest;
 use keel_raft::domain::list::paginate;
+use keel_raft::domain::query::LeaseFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -111,13 +111,6 @@ pub(crate) fn grant_request(body: GrantBody, who: &Principal) -> Result<GrantReq
     })
 }
 
-fn lease_result(outcome: Outcome) -> Result<LeaseJson, ApiError> {
-    match outcome {
-        Outcome::Lease(view) => Ok(LeaseJson::from_view(&view, now_ms())),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
-}
-
 /// Grants a lease.
 #[utoipa::path(post, path = "/v1/leases", tag = "leases", security(("bearer" = [])),
     extensions(("x-keel-permission" = json!(crate::authz::Permission::LeasesWrite))), request_body = GrantBody,
@@ -131,15 +124,11 @@ pub async fn grant(
 ) -> Result<(StatusCode, Json<LeaseJson>), ApiError> {
     let grant = grant_request(body, &who)?;
     let cp = shared.domain_cp()?;
-    let request = Request::GrantLease {
-        ttl_ms: grant.ttl_ms,
-        max_ttl_ms: grant.max_ttl_ms,
-        name: grant.name,
-        account: grant.account,
-        metadata: grant.metadata,
-    };
-    let result = cp.write(who.scoped(request), key).await?;
-    Ok((StatusCode::CREATED, Json(lease_result(result.outcome)?)))
+    let view = cp.grant_lease(grant, &who.caller(key)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LeaseJson::from_view(&view, now_ms())),
+    ))
 }
 
 /// Looks a lease up.
@@ -195,23 +184,16 @@ pub async fn list(
     text::maybe_account_ref("account", q.account.as_deref())?;
     q.account = scoped_account(&who, q.account)?;
     let after = q.cursor.as_deref().map(lease::parse_id).transpose()?;
+    let filter = LeaseFilter {
+        prefix: q.prefix,
+        account: q.account,
+        state: state_filter,
+    };
     let cp = shared.domain_cp()?;
     let page = cp
         .read(consistency, |s, now| {
-            // With a prefix, the name index finds the candidates, so the
-            // cost follows what the prefix matches, not the table.
-            let leases: Box<dyn Iterator<Item = &lease::Lease>> = match q.prefix.as_deref() {
-                Some(p) => Box::new(s.leases.with_prefix(p, after).into_iter()),
-                None => Box::new(s.leases.iter_from(after)),
-            };
-            let items = leases
-                .filter(|l| {
-                    q.account
-                        .as_deref()
-                        .is_none_or(|a| l.account.as_deref() == Some(a))
-                })
-                .map(|l| (l, Leases::state_of(l, now, &s.accounts)))
-                .filter(|(_, st)| state_filter.is_none_or(|f| f == *st))
+            let items = s
+                .list_leases(&filter, after, now)
                 .map(|(l, st)| LeaseJson::new(l, st, now));
             paginate(items, limit, |l| l.id.clone())
         })
@@ -240,12 +222,9 @@ pub async fn renew(
         lease::validate_ttl("increment", inc.0)?;
     }
     let cp = shared.domain_cp()?;
-    let command = Command::RenewLease {
-        id,
-        increment_ms: body.increment.map(|d| d.0),
-    };
-    let result = cp.write(who.scoped(Request::Apply(command)), key).await?;
-    Ok(Json(lease_result(result.outcome)?))
+    let increment_ms = body.increment.map(|d| d.0);
+    let view = cp.renew_lease(id, increment_ms, &who.caller(key)).await?;
+    Ok(Json(LeaseJson::from_view(&view, now_ms())))
 }
 
 /// Revokes a lease.
@@ -261,8 +240,7 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let id = lease::parse_id(&id)?;
     let cp = shared.domain_cp()?;
-    cp.write(who.scoped(Request::Apply(Command::RevokeLease { id })), key)
-        .await?;
+    cp.revoke_lease(id, &who.caller(key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -278,16 +256,8 @@ pub async fn revoke_prefix(
 ) -> Result<Json<Revoked>, ApiError> {
     text::lease_name("prefix", &body.prefix)?;
     let cp = shared.domain_cp()?;
-    let result = cp
-        .write(
-            who.scoped(Request::Apply(Command::RevokeLeasePrefix {
-                prefix: body.prefix,
-            })),
-            key,
-        )
+    let revoked = cp
+        .revoke_lease_prefix(body.prefix, &who.caller(key))
         .await?;
-    match result.outcome {
-        Outcome::Count(revoked) => Ok(Json(Revoked { revoked })),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+    Ok(Json(Revoked { revoked }))
 }

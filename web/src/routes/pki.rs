@@ -7,9 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use keel_raft::command::{Command, Outcome, Request, WriteResult};
-use keel_raft::domain::cert::{CertState, Pki, RevocationReason};
+use keel_raft::Written;
+use keel_raft::command::Command;
+use keel_raft::domain::CertView;
+use keel_raft::domain::cert::{CertState, RevocationReason};
 use keel_raft::domain::list::paginate;
+use keel_raft::domain::query::CertFilter;
 use keel_raft::pki::{self, IssueSpec, RenewSpec, SignSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -149,14 +152,11 @@ fn ca_pem(shared: &Shared) -> Result<String, ApiError> {
 /// without (or with a mismatched) key.
 fn issued(
     shared: &Shared,
-    result: WriteResult,
+    written: Written<CertView>,
     keel_made_key: bool,
 ) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
-    if result.replayed && keel_made_key {
-        let serial = match &result.outcome {
-            Outcome::Certificate(view) => view.cert.serial.clone(),
-            _ => String::from("?"),
-        };
+    if written.replayed && keel_made_key {
+        let serial = &written.value.cert.serial;
         return Err(ApiError::Conflict {
             code: "private_key_unavailable",
             message: format!(
@@ -166,29 +166,19 @@ fn issued(
             ),
         });
     }
-    match result.outcome {
-        Outcome::Certificate(view) => Ok((
-            StatusCode::CREATED,
-            Json(IssuedJson {
-                cert: CertJson::from_view(&view),
-                private_key: result.private_key_pem.map(|k| k.expose().to_string()),
-                // From the leader that applied the write: this node may
-                // not hold the CA yet (catching up after a rejoin).
-                ca_certificate: match result.ca_certificate_pem {
-                    Some(pem) => pem,
-                    None => ca_pem(shared)?,
-                },
-            }),
-        )),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
-}
-
-fn cert_result(result: WriteResult) -> Result<Json<CertJson>, ApiError> {
-    match result.outcome {
-        Outcome::Certificate(view) => Ok(Json(CertJson::from_view(&view))),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedJson {
+            cert: CertJson::from_view(&written.value),
+            private_key: written.secret.map(|k| k.expose().to_string()),
+            // From the leader that applied the write: this node may
+            // not hold the CA yet (catching up after a rejoin).
+            ca_certificate: match written.ca_certificate_pem {
+                Some(pem) => pem,
+                None => ca_pem(shared)?,
+            },
+        }),
+    ))
 }
 
 /// The cluster CA certificate.
@@ -227,10 +217,8 @@ pub async fn issue(
         ttl_ms: body.ttl.0,
         account: body.account.or_else(|| who.scope().map(str::to_string)),
     };
-    let result = cp
-        .write(who.scoped(Request::IssueCertificate(spec)), key)
-        .await?;
-    issued(&shared, result, true)
+    let written = cp.issue_certificate(spec, &who.caller(key)).await?;
+    issued(&shared, written, true)
 }
 
 /// Signs a CSR: the key never leaves its holder.
@@ -251,10 +239,8 @@ pub async fn sign(
         ttl_ms: body.ttl.0,
         account: body.account.or_else(|| who.scope().map(str::to_string)),
     };
-    let result = cp
-        .write(who.scoped(Request::SignCertificate(spec)), key)
-        .await?;
-    issued(&shared, result, false)
+    let written = cp.sign_certificate(spec, &who.caller(key)).await?;
+    issued(&shared, written, false)
 }
 
 /// Looks a certificate up.
@@ -304,19 +290,15 @@ pub async fn list(
     text::maybe_account_ref("account", q.account.as_deref())?;
     q.account = scoped_account(&who, q.account)?;
     let after = q.cursor.as_deref().map(parse_serial).transpose()?;
+    let filter = CertFilter {
+        account: q.account,
+        state: state_filter,
+    };
     let cp = shared.domain_cp()?;
     let page = cp
         .read(consistency, |s, now| {
             let items = s
-                .pki
-                .iter_from(after.as_deref())
-                .filter(|c| {
-                    q.account
-                        .as_deref()
-                        .is_none_or(|a| c.account.as_deref() == Some(a))
-                })
-                .map(|c| (c, Pki::state_of(c, now, &s.accounts)))
-                .filter(|(_, st)| state_filter.is_none_or(|f| f == *st))
+                .list_certificates(&filter, after.as_deref(), now)
                 .map(|(c, st)| CertJson::new(c, st));
             paginate(items, limit, |c| c.serial.clone())
         })
@@ -351,10 +333,8 @@ pub async fn renew(
         csr_pem: body.csr,
     };
     let keel_made_key = spec.csr_pem.is_none();
-    let result = cp
-        .write(who.scoped(Request::RenewCertificate(spec)), key)
-        .await?;
-    issued(&shared, result, keel_made_key)
+    let written = cp.renew_certificate(spec, &who.caller(key)).await?;
+    issued(&shared, written, keel_made_key)
 }
 
 /// The holder confirms it stored this (renewed) certificate; the one it
@@ -371,13 +351,9 @@ pub async fn activate(
 ) -> Result<Json<CertJson>, ApiError> {
     let serial = parse_serial(&serial)?;
     let cp = shared.domain_cp()?;
-    cert_result(
-        cp.write(
-            who.scoped(Request::Apply(Command::ActivateCertificate { serial })),
-            key,
-        )
-        .await?,
-    )
+    let command = Command::ActivateCertificate { serial };
+    let view: CertView = cp.apply(command, &who.caller(key)).await?.value;
+    Ok(Json(CertJson::from_view(&view)))
 }
 
 /// Revokes a certificate.
@@ -399,16 +375,9 @@ pub async fn revoke(
             .ok_or_else(|| ApiError::BadRequest(format!("unknown revocation reason `{r}`")))?,
     };
     let cp = shared.domain_cp()?;
-    cert_result(
-        cp.write(
-            who.scoped(Request::Apply(Command::RevokeCertificate {
-                serial,
-                reason,
-            })),
-            key,
-        )
-        .await?,
-    )
+    let command = Command::RevokeCertificate { serial, reason };
+    let view: CertView = cp.apply(command, &who.caller(key)).await?.value;
+    Ok(Json(CertJson::from_view(&view)))
 }
 
 /// The CA-signed CRL (PEM, or DER with `?format=der`).

@@ -12,10 +12,11 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use keel_raft::Consistency;
 use keel_raft::clock::{Millis, to_rfc3339};
-use keel_raft::command::{Command, Outcome, Request, WriteResult};
+use keel_raft::command::{Command, Request};
 use keel_raft::domain::lease;
 use keel_raft::domain::list::paginate;
 use keel_raft::domain::token::{self, Role, Token};
+use keel_raft::{Caller, Written};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -130,13 +131,6 @@ fn parse_accessor(s: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("`{s}` is not a token accessor (16 hex digits)")))
 }
 
-fn token_of(result: WriteResult) -> Result<(Token, Option<String>), ApiError> {
-    match result.outcome {
-        Outcome::Token(t) => Ok((*t, result.private_key_pem.map(|s| s.expose().to_string()))),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
-}
-
 fn may_manage(who: &Principal, role: Role) -> Result<(), ApiError> {
     if who.role.may_manage(role) {
         Ok(())
@@ -184,9 +178,9 @@ pub async fn create(
         max_ttl_ms: body.max_ttl.map(|d| d.0),
         created_by: who.accessor.clone(),
     };
-    let (token, secret) = token_of(cp.write(request, key).await?)?;
-    let mut json = TokenJson::new(&token);
-    json.secret = secret;
+    let written: Written<Token> = cp.run(request, &Caller::unscoped(key)).await?;
+    let mut json = TokenJson::new(&written.value);
+    json.secret = written.secret.map(|s| s.expose().to_string());
     Ok((StatusCode::CREATED, Json(json)))
 }
 
@@ -203,11 +197,7 @@ pub async fn list(
     let cp = shared.domain_cp()?;
     let page = cp
         .read(Consistency::Linearizable, |s, now| {
-            let items = s
-                .tokens
-                .iter_from(after.as_deref())
-                .filter(|t| t.live_at(now))
-                .map(TokenJson::new);
+            let items = s.list_tokens(after.as_deref(), now).map(TokenJson::new);
             paginate(items, limit, |t| t.accessor.clone())
         })
         .await?;
@@ -260,8 +250,8 @@ pub async fn revoke(
     let target = live_token(&shared, &accessor).await?;
     may_manage(&who, target.role)?;
     let cp = shared.domain_cp()?;
-    cp.write(Request::Apply(Command::RevokeToken { accessor }), key)
-        .await?;
+    let command = Command::RevokeToken { accessor };
+    let _: Written<()> = cp.apply(command, &Caller::unscoped(key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -303,6 +293,6 @@ pub async fn renew_self(
         accessor: who.accessor.clone(),
         increment_ms: body.increment.map(|d| d.0),
     };
-    let (token, _) = token_of(cp.write(Request::Apply(command), key).await?)?;
+    let token: Token = cp.apply(command, &Caller::unscoped(key)).await?.value;
     Ok(Json(TokenJson::new(&token)))
 }

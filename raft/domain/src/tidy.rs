@@ -16,8 +16,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::State;
 use crate::clock::Millis;
-use crate::domain::State;
 
 /// How long records are kept, stamped into `TidyRecords` by the leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ impl Default for Retention {
     fn default() -> Self {
         Retention {
             pki_ms: 72 * 3_600_000,
-            idempotency_ms: crate::domain::idempotency::RETENTION_MS,
+            idempotency_ms: crate::idempotency::RETENTION_MS,
         }
     }
 }

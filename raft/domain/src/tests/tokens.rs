@@ -2,10 +2,10 @@
 //! and tenant scope: under a scope, apply refuses every command that would
 //! touch another account, and lets through only the account's own.
 
-use crate::domain::lease_batch::{BatchRenewal, LeaseBatch};
-use crate::domain::tidy::Retention;
-use crate::domain::token::{Role, Token};
-use crate::stamp::token_digest;
+use crate::lease_batch::{BatchRenewal, LeaseBatch};
+use crate::tidy::Retention;
+use crate::token::token_digest;
+use crate::token::{Role, Token};
 
 use super::*;
 
@@ -165,7 +165,7 @@ fn a_tenant_scope_touches_only_its_own_account() {
         .unwrap();
     s.apply(&at(T0, grant(3, 60 * SEC, 600 * SEC, None)))
         .unwrap();
-    let before = crate::store::encode_state(&s).unwrap();
+    let before = crate::encoding::encode_state(&s).unwrap();
 
     // Refused: everything of another account, of no account, and every
     // command that is not about leases or certificates.
@@ -201,7 +201,7 @@ fn a_tenant_scope_touches_only_its_own_account() {
         );
     }
     assert_eq!(
-        crate::store::encode_state(&s).unwrap(),
+        crate::encoding::encode_state(&s).unwrap(),
         before,
         "a refusal changed the state"
     );

@@ -11,8 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::DomainError;
 use crate::clock::Millis;
-use crate::domain::DomainError;
 
 /// Longest account name.
 pub const MAX_NAME_LEN: usize = 63;

@@ -4,10 +4,10 @@
 //! is decided by stamped time and replicated counts, so replicas agree.
 
 use super::*;
-use crate::domain::cert::{CaRecord, CertRecord, RevocationReason};
-use crate::domain::quota::Quotas;
-use crate::domain::tidy::Retention;
+use crate::cert::{CaRecord, CertRecord, RevocationReason};
 use crate::pki::SecretPem;
+use crate::quota::Quotas;
+use crate::tidy::Retention;
 
 const RETAIN: Retention = Retention {
     pki_ms: 10 * SEC,

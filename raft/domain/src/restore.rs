@@ -161,7 +161,7 @@ impl State {
                 staged.received
             )));
         }
-        let mut sum = crate::backup::Checksum::default();
+        let mut sum = crate::encoding::Checksum::default();
         for chunk in &staged.chunks {
             sum.update(&chunk.0);
         }
@@ -175,7 +175,7 @@ impl State {
             at: 0,
             pos: 0,
         };
-        let mut restored = crate::store::read_state(reader).map_err(|e| {
+        let mut restored = crate::encoding::read_state(reader).map_err(|e| {
             DomainError::Invalid(format!("the staged snapshot does not decode: {e}"))
         })?;
         restored.cluster = self.cluster.clone();

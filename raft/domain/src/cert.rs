@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::{Accounts, Resource};
 use crate::clock::Millis;
-use crate::domain::account::{Accounts, Resource};
-use crate::domain::{CertView, DomainError};
 use crate::pki::SecretPem;
+use crate::{CertView, DomainError};
 
 mod expiry;
 

@@ -5,8 +5,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{PkiError, PkiSettings, SecretPem, to_datetime, to_millis};
+use crate::cert::CaRecord;
 use crate::clock::Millis;
-use crate::domain::cert::CaRecord;
 
 /// Creates a self-signed ECDSA P-256 CA valid from `now` for `ca_ttl_ms`.
 pub fn create_ca(settings: &PkiSettings, now: Millis) -> Result<CaRecord, PkiError> {

@@ -145,7 +145,7 @@ proptest! {
         for p in &log[..mid] {
             let _ = c.apply(p);
         }
-        let mut c = crate::store::decode_state(&encode_state(&c).unwrap()).unwrap();
+        let mut c = crate::encoding::decode_state(&encode_state(&c).unwrap()).unwrap();
         for p in &log[mid..] {
             let _ = c.apply(p);
         }

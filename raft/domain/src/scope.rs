@@ -11,8 +11,8 @@
 //! anything else (accounts, tokens, restores, the CA) is refused.
 
 use crate::command::Command;
-use crate::domain::lease::LeaseId;
-use crate::domain::{DomainError, State};
+use crate::lease::LeaseId;
+use crate::{DomainError, State};
 
 fn outside(scope: &str, what: &str) -> DomainError {
     DomainError::Forbidden(format!(

@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::DomainError;
 use crate::clock::Millis;
 use crate::command::{IdempotencyStamp, Response};
-use crate::domain::DomainError;
 
 /// How long a key is remembered by default, in proposal time.
 pub const RETENTION_MS: Millis = 60 * 60 * 1000;

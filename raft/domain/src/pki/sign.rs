@@ -12,8 +12,8 @@ use rcgen::{
 };
 
 use super::{IssueSpec, PkiError, PkiSettings, RenewSpec, SecretPem, SignSpec, to_datetime};
+use crate::cert::{CaRecord, CertRecord};
 use crate::clock::Millis;
-use crate::domain::cert::{CaRecord, CertRecord};
 
 /// Backdating of `not_before`, to tolerate clock skew between holders.
 const BACKDATE_MS: u64 = 60_000;

@@ -12,16 +12,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::{Account, LimitsPatch, Patch};
+use crate::cert::{CaRecord, CertRecord, RevocationReason};
 use crate::clock::Millis;
-use crate::domain::account::{Account, LimitsPatch, Patch};
-use crate::domain::cert::{CaRecord, CertRecord, RevocationReason};
-use crate::domain::lease::{LeaseId, LeaseView};
-use crate::domain::lease_batch::{BatchRenewal, BatchResults, GrantRequest, LeaseBatch};
-use crate::domain::quota::Quotas;
-use crate::domain::restore::Chunk;
-use crate::domain::tidy::Retention;
-use crate::domain::token::{Role, Token};
-use crate::domain::{CertView, DomainError};
+use crate::lease::{LeaseId, LeaseView};
+use crate::lease_batch::{BatchRenewal, BatchResults, GrantRequest, LeaseBatch};
+use crate::quota::Quotas;
+use crate::restore::Chunk;
+use crate::tidy::Retention;
+use crate::token::{Role, Token};
+use crate::{CertView, DomainError};
 
 /// A replicated state change, fully stamped by the proposer. Verb-first names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ pub enum Command {
         id: LeaseId,
     },
     /// Grants, renews and revokes many leases in one entry, each item on
-    /// its own (see [`crate::domain::lease_batch`]).
+    /// its own (see [`crate::lease_batch`]).
     ApplyLeaseBatch {
         /// The items, grants stamped with their ids.
         batch: LeaseBatch,
@@ -138,7 +138,7 @@ pub enum Command {
     /// Re-publishes the CRL with a new number and this-update time.
     RefreshCrl,
     /// Stages one chunk of a snapshot being restored (see
-    /// [`crate::domain::restore`]).
+    /// [`crate::restore`]).
     StageRestore {
         /// The restore, chosen by the node that runs it.
         restore_id: u64,
@@ -244,7 +244,7 @@ pub struct Proposal {
     #[serde(default)]
     pub quotas: Quotas,
     /// The account a tenant credential acts for: apply refuses a command
-    /// that would touch anything else (see [`crate::domain::scope`]).
+    /// that would touch anything else (see [`crate::scope`]).
     /// `None` for operators and managers.
     #[serde(default)]
     pub scope: Option<String>,
@@ -400,9 +400,9 @@ pub struct WriteResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::Patch;
+    use crate::cert::{CaRecord, CertRecord, Revocation, RevocationReason};
     use crate::codec;
-    use crate::domain::account::Patch;
-    use crate::domain::cert::{CaRecord, CertRecord, Revocation, RevocationReason};
     use crate::pki::SecretPem;
 
     /// Every command travels through the log encoding unchanged: a value
@@ -450,7 +450,7 @@ mod tests {
             Command::RevokeLeasePrefix { prefix: "p".into() },
             Command::ApplyLeaseBatch {
                 batch: LeaseBatch {
-                    grant: vec![crate::domain::lease::Grant {
+                    grant: vec![crate::lease::Grant {
                         id: 9,
                         ttl_ms: 1000,
                         max_ttl_ms: 2000,

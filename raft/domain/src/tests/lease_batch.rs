@@ -3,9 +3,9 @@
 //! would leave as single commands, one entry each.
 
 use super::*;
-use crate::domain::lease::Grant;
-use crate::domain::lease_batch::{BatchRenewal, BatchResults, LeaseBatch};
-use crate::domain::quota::Quotas;
+use crate::lease::Grant;
+use crate::lease_batch::{BatchRenewal, BatchResults, LeaseBatch};
+use crate::quota::Quotas;
 
 fn batch_grant(id: u64, ttl: u64, account: Option<&str>) -> Grant {
     Grant {

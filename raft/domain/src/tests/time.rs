@@ -4,8 +4,8 @@
 //! before it was recorded.
 
 use super::*;
-use crate::domain::lease::renewed_deadline;
-use crate::store::decode_state;
+use crate::encoding::decode_state;
+use crate::lease::renewed_deadline;
 
 fn renew(id: u64, increment_ms: Option<u64>) -> Command {
     Command::RenewLease { id, increment_ms }

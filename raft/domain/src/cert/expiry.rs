@@ -1,6 +1,6 @@
 //! Expired certificates in the PKI table: when one leaves the CRL (at its
 //! `not_after`, by re-publishing) and when its record goes (after the
-//! retention). Used by tidying (`crate::domain::tidy`); everything here is
+//! retention). Used by tidying (`crate::tidy`); everything here is
 //! decided by the stamped time it is given, so replicas agree.
 
 use super::{CertRecord, Pki};

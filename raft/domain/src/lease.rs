@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::DomainError;
+use crate::account::{Accounts, Resource};
 use crate::clock::Millis;
-use crate::domain::DomainError;
-use crate::domain::account::{Accounts, Resource};
 
 /// A lease id: 64 random bits chosen by the proposer, shown as 16 hex digits.
 pub type LeaseId = u64;
@@ -206,7 +206,7 @@ fn validate_grant(g: &Grant) -> Result<(), DomainError> {
         )));
     }
     if let Some(account) = &g.account {
-        crate::domain::account::validate_name(account)?;
+        crate::account::validate_name(account)?;
     }
     Ok(())
 }

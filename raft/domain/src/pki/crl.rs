@@ -7,7 +7,7 @@
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 
 use super::{PkiError, to_datetime};
-use crate::domain::cert::{CaRecord, CrlEntry, CrlVersion, RevocationReason};
+use crate::cert::{CaRecord, CrlEntry, CrlVersion, RevocationReason};
 
 fn reason_code(reason: Option<RevocationReason>) -> rcgen::RevocationReason {
     match reason {

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::DomainError;
+use crate::account::Accounts;
 use crate::clock::Millis;
-use crate::domain::DomainError;
-use crate::domain::account::Accounts;
 
 /// Most tokens the cluster holds at once (expired ones count until tidied).
 pub const MAX_TOKENS: usize = 100_000;
@@ -257,4 +257,12 @@ impl Tokens {
         }
         gone.len() as u64
     }
+}
+
+/// The digest a token's secret is known by.
+pub fn token_digest(secret: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }

@@ -21,7 +21,7 @@ use super::account::{AccountState, LimitsPatch, Patch};
 use super::lease::{LeaseState, Leases, MIN_TTL_MS};
 use super::*;
 use crate::command::{IdempotencyStamp, Outcome};
-use crate::store::{decode_state, encode_state};
+use crate::encoding::{decode_state, encode_state};
 
 pub(super) const T0: Millis = 1_800_000_000_000;
 pub(super) const SEC: u64 = 1_000;

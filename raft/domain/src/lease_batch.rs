@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
-use crate::domain::lease::{self, LeaseId, LeaseView};
-use crate::domain::quota::{self, Quotas};
-use crate::domain::scope::check_grant_scope;
-use crate::domain::{DomainError, State};
+use crate::lease::{self, LeaseId, LeaseView};
+use crate::quota::{self, Quotas};
+use crate::scope::check_grant_scope;
+use crate::{DomainError, State};
 
 /// Most items in each list of a batch (grants, renewals, revokes).
 pub const MAX_BATCH_ITEMS: usize = 1000;

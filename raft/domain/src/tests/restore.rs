@@ -2,8 +2,8 @@
 //! in one apply, and what the switch keeps (cluster id, latest stamp).
 
 use super::*;
-use crate::backup::Checksum;
-use crate::domain::restore::Chunk;
+use crate::encoding::Checksum;
+use crate::restore::Chunk;
 
 fn init(id: &str) -> Command {
     Command::InitCluster {

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
-use crate::domain::{DomainError, State};
+use crate::{DomainError, State};
 
 /// Cluster-wide upper bounds; `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,16 +1,25 @@
-//! The pure domain state machine: what every replica holds, and how a
-//! stamped [`Proposal`] changes it.
+//! keel-domain: the pure domain state machine: what every replica holds,
+//! and how a stamped [`Proposal`] changes it; with the commands that travel
+//! through the log, the state's encodings and the CA's signing.
 //!
-//! Nothing in this module performs I/O, reads a clock or draws a random
-//! number. `State::apply` takes time only from the proposal, so two replicas
-//! applying the same log reach byte-identical state. Errors returned from
-//! `apply` are deterministic refusals (bad input, missing object, limit
-//! reached): the state is unchanged and every replica refuses alike.
+//! Nothing in this crate performs I/O, reads a clock or draws a random
+//! number, except PKI signing, which happens on the leader before a command
+//! is proposed. `State::apply` takes time only from the proposal, so two
+//! replicas applying the same log reach byte-identical state. Errors
+//! returned from `apply` are deterministic refusals (bad input, missing
+//! object, limit reached): the state is unchanged and every replica refuses
+//! alike. It builds and tests without RocksDB, openraft or an HTTP stack.
 //!
 //! Ownership between accounts and what they own is a relation, not a copy:
 //! a lease or certificate names its account, and whether it is `suspended`
 //! is derived from the account whenever it is read or applied. Renewing an
 //! account therefore re-activates everything it owns in the same apply.
+
+pub mod clock;
+pub mod codec;
+pub mod command;
+pub mod encoding;
+pub mod pki;
 
 pub mod account;
 pub mod census;
@@ -19,6 +28,7 @@ pub mod idempotency;
 pub mod lease;
 pub mod lease_batch;
 pub mod list;
+pub mod query;
 pub mod quota;
 pub mod restore;
 pub mod scope;
