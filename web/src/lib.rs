@@ -28,7 +28,7 @@ pub mod text;
 pub mod views;
 
 pub use error::ApiError;
-pub use lifecycle::{ComponentState, LifecycleBoard, Phase};
+pub use lifecycle::{Component, ComponentState, LifecycleBoard, Phase};
 pub use router::api_router;
 pub use serve::{DrainDeadline, DrainReport, TlsSlot, serve};
 pub use shared::{ApiLimits, NodeControl, Shared};

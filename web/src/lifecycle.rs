@@ -40,6 +40,58 @@ pub enum ComponentState {
     Failed,
 }
 
+/// The parts of a node, in the order they start; they stop in reverse,
+/// except that the listeners outlive Raft's managers and drain before Raft
+/// stops (in-flight requests need it), as `node/src/lifecycle/stop.rs`
+/// explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// The configuration, read and checked.
+    Config,
+    /// The data directory and RocksDB.
+    Storage,
+    /// The peer (Raft transport) listener: up before Raft (lesson 5).
+    PeerListener,
+    /// The API listener.
+    ApiListener,
+    /// The clock prober measuring peers' offsets.
+    Clock,
+    /// openraft.
+    Raft,
+    /// Cluster formation: bootstrap or join.
+    Cluster,
+    /// The leader-only and every-node managers.
+    Managers,
+}
+
+impl Component {
+    /// Every component, in start order.
+    pub const ALL: [Component; 8] = [
+        Component::Config,
+        Component::Storage,
+        Component::PeerListener,
+        Component::ApiListener,
+        Component::Clock,
+        Component::Raft,
+        Component::Cluster,
+        Component::Managers,
+    ];
+
+    /// Its name at `/v1/sys/lifecycle` and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Config => "config",
+            Component::Storage => "storage",
+            Component::PeerListener => "peer-listener",
+            Component::ApiListener => "api-listener",
+            Component::Clock => "clock",
+            Component::Raft => "raft",
+            Component::Cluster => "cluster",
+            Component::Managers => "managers",
+        }
+    }
+}
+
 /// A component as served.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ComponentView {
@@ -63,7 +115,7 @@ pub struct LifecycleView {
 #[derive(Debug)]
 struct Board {
     phase: Phase,
-    components: Vec<(String, ComponentState, Millis)>,
+    components: Vec<(Component, ComponentState, Millis)>,
 }
 
 /// The node's lifecycle, shared between the node (writer) and the API.
@@ -73,11 +125,16 @@ pub struct LifecycleBoard {
 }
 
 impl Default for LifecycleBoard {
+    /// Every component registered as pending, in start order.
     fn default() -> Self {
+        let now = now_ms();
         LifecycleBoard {
             board: RwLock::new(Board {
                 phase: Phase::Starting,
-                components: Vec::new(),
+                components: Component::ALL
+                    .iter()
+                    .map(|c| (*c, ComponentState::Pending, now))
+                    .collect(),
             }),
         }
     }
@@ -94,29 +151,28 @@ impl LifecycleBoard {
         self.board.write().unwrap_or_else(|e| e.into_inner()).phase = phase;
     }
 
-    /// Sets a component's state, registering it on first use.
-    pub fn set_component(&self, name: &str, state: ComponentState) {
+    /// Sets a component's state.
+    pub fn set_component(&self, component: Component, state: ComponentState) {
         let mut board = self.board.write().unwrap_or_else(|e| e.into_inner());
-        let now = now_ms();
-        match board.components.iter_mut().find(|(n, _, _)| n == name) {
-            Some(entry) => {
-                if entry.1 != state {
-                    entry.1 = state;
-                    entry.2 = now;
-                }
-            }
-            None => board.components.push((name.to_string(), state, now)),
+        if let Some(entry) = board
+            .components
+            .iter_mut()
+            .find(|(c, _, _)| *c == component)
+            && entry.1 != state
+        {
+            entry.1 = state;
+            entry.2 = now_ms();
         }
     }
 
-    /// A component's state, if registered.
-    pub fn component(&self, name: &str) -> Option<ComponentState> {
+    /// A component's state.
+    pub fn component(&self, component: Component) -> ComponentState {
         let board = self.board.read().unwrap_or_else(|e| e.into_inner());
         board
             .components
             .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, s, _)| *s)
+            .find(|(c, _, _)| *c == component)
+            .map_or(ComponentState::Pending, |(_, s, _)| *s)
     }
 
     /// The served view.
@@ -127,8 +183,8 @@ impl LifecycleBoard {
             components: board
                 .components
                 .iter()
-                .map(|(name, state, since)| ComponentView {
-                    name: name.clone(),
+                .map(|(component, state, since)| ComponentView {
+                    name: component.name().to_string(),
                     state: *state,
                     since: to_rfc3339(*since),
                 })

@@ -3,15 +3,15 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use keel_web::{DrainDeadline, DrainReport, TlsSlot};
+use keel_web::{Component, DrainDeadline, DrainReport, TlsSlot};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A serving listener.
 pub struct RunningListener {
-    /// Component name.
-    pub name: &'static str,
+    /// Which listener.
+    pub component: Component,
     /// Where it is bound.
     pub local_addr: SocketAddr,
     stop: CancellationToken,
@@ -21,12 +21,13 @@ pub struct RunningListener {
 impl RunningListener {
     /// Binds `addr` and starts serving `router`.
     pub async fn start(
-        name: &'static str,
+        component: Component,
         addr: SocketAddr,
         router: Router,
         tls: Option<TlsSlot>,
         drain: DrainDeadline,
     ) -> Result<Self, String> {
+        let name = component.name();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot bind the {name} to {addr}: {e}"))?;
@@ -41,7 +42,7 @@ impl RunningListener {
             drain,
         ));
         Ok(RunningListener {
-            name,
+            component,
             local_addr,
             stop,
             task,
@@ -55,7 +56,7 @@ impl RunningListener {
         match self.task.await {
             Ok(report) => report,
             Err(e) => {
-                tracing::error!(listener = self.name, error = %e, "listener task failed");
+                tracing::error!(listener = self.component.name(), error = %e, "listener task failed");
                 DrainReport::default()
             }
         }

@@ -28,7 +28,7 @@ use keel_raft::{Consistency, ControlPlane, Member, Storage};
 use keel_web::audit::Audit;
 use keel_web::auth::Auth;
 use keel_web::events::EventKind;
-use keel_web::{ApiLimits, ComponentState, DrainDeadline, Phase, Shared, TlsSlot};
+use keel_web::{ApiLimits, Component, ComponentState, DrainDeadline, Phase, Shared, TlsSlot};
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
@@ -73,19 +73,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let shared = Arc::new(Shared::new(config.node_id, auth, limits).with_audit(audit));
     let board = &shared.lifecycle;
-    for name in [
-        "config",
-        "storage",
-        "peer-listener",
-        "api-listener",
-        "clock",
-        "raft",
-        "cluster",
-        "managers",
-    ] {
-        board.set_component(name, ComponentState::Pending);
-    }
-    board.set_component("config", ComponentState::Running);
+    board.set_component(Component::Config, ComponentState::Running);
 
     let mut parts = Parts::new(shared.clone());
     let data_dir = config.data_dir.clone();
@@ -133,7 +121,7 @@ async fn start(
     let board = &shared.lifecycle;
 
     // Phase 2: storage.
-    board.set_component("storage", ComponentState::Starting);
+    board.set_component(Component::Storage, ComponentState::Starting);
     if let Some(reason) = retire::retire_if_marked(&config.data_dir)? {
         tracing::warn!(reason = %reason, "starting as a new incarnation: the previous data directory was retired");
     }
@@ -141,7 +129,7 @@ async fn start(
     let sealed = storage.node_meta().sealed()?;
     shared.set_sealed(sealed);
     parts.storage = Some(storage.clone());
-    board.set_component("storage", ComponentState::Running);
+    board.set_component(Component::Storage, ComponentState::Running);
     // The data directory is this node's: the audit log may write now.
     if shared.audit.open().is_err() {
         tracing::error!(
@@ -161,9 +149,9 @@ async fn start(
     // Phase 3: listeners.
     let tls = config.tls.as_ref().map(|t| TlsSlot::new(t.server.clone()));
     let drain = DrainDeadline::new(config.shutdown_timeout);
-    board.set_component("peer-listener", ComponentState::Starting);
+    board.set_component(Component::PeerListener, ComponentState::Starting);
     let peer = RunningListener::start(
-        "peer-listener",
+        Component::PeerListener,
         config.peer_listen,
         keel_web::peer::router(shared.clone()),
         tls.clone(),
@@ -173,10 +161,10 @@ async fn start(
     .map_err(|e| anyhow!(e))?;
     let peer_addr = peer.local_addr;
     parts.peer = Some(peer);
-    board.set_component("peer-listener", ComponentState::Running);
-    board.set_component("api-listener", ComponentState::Starting);
+    board.set_component(Component::PeerListener, ComponentState::Running);
+    board.set_component(Component::ApiListener, ComponentState::Starting);
     let api = RunningListener::start(
-        "api-listener",
+        Component::ApiListener,
         config.api_listen,
         keel_web::api_router(shared.clone()),
         tls.clone(),
@@ -186,7 +174,7 @@ async fn start(
     .map_err(|e| anyhow!(e))?;
     let api_addr = api.local_addr;
     parts.api = Some(api);
-    board.set_component("api-listener", ComponentState::Running);
+    board.set_component(Component::ApiListener, ComponentState::Running);
     tracing::info!(phase = "listeners", api = %api_addr, peer = %peer_addr, "listeners serving");
 
     // Clock offsets: measured from now on, so the verdict on this node's
@@ -209,7 +197,7 @@ async fn start(
             join: config.join.clone(),
         },
     ));
-    board.set_component("clock", ComponentState::Running);
+    board.set_component(Component::Clock, ComponentState::Running);
     tracing::info!(phase = "listeners", max_clock_offset = ?config.max_clock_offset, "measuring clock offsets to peers");
 
     // Phase 4: readiness barrier.
@@ -223,7 +211,7 @@ async fn start(
     );
 
     // Phase 5: Raft.
-    board.set_component("raft", ComponentState::Starting);
+    board.set_component(Component::Raft, ComponentState::Starting);
     let advertise = Member {
         api_addr: config.advertise_api.clone(),
         peer_addr: config.advertise_peer.clone(),
@@ -235,7 +223,7 @@ async fn start(
     parts.cp = Some(cp.clone());
     parts.observer = Some(RaftObserver::start(cp.clone(), shared.clone()));
     parts.census = Some(CensusRefresher::start(cp.clone(), shared.clone()));
-    board.set_component("raft", ComponentState::Running);
+    board.set_component(Component::Raft, ComponentState::Running);
     tracing::info!(phase = "raft", "raft started");
 
     // From here on, a leader may tell this node that its log ends below
@@ -257,12 +245,12 @@ async fn start(
         shared.install_node_control(Arc::new(Control(runtime.clone())));
 
         // Phase 6: bootstrap, join or resume.
-        board.set_component("cluster", ComponentState::Starting);
+        board.set_component(Component::Cluster, ComponentState::Starting);
         let how = match bootstrap::run(&config, &cp, &signals.stop).await {
             Ok(how) => how,
             Err(BootstrapError::Stopped) => return Ok(()),
             Err(e) => {
-                board.set_component("cluster", ComponentState::Failed);
+                board.set_component(Component::Cluster, ComponentState::Failed);
                 return Err(e.into());
             }
         };
@@ -294,12 +282,12 @@ async fn start(
         if let Some(want) = &config.cluster_id
             && *want != applied_id
         {
-            board.set_component("cluster", ComponentState::Failed);
+            board.set_component(Component::Cluster, ComponentState::Failed);
             bail!(
                 "this node is configured for cluster {want}, but the cluster it is part of is {applied_id}"
             );
         }
-        board.set_component("cluster", ComponentState::Running);
+        board.set_component(Component::Cluster, ComponentState::Running);
 
         // Phase 8: ready.
         board.set_phase(Phase::Ready);

@@ -13,14 +13,16 @@
 //!    (checked and logged with the real count), and dropping it closes the
 //!    database and releases its lock.
 //!
-//! Every step is awaited before the next begins; parts that never started
-//! are skipped, so a failed start unwinds through the same path.
+//! Every step is awaited before the next begins, each within its own
+//! deadline: a step that overruns it is reported `failed` at
+//! `/v1/sys/lifecycle` and stop goes on. Parts that never started are
+//! skipped, so a failed start unwinds through the same path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use keel_raft::{ControlPlane, Role, Storage};
-use keel_web::{ComponentState, Phase, Shared};
+use keel_web::{Component, ComponentState, LifecycleBoard, Phase, Shared};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +36,39 @@ use crate::managers::clock::ClockProber;
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long stop waits for Raft's last tasks to let go of the database.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the managers and the clock prober may take to stop.
+const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long Raft may take to shut down.
+const RAFT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `step`, the stop of `component`, within `deadline`, and reports it
+/// on the lifecycle board: stopped, or failed (its error, or the overrun).
+async fn stop_within<F>(
+    board: &LifecycleBoard,
+    component: Component,
+    deadline: Duration,
+    step: F,
+) -> bool
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    board.set_component(component, ComponentState::Stopping);
+    let outcome = match tokio::time::timeout(deadline, step).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("did not stop within {deadline:?}")),
+    };
+    match outcome {
+        Ok(()) => {
+            board.set_component(component, ComponentState::Stopped);
+            true
+        }
+        Err(e) => {
+            board.set_component(component, ComponentState::Failed);
+            tracing::error!(component = component.name(), error = %e, "stop step failed");
+            false
+        }
+    }
+}
 
 /// What a node has started so far.
 pub struct Parts {
@@ -105,15 +140,17 @@ pub async fn run(parts: Parts) {
     );
 
     if let Some((supervisor, stop, task)) = supervisor {
-        board.set_component("managers", ComponentState::Stopping);
         stop.cancel();
-        if let Err(e) = task.await {
-            tracing::error!(error = %e, "manager supervisor failed");
-        }
+        let joined = stop_within(board, Component::Managers, TASK_STOP_TIMEOUT, async {
+            task.await
+                .map_err(|e| format!("manager supervisor failed: {e}"))
+        })
+        .await;
         // It holds the control plane (and so the database): let go now.
         drop(supervisor);
-        board.set_component("managers", ComponentState::Stopped);
-        tracing::info!(step = 2, "managers stopped");
+        if joined {
+            tracing::info!(step = 2, "managers stopped");
+        }
     }
     if let Some(watcher) = tls_watcher {
         watcher.stop().await;
@@ -124,10 +161,13 @@ pub async fn run(parts: Parts) {
     if let Some(census) = census {
         census.stop().await;
     }
-    if let Some(prober) = clock_prober {
-        board.set_component("clock", ComponentState::Stopping);
-        prober.stop().await;
-        board.set_component("clock", ComponentState::Stopped);
+    if let Some(prober) = clock_prober
+        && stop_within(board, Component::Clock, TASK_STOP_TIMEOUT, async {
+            prober.stop().await;
+            Ok(())
+        })
+        .await
+    {
         tracing::info!(step = 2, "clock prober stopped");
     }
 
@@ -147,14 +187,16 @@ pub async fn run(parts: Parts) {
         }
     }
 
+    // A listener's stop is bounded by its own drain deadline (the shutdown
+    // timeout), after which it cuts what is left.
     for listener in [api, peer].into_iter().flatten() {
-        let name = listener.name;
-        board.set_component(name, ComponentState::Stopping);
+        let component = listener.component;
+        board.set_component(component, ComponentState::Stopping);
         let report = listener.stop().await;
-        board.set_component(name, ComponentState::Stopped);
+        board.set_component(component, ComponentState::Stopped);
         tracing::info!(
             step = 4,
-            listener = name,
+            listener = component.name(),
             open = report.open_at_stop,
             cut = report.cut,
             "listener drained"
@@ -162,16 +204,14 @@ pub async fn run(parts: Parts) {
     }
 
     if let Some(cp) = cp {
-        board.set_component("raft", ComponentState::Stopping);
-        match cp.shutdown().await {
-            Ok(()) => board.set_component("raft", ComponentState::Stopped),
-            Err(e) => {
-                board.set_component("raft", ComponentState::Failed);
-                tracing::error!(error = %e, "raft shutdown failed");
-            }
+        let stopped = stop_within(board, Component::Raft, RAFT_STOP_TIMEOUT, async {
+            cp.shutdown().await.map_err(|e| e.to_string())
+        })
+        .await;
+        board.set_component(Component::Cluster, ComponentState::Stopped);
+        if stopped {
+            tracing::info!(step = 5, "raft stopped");
         }
-        board.set_component("cluster", ComponentState::Stopped);
-        tracing::info!(step = 5, "raft stopped");
     }
     // The web state outlives stop; what it still holds of Raft (the handle,
     // the node's hooks and through them the managers) goes now.
@@ -179,11 +219,11 @@ pub async fn run(parts: Parts) {
     drop((installed, control));
 
     if let Some(storage) = storage {
-        board.set_component("storage", ComponentState::Stopping);
+        board.set_component(Component::Storage, ComponentState::Stopping);
         match storage.flush() {
-            Ok(()) => board.set_component("storage", ComponentState::Stopped),
+            Ok(()) => board.set_component(Component::Storage, ComponentState::Stopped),
             Err(e) => {
-                board.set_component("storage", ComponentState::Failed);
+                board.set_component(Component::Storage, ComponentState::Failed);
                 tracing::error!(error = %e, "storage flush failed");
             }
         }
@@ -192,7 +232,7 @@ pub async fn run(parts: Parts) {
             drop(storage);
             tracing::info!(step = 6, handles, "storage flushed and closed");
         } else {
-            board.set_component("storage", ComponentState::Failed);
+            board.set_component(Component::Storage, ComponentState::Failed);
             tracing::error!(
                 step = 6,
                 handles,

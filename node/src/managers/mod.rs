@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use keel_raft::ControlPlane;
-use keel_web::{ComponentState, Shared};
+use keel_web::{Component, ComponentState, Shared};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -71,7 +71,7 @@ impl Supervisor {
         ctx.shared.set_sealed(sealed);
         ctx.shared
             .lifecycle
-            .set_component("managers", ComponentState::Pending);
+            .set_component(Component::Managers, ComponentState::Pending);
         Arc::new(Supervisor {
             ctx,
             running: Mutex::new(None),
@@ -133,7 +133,7 @@ impl Supervisor {
 
     fn start_managers(&self) -> Running {
         let board = &self.ctx.shared.lifecycle;
-        board.set_component("managers", ComponentState::Starting);
+        board.set_component(Component::Managers, ComponentState::Starting);
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         // Logged before the tasks run, so no manager's own first line can
@@ -143,14 +143,14 @@ impl Supervisor {
         tasks.spawn(accounts::run(self.ctx.clone(), cancel.clone()));
         tasks.spawn(housekeeping::run(self.ctx.clone(), cancel.clone()));
         tasks.spawn(tidy::run(self.ctx.clone(), cancel.clone()));
-        board.set_component("managers", ComponentState::Running);
+        board.set_component(Component::Managers, ComponentState::Running);
         Running { cancel, tasks }
     }
 
     /// Cancels the managers and waits for every one of them to end.
     async fn stop(&self, mut running: Running) {
         let board = &self.ctx.shared.lifecycle;
-        board.set_component("managers", ComponentState::Stopping);
+        board.set_component(Component::Managers, ComponentState::Stopping);
         running.cancel.cancel();
         let all_done = async { while running.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(STOP_DEADLINE, all_done).await.is_err() {
@@ -161,7 +161,7 @@ impl Supervisor {
             running.tasks.abort_all();
             while running.tasks.join_next().await.is_some() {}
         }
-        board.set_component("managers", ComponentState::Stopped);
+        board.set_component(Component::Managers, ComponentState::Stopped);
         tracing::info!("managers stopped");
     }
 
@@ -213,37 +213,9 @@ impl Supervisor {
 
     /// A sealed leader hands leadership to an unsealed, reachable voter.
     async fn hand_off_leadership(&self) {
-        let cp = &self.ctx.cp;
-        let status = cp.status();
-        let mut candidates: Vec<_> = status
-            .voters
-            .iter()
-            .filter(|id| **id != status.node_id)
-            .filter_map(|id| status.nodes.get(id).map(|m| (*id, m.peer_addr.clone())))
-            .collect();
-        candidates
-            .sort_by_key(|(id, _)| std::cmp::Reverse(status.matched.get(id).copied().flatten()));
-        for (id, addr) in candidates {
-            let hello: Result<keel_raft::wire::Hello, _> = cp
-                .peers()
-                .call_node(
-                    id,
-                    &addr,
-                    keel_raft::wire::PeerRpc::Hello,
-                    &(),
-                    Duration::from_secs(2),
-                )
-                .await;
-            if hello.is_ok_and(|h| !h.sealed) {
-                match cp.transfer_leader(Some(keel_raft::name_of(id))).await {
-                    Ok(to) => {
-                        tracing::info!(to, "sealed leader handed leadership away");
-                        return;
-                    }
-                    Err(e) => tracing::warn!(to = id, error = %e, "leadership hand-off failed"),
-                }
-            }
+        match self.ctx.cp.hand_off_to_unsealed().await {
+            Ok(to) => tracing::info!(to, "sealed leader handed leadership away"),
+            Err(e) => tracing::warn!(error = %e, "sealed leader kept leadership"),
         }
-        tracing::warn!("sealed leader found no unsealed voter to hand leadership to");
     }
 }

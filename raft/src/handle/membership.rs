@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::network::PeerCallError;
 use crate::types::{Member, NodeId, NodeName, name_of};
 use crate::wire::Hello;
-use crate::wire::{MembershipReply, PeerRpc, WireError};
+use crate::wire::{MembershipReply, PeerRefusal, PeerRpc, WireError};
 
 /// How long a new member may take to catch up before promotion.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -147,7 +147,8 @@ impl ControlPlane {
             .await
         {
             Ok(r) => Ok(r),
-            Err(PeerCallError::Connect(_)) | Err(PeerCallError::Status { status: 503, .. }) => {
+            Err(PeerCallError::Connect(_)) => Err(Error::NoLeader),
+            Err(PeerCallError::Status { refusal, .. }) if refusal.unavailable() => {
                 Err(Error::NoLeader)
             }
             Err(e) => Err(Error::Peer {
@@ -197,7 +198,10 @@ impl ControlPlane {
             .call(peer_addr, PeerRpc::Hello, &(), FIRST_CONTACT_TIMEOUT)
             .await
             .map_err(|e| match e {
-                PeerCallError::Status { status: 409, .. } => Error::MembershipRefused(format!(
+                PeerCallError::Status {
+                    refusal: PeerRefusal::ClusterMismatch,
+                    ..
+                } => Error::MembershipRefused(format!(
                     "the node at {peer_addr} belongs to another cluster"
                 )),
                 other => Error::MembershipRefused(format!(
@@ -481,6 +485,37 @@ impl ControlPlane {
 }
 
 impl ControlPlane {
+    /// Hands leadership away from this (sealed) leader to the most
+    /// caught-up reachable voter that says it is unsealed and whose clock
+    /// is trusted; returns the new leader. Used by seal: a sealed node must
+    /// not lead, and neither may the node it hands over to.
+    pub async fn hand_off_to_unsealed(&self) -> Result<NodeId, Error> {
+        let status = self.status();
+        if status.role != Role::Leader {
+            return Err(Error::NoLeader);
+        }
+        for id in successors(&status, |id| self.clock_refusal_for(id).is_none()) {
+            let Some(addr) = status.nodes.get(&id).map(|m| m.peer_addr.clone()) else {
+                continue;
+            };
+            let hello: Result<Hello, _> = self
+                .inner
+                .peers
+                .call_node(id, &addr, PeerRpc::Hello, &(), Duration::from_secs(2))
+                .await;
+            if !hello.is_ok_and(|h| !h.sealed) {
+                continue;
+            }
+            match self.transfer_leader(Some(name_of(id))).await {
+                Ok(to) => return Ok(to),
+                Err(e) => tracing::warn!(to = id, error = %e, "leadership hand-off failed"),
+            }
+        }
+        Err(Error::MembershipRefused(
+            "no unsealed, reachable voter could take over leadership".into(),
+        ))
+    }
+
     /// The best successor, waiting briefly for a fresh leader to hear from
     /// its followers (its heartbeat records start empty).
     async fn await_successor(&self) -> Result<NodeId, Error> {
@@ -508,14 +543,22 @@ impl ControlPlane {
 /// The other voter with the highest matched index that acknowledged
 /// recently and that `may_lead` allows.
 fn best_successor(status: &RaftStatus, may_lead: impl Fn(NodeId) -> bool) -> Option<NodeId> {
-    status
+    successors(status, may_lead).into_iter().next()
+}
+
+/// The other voters that may lead and are reachable, most caught-up first.
+fn successors(status: &RaftStatus, may_lead: impl Fn(NodeId) -> bool) -> Vec<NodeId> {
+    let mut ids: Vec<NodeId> = status
         .voters
         .iter()
-        .filter(|id| **id != status.node_id)
-        .filter(|id| may_lead(**id))
-        .filter(|id| reachable(status, **id))
-        .max_by_key(|id| status.matched.get(id).copied().flatten())
         .copied()
+        .filter(|id| *id != status.node_id)
+        .filter(|id| may_lead(*id))
+        .filter(|id| reachable(status, *id))
+        .collect();
+    // Stable: among equals, the lowest id first, as before.
+    ids.sort_by_key(|id| std::cmp::Reverse(status.matched.get(id).copied().flatten()));
+    ids
 }
 
 /// Whether voter `id` acknowledged the leader recently (this node always is).
