@@ -123,6 +123,8 @@ pub enum PeerCallError {
     Status {
         /// The status code.
         status: u16,
+        /// Why, as the peer named it.
+        refusal: wire::PeerRefusal,
         /// The start of the body.
         body: String,
     },
@@ -248,6 +250,7 @@ impl PeerClient {
             let body = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
             return Err(PeerCallError::Status {
                 status: status.as_u16(),
+                refusal: wire::PeerRefusal::read(&bytes),
                 body,
             });
         }
@@ -511,7 +514,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
                 .header(wire::ACKED_HEADER, watermark);
             let reply: Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> =
                 match self.client.send(request, body).await {
-                    Err(PeerCallError::Status { status: 413, .. }) if rpc.entries.len() > 1 => {
+                    Err(PeerCallError::Status {
+                        refusal: wire::PeerRefusal::TooLarge,
+                        ..
+                    }) if rpc.entries.len() > 1 => {
                         self.max_message = (bytes / 2).max(batch::MIN_BUDGET);
                         tracing::warn!(
                             target = self.target,

@@ -194,6 +194,94 @@ pub struct SnapshotHeader {
 /// Largest encoded [`SnapshotHeader`] a receiver reads.
 pub const MAX_SNAPSHOT_HEADER: usize = 1 << 20;
 
+/// Why a peer listener refused a call, as both halves of the peer protocol
+/// name it: the server answers with [`PeerRefusal::code`] in keel's JSON
+/// error body, and the client reads it back with [`PeerRefusal::read`], so
+/// no caller matches status codes or bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRefusal {
+    /// 503 `raft_not_ready`: the peer's Raft is not started yet.
+    NotReady,
+    /// 503 `shutting_down`: the peer is stopping.
+    ShuttingDown,
+    /// 503 `clock_offset`: the peer's clock is beyond the max offset.
+    ClockOffset,
+    /// 409 `cluster_mismatch`: the peer belongs to another cluster.
+    ClusterMismatch,
+    /// 409 `not_this_node`: another node, or another incarnation of the
+    /// addressed one, answers at that address.
+    NotThisNode,
+    /// 409 `log_reverted`: the peer's log ends below what it acknowledged.
+    LogReverted,
+    /// 413 `payload_too_large`: the message is over the peer's limit.
+    TooLarge,
+    /// 401 `unauthorized`: the peer does not accept this node's credential.
+    Unauthorized,
+    /// 400 `bad_request`: the peer could not read the message.
+    BadRequest,
+    /// Any other answer (its status says more).
+    Other,
+}
+
+impl PeerRefusal {
+    const ALL: [PeerRefusal; 9] = [
+        PeerRefusal::NotReady,
+        PeerRefusal::ShuttingDown,
+        PeerRefusal::ClockOffset,
+        PeerRefusal::ClusterMismatch,
+        PeerRefusal::NotThisNode,
+        PeerRefusal::LogReverted,
+        PeerRefusal::TooLarge,
+        PeerRefusal::Unauthorized,
+        PeerRefusal::BadRequest,
+    ];
+
+    /// The error code the peer listener answers with.
+    pub const fn code(self) -> &'static str {
+        match self {
+            PeerRefusal::NotReady => "raft_not_ready",
+            PeerRefusal::ShuttingDown => "shutting_down",
+            PeerRefusal::ClockOffset => "clock_offset",
+            PeerRefusal::ClusterMismatch => "cluster_mismatch",
+            PeerRefusal::NotThisNode => "not_this_node",
+            PeerRefusal::LogReverted => "log_reverted",
+            PeerRefusal::TooLarge => "payload_too_large",
+            PeerRefusal::Unauthorized => "unauthorized",
+            PeerRefusal::BadRequest => "bad_request",
+            PeerRefusal::Other => "other",
+        }
+    }
+
+    /// Reads a refusal back from a non-success answer's body (keel's
+    /// `{"error": {"code", ...}}`).
+    pub fn read(body: &[u8]) -> PeerRefusal {
+        let code = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
+        code.and_then(|c| Self::ALL.into_iter().find(|r| r.code() == c))
+            .unwrap_or(PeerRefusal::Other)
+    }
+
+    /// The peer is there but cannot serve Raft now; another node (or this
+    /// one later) may.
+    pub fn unavailable(self) -> bool {
+        matches!(
+            self,
+            PeerRefusal::NotReady | PeerRefusal::ShuttingDown | PeerRefusal::ClockOffset
+        )
+    }
+
+    /// Refused before the call reached Raft: certainly not applied, so a
+    /// write may be sent again.
+    pub fn before_raft(self) -> bool {
+        self.unavailable()
+            || matches!(
+                self,
+                PeerRefusal::ClusterMismatch | PeerRefusal::NotThisNode | PeerRefusal::LogReverted
+            )
+    }
+}
+
 /// An error carried back over the peer link, so the far side can rebuild
 /// the same [`Error`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,3 +354,19 @@ pub type ForwardReply = Result<WriteResult, WireError>;
 pub type ReadIndexReply = Result<u64, WireError>;
 /// Reply to a membership change: the leader after it.
 pub type MembershipReply = Result<Option<NodeId>, WireError>;
+
+#[cfg(test)]
+mod tests {
+    use super::PeerRefusal;
+
+    #[test]
+    fn every_refusal_reads_back_from_its_code_and_anything_else_is_other() {
+        for refusal in PeerRefusal::ALL {
+            let body = serde_json::json!({"error": {"code": refusal.code(), "message": "m"}});
+            assert_eq!(PeerRefusal::read(body.to_string().as_bytes()), refusal);
+        }
+        for body in [&b"not json"[..], b"{}", br#"{"error":{"code":"conflict"}}"#] {
+            assert_eq!(PeerRefusal::read(body), PeerRefusal::Other);
+        }
+    }
+}

@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keel_raft::wire::PeerRefusal;
 use keel_raft::{DomainError, Error};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -114,21 +115,32 @@ impl ApiError {
     /// Status and code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, PeerRefusal::BadRequest.code()),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, PeerRefusal::Unauthorized.code()),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, PeerRefusal::TooLarge.code())
+            }
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            ApiError::RaftNotReady => (StatusCode::SERVICE_UNAVAILABLE, "raft_not_ready"),
+            ApiError::RaftNotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                PeerRefusal::NotReady.code(),
+            ),
             ApiError::NoLeader(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
             ApiError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
-            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
-            ApiError::ClockOffset(_) => (StatusCode::SERVICE_UNAVAILABLE, "clock_offset"),
+            ApiError::ShuttingDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                PeerRefusal::ShuttingDown.code(),
+            ),
+            ApiError::ClockOffset(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                PeerRefusal::ClockOffset.code(),
+            ),
             ApiError::AuditUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -232,7 +244,7 @@ impl From<Error> for ApiError {
             Error::Timeout(m) => ApiError::NoLeader(m),
             Error::OutcomeUnknown(m) => ApiError::OutcomeUnknown(m),
             Error::LogReverted(m) => ApiError::Conflict {
-                code: "log_reverted",
+                code: PeerRefusal::LogReverted.code(),
                 message: m,
             },
             Error::ShuttingDown => ApiError::ShuttingDown,
@@ -251,6 +263,37 @@ impl From<Error> for ApiError {
             Error::ClockOffset(m) => ApiError::ClockOffset(m),
             Error::Storage(m) => ApiError::Internal(format!("storage: {m}")),
             Error::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    use keel_raft::wire::PeerRefusal;
+
+    use super::ApiError;
+
+    /// The peer listener's refusals are read back by the peer client as
+    /// the refusal the server meant.
+    #[tokio::test]
+    async fn peer_refusals_read_back_as_what_the_server_meant() {
+        let cases = [
+            (ApiError::RaftNotReady, PeerRefusal::NotReady),
+            (ApiError::ShuttingDown, PeerRefusal::ShuttingDown),
+            (ApiError::ClockOffset("x".into()), PeerRefusal::ClockOffset),
+            (
+                keel_raft::Error::LogReverted("x".into()).into(),
+                PeerRefusal::LogReverted,
+            ),
+            (ApiError::PayloadTooLarge(1), PeerRefusal::TooLarge),
+            (ApiError::Unauthorized, PeerRefusal::Unauthorized),
+            (ApiError::BadRequest("x".into()), PeerRefusal::BadRequest),
+        ];
+        for (error, meant) in cases {
+            let body = error.into_response().into_body().collect().await.unwrap();
+            assert_eq!(PeerRefusal::read(&body.to_bytes()), meant);
         }
     }
 }

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::{BodyExt, LengthLimitError};
 use keel_raft::network::CLUSTER_HEADER;
-use keel_raft::wire::{self, PeerRpc};
+use keel_raft::wire::{self, PeerRefusal, PeerRpc};
 use keel_raft::{ControlPlane, Error};
 
 use crate::error::ApiError;
@@ -82,7 +82,7 @@ fn peer_cp(shared: &Shared, headers: &HeaderMap) -> Result<ControlPlane, ApiErro
     if !cp.identity().accepts(theirs) {
         tracing::warn!(theirs, "refused a peer request from another cluster");
         return Err(ApiError::Conflict {
-            code: "cluster_mismatch",
+            code: PeerRefusal::ClusterMismatch.code(),
             message: "the sender belongs to another cluster".into(),
         });
     }
@@ -95,7 +95,7 @@ fn peer_cp(shared: &Shared, headers: &HeaderMap) -> Result<ControlPlane, ApiErro
             "refused a peer request meant for another incarnation"
         );
         return Err(ApiError::Conflict {
-            code: "not_this_node",
+            code: PeerRefusal::NotThisNode.code(),
             message: format!(
                 "this is node {} incarnation {:08x}, not the addressed raft id {to}",
                 cp.name(),

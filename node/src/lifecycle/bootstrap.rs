@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keel_raft::network::PeerCallError;
-use keel_raft::wire::{Hello, MembershipReply, PeerRpc};
+use keel_raft::wire::{Hello, MembershipReply, PeerRefusal};
 use keel_raft::{ControlPlane, Member, MembershipChange, NodeId, NodeName};
 use tokio_util::sync::CancellationToken;
 
@@ -62,14 +62,18 @@ pub enum BootstrapError {
 }
 
 async fn hello(cp: &ControlPlane, addr: &str) -> Result<Hello, PeerCallError> {
-    cp.peers()
-        .call::<_, Hello>(addr, PeerRpc::Hello, &(), HELLO_TIMEOUT)
-        .await
+    cp.hello_of(addr, HELLO_TIMEOUT).await
 }
 
 /// Whether a peer refused us for belonging to another cluster.
 fn cluster_mismatch(e: &PeerCallError) -> bool {
-    matches!(e, PeerCallError::Status { status: 409, body } if body.contains("cluster_mismatch"))
+    matches!(
+        e,
+        PeerCallError::Status {
+            refusal: PeerRefusal::ClusterMismatch,
+            ..
+        }
+    )
 }
 
 /// Runs phase 6 until the node is part of a cluster (or `stop`).
@@ -207,9 +211,7 @@ async fn try_join(config: &Config, cp: &ControlPlane, target: &str) -> bool {
         peer_addr: config.advertise_peer.clone(),
         voter: true,
     };
-    let call = cp
-        .peers()
-        .call(target, PeerRpc::Membership, &change, JOIN_TIMEOUT);
+    let call = cp.ask_membership(target, &change, JOIN_TIMEOUT);
     let reply: Result<MembershipReply, PeerCallError> = reporting_catch_up(cp, call).await;
     match reply {
         Ok(Ok(_)) => {

@@ -1,14 +1,19 @@
 //! Serving the peer protocol: decode a body, hand it to Raft (or to the
-//! write/read/membership paths), encode the answer.
+//! write/read/membership paths), encode the answer; and the calls a node
+//! makes before it is a member (hello, join), so nothing outside this
+//! crate builds a peer RPC by hand.
 
 use openraft::errors::RaftError;
 use openraft::raft::TransferLeaderRequest;
 
-use super::ControlPlane;
+use std::time::Duration;
+
+use super::{ControlPlane, MembershipChange};
 use crate::codec;
 use crate::error::Error;
+use crate::network::PeerCallError;
 use crate::types::TypeConfig;
-use crate::wire::{Hello, PeerRpc};
+use crate::wire::{Hello, MembershipReply, PeerRpc};
 
 fn fatal_to_raft<T>(
     r: Result<T, openraft::errors::Fatal<TypeConfig>>,
@@ -36,6 +41,30 @@ impl ControlPlane {
             sealed: self.node_meta().sealed().unwrap_or(false),
             members: status.nodes.keys().copied().collect(),
         }
+    }
+
+    /// Asks the node at `addr` who it is.
+    pub async fn hello_of(&self, addr: &str, timeout: Duration) -> Result<Hello, PeerCallError> {
+        self.inner
+            .peers
+            .call(addr, PeerRpc::Hello, &(), timeout)
+            .await
+    }
+
+    /// Asks the node at `addr` (best: the leader its hello names) to make
+    /// this membership change; for a node joining a cluster it is not yet
+    /// a member of. The answer may take as long as the leader waits for
+    /// this node to catch up.
+    pub async fn ask_membership(
+        &self,
+        addr: &str,
+        change: &MembershipChange,
+        timeout: Duration,
+    ) -> Result<MembershipReply, PeerCallError> {
+        self.inner
+            .peers
+            .call(addr, PeerRpc::Membership, change, timeout)
+            .await
     }
 
     /// Serves one peer RPC: `body` is the encoded request, the result the

@@ -177,7 +177,8 @@ impl ControlPlane {
         match reply {
             Ok(Ok(index)) => Ok(index),
             Ok(Err(e)) => Err(e.into()),
-            Err(PeerCallError::Connect(_)) | Err(PeerCallError::Status { status: 503, .. }) => {
+            Err(PeerCallError::Connect(_)) => Err(Error::NoLeader),
+            Err(PeerCallError::Status { refusal, .. }) if refusal.unavailable() => {
                 Err(Error::NoLeader)
             }
             Err(e) => Err(Error::Peer {

@@ -255,9 +255,7 @@ impl ControlPlane {
             Ok(Err(e)) => Attempt::Done(Err(e.into())),
             // Not delivered, or refused before it reached Raft.
             Err(PeerCallError::Connect(_)) => Attempt::Retry,
-            Err(PeerCallError::Status { status, .. }) if status == 503 || status == 409 => {
-                Attempt::Retry
-            }
+            Err(PeerCallError::Status { refusal, .. }) if refusal.before_raft() => Attempt::Retry,
             // Delivered or maybe delivered, with no usable answer.
             Err(e) => Attempt::Done(Err(Error::OutcomeUnknown(format!(
                 "the leader (node {}) did not answer the forwarded write ({e}); it may or may not have applied",
