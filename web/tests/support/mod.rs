@@ -1,0 +1,250 @@
+//! An in-process node for router tests: a real single-voter control plane
+//! on RocksDB in a temporary directory, installed in a real [`Shared`], and
+//! the real API router, driven with `tower::ServiceExt::oneshot`. No
+//! process, no socket: what these tests check is the router, the
+//! middleware, the handlers and the domain behind them.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use http_body_util::BodyExt;
+use keel_raft::command::{Command, Request as Proposed};
+use keel_raft::domain::lease_batch::GrantRequest;
+use keel_raft::network::{ClusterSecret, PeerClient};
+use keel_raft::pki::{self, IssueSpec};
+use keel_raft::settings::RaftSettings;
+use keel_raft::{Caller, ControlPlane, Member, Storage};
+use keel_web::auth::Auth;
+use keel_web::{ApiLimits, Shared};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The admin token of the in-process node.
+pub const TOKEN: &str = "in-process-admin-token";
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (`Null` if it is not JSON).
+    pub json: Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Answer {
+    /// keel's error body: `{"error": {"code", "message"}}`; its code.
+    pub fn error_code(&self) -> Option<&str> {
+        let error = self.json.get("error")?;
+        error.get("message")?.as_str()?;
+        error.get("code")?.as_str()
+    }
+}
+
+/// A node with a lease, an account, a certificate and a token to guard.
+pub struct Node {
+    _dir: TempDir,
+    storage: Option<Storage>,
+    /// The control plane.
+    pub cp: ControlPlane,
+    /// The web state.
+    pub shared: Arc<Shared>,
+    router: Router,
+    /// A lease's id (16 hex digits), named `keep/me`.
+    pub lease: String,
+    /// An account's name.
+    pub account: String,
+    /// A certificate's serial.
+    pub serial: String,
+    /// A tenant token's accessor.
+    pub accessor: String,
+}
+
+impl Node {
+    /// Starts the node and creates what the tests guard.
+    pub async fn start() -> Node {
+        // reqwest is built without a TLS provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = TempDir::new().expect("temp dir");
+        let storage = Storage::open(dir.path()).expect("storage");
+        let peers = PeerClient::new(
+            reqwest::Client::new(),
+            false,
+            ClusterSecret::new("in-process-cluster-secret"),
+            storage.identity().clone(),
+        );
+        let member = Member {
+            api_addr: "127.0.0.1:1".into(),
+            peer_addr: "127.0.0.1:2".into(),
+        };
+        let clock = keel_raft::skew::ClockMonitor::new(Duration::from_millis(500));
+        // A single voter's clock agrees with itself.
+        clock.assess(&[], true);
+        let cp = ControlPlane::start(RaftSettings::for_node(1), &storage, peers, member, clock)
+            .await
+            .expect("raft starts");
+        cp.initialize(BTreeMap::from([(1, cp.advertise().clone())]))
+            .await
+            .expect("initialize");
+        cp.wait_for(Duration::from_secs(10), |s| {
+            s.leader == Some(1) && s.applied.is_some() && s.applied == s.last_log_index
+        })
+        .await
+        .expect("a leader");
+        let system = Caller::system();
+        let _: keel_raft::Written<String> = cp
+            .apply(
+                Command::InitCluster {
+                    cluster_id: "in-process".into(),
+                },
+                &system,
+            )
+            .await
+            .expect("cluster id");
+        let ca = pki::create_ca(&Default::default(), keel_raft::clock::now_ms()).expect("a CA");
+        let _: keel_raft::Written<()> = cp
+            .apply(Command::InitCa { ca }, &system)
+            .await
+            .expect("the CA");
+
+        let auth = Auth::new(
+            vec![TOKEN.to_string()],
+            ClusterSecret::new("in-process-cluster-secret"),
+        );
+        let shared = Arc::new(Shared::new(1, auth, ApiLimits::default()));
+        shared.install_control_plane(cp.clone());
+        let router = keel_web::api_router(shared.clone());
+
+        let lease = cp
+            .grant_lease(
+                GrantRequest {
+                    ttl_ms: 3_600_000,
+                    max_ttl_ms: None,
+                    name: Some("keep/me".into()),
+                    account: None,
+                    metadata: BTreeMap::from([("a".into(), "b".into())]),
+                },
+                &system,
+            )
+            .await
+            .expect("a lease");
+        let account = "acme".to_string();
+        let _: keel_raft::Written<keel_raft::domain::account::Account> = cp
+            .apply(
+                Command::CreateAccount {
+                    name: account.clone(),
+                    expires_at: None,
+                    limits: Default::default(),
+                },
+                &system,
+            )
+            .await
+            .expect("an account");
+        let cert = cp
+            .issue_certificate(
+                IssueSpec {
+                    common_name: "svc.example.test".into(),
+                    dns_names: vec![],
+                    ip_addresses: vec![],
+                    ttl_ms: 86_400_000,
+                    account: None,
+                },
+                &system,
+            )
+            .await
+            .expect("a certificate");
+        let token: keel_raft::Written<keel_raft::domain::token::Token> = cp
+            .run(
+                Proposed::CreateToken {
+                    role: keel_raft::domain::token::Role::Tenant,
+                    account: Some(account.clone()),
+                    name: None,
+                    ttl_ms: 3_600_000,
+                    max_ttl_ms: None,
+                    created_by: "root".into(),
+                },
+                &system,
+            )
+            .await
+            .expect("a token");
+        Node {
+            _dir: dir,
+            storage: Some(storage),
+            lease: keel_raft::domain::lease::format_id(lease.lease.id),
+            serial: cert.value.cert.serial.clone(),
+            accessor: token.value.accessor.clone(),
+            account,
+            cp,
+            shared,
+            router,
+        }
+    }
+
+    /// The replicated state as snapshot bytes: equal bytes, equal state.
+    pub fn state(&self) -> Vec<u8> {
+        let state = self.cp.local(|s| s.clone());
+        keel_raft::store::encode_state(&state).expect("encodes")
+    }
+
+    /// Sends a request through the router.
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("a request");
+        let response = tower::ServiceExt::oneshot(self.router.clone(), request)
+            .await
+            .expect("the router answers");
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Answer {
+            status,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// Stops Raft and closes the database.
+    pub async fn stop(self) {
+        let Node {
+            cp,
+            shared,
+            router,
+            storage,
+            ..
+        } = self;
+        let _ = shared.retire();
+        drop((router, shared));
+        cp.shutdown().await.expect("raft stops");
+        drop(cp);
+        if let Some(storage) = storage {
+            let handles = storage.wait_sole_handle(Duration::from_secs(5)).await;
+            assert_eq!(handles, 1, "the database is still held after stop");
+        }
+    }
+}
