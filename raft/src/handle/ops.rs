@@ -177,7 +177,8 @@ impl ControlPlane {
 
     /// Revokes a lease.
     pub async fn revoke_lease(&self, id: LeaseId, caller: &Caller) -> Result<(), Error> {
-        Ok(self.apply(Command::RevokeLease { id }, caller).await?.value)
+        let _: Written<()> = self.apply(Command::RevokeLease { id }, caller).await?;
+        Ok(())
     }
 
     /// Revokes every lease whose name starts with `prefix`; how many.
