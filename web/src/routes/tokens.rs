@@ -251,7 +251,7 @@ pub async fn revoke(
     may_manage(&who, target.role)?;
     let cp = shared.domain_cp()?;
     let command = Command::RevokeToken { accessor };
-    let _: Written<()> = cp.apply(command, &Caller::unscoped(key)).await?;
+    let _: Written<Token> = cp.apply(command, &Caller::unscoped(key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
