@@ -243,3 +243,45 @@ pub async fn run(parts: Parts) {
     shared.audit.sync();
     board.set_phase(Phase::Stopped);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use keel_web::{Component, ComponentState, LifecycleBoard};
+
+    use super::stop_within;
+
+    #[tokio::test]
+    async fn a_stop_step_that_overruns_or_fails_is_reported_failed_and_stop_goes_on() {
+        let board = LifecycleBoard::default();
+        let deadline = Duration::from_millis(50);
+        let stopped = stop_within(&board, Component::Managers, deadline, async { Ok(()) }).await;
+        assert!(stopped);
+        assert_eq!(
+            board.component(Component::Managers),
+            ComponentState::Stopped
+        );
+
+        let hung = stop_within(&board, Component::Clock, deadline, async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await;
+        assert!(!hung, "a step past its deadline is not waited for");
+        assert_eq!(board.component(Component::Clock), ComponentState::Failed);
+
+        let failed = stop_within(&board, Component::Raft, deadline, async {
+            Err("shutdown failed".to_string())
+        })
+        .await;
+        assert!(!failed);
+        assert_eq!(board.component(Component::Raft), ComponentState::Failed);
+        // Untouched components keep their state, in start order.
+        let view = board.view();
+        let names: Vec<&str> = view.components.iter().map(|c| c.name.as_str()).collect();
+        let expected: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names, expected);
+        assert_eq!(board.component(Component::Storage), ComponentState::Pending);
+    }
+}
