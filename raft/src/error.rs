@@ -57,6 +57,15 @@ pub enum Error {
     /// until the offset is back within bounds.
     #[error("this node's clock cannot be trusted: {0}")]
     ClockOffset(String),
+    /// A peer call refused at the door, before it reached Raft: another
+    /// cluster, or another node (or incarnation) than the one addressed.
+    #[error("{message}")]
+    PeerRefused {
+        /// Which refusal.
+        refusal: crate::wire::PeerRefusal,
+        /// Why.
+        message: String,
+    },
     /// Storage failed: the node cannot go on safely.
     #[error("storage: {0}")]
     Storage(String),

@@ -2,7 +2,8 @@
 //!
 //! This crate runs what must agree across replicas: the openraft type
 //! configuration, the RocksDB stores that make the log and snapshots
-//! durable, the peer client that carries Raft RPCs between nodes, and the
+//! durable, the peer transport that carries Raft RPCs between nodes (over
+//! HTTP, or in memory for in-process clusters), and the
 //! handle that proposes commands to the pure domain (the `keel-domain`
 //! crate, re-exported here as [`domain`]). It knows nothing of HTTP routes: the web layer talks to the
 //! [`ControlPlane`] handle and to the wire helpers in [`wire`].
@@ -21,6 +22,7 @@ pub mod settings;
 pub mod skew;
 pub mod stamp;
 pub mod store;
+pub mod transport;
 pub mod types;
 pub mod wire;
 

@@ -1,8 +1,6 @@
-//! The peer network: a reqwest client speaking [`crate::wire`] to other
-//! nodes' peer listeners, and openraft's network factory on top of it.
+//! openraft's network: its factory and per-peer connections, over a
+//! [`PeerClient`] (whatever [`crate::transport`] carries it).
 //!
-//! Peer addresses are `host:port` names resolved on every new connection,
-//! so a peer that returns under the same name with a new IP is found again.
 //! Every call has a timeout; connection failures and timeouts are reported
 //! to openraft as `Unreachable`, which backs off before retrying.
 //!
@@ -20,11 +18,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::StreamExt;
 use openraft::OptionalSend;
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
@@ -38,272 +34,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch;
-use crate::codec;
+use crate::transport::{PeerCallError, PeerClient};
 use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote, name_of};
 use crate::wire::{self, PeerRpc, SnapshotHeader};
-
-/// The cluster secret, shared by the peer client and the peer router and
-/// replaced in place on reload.
-#[derive(Clone, Default)]
-pub struct ClusterSecret(Arc<RwLock<Arc<str>>>);
-
-impl ClusterSecret {
-    /// Wraps a secret.
-    pub fn new(secret: &str) -> Self {
-        ClusterSecret(Arc::new(RwLock::new(Arc::from(secret))))
-    }
-
-    /// The current secret.
-    pub fn get(&self) -> Arc<str> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Replaces the secret.
-    pub fn set(&self, secret: &str) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(secret);
-    }
-}
-
-impl std::fmt::Debug for ClusterSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClusterSecret(<redacted>)")
-    }
-}
-
-/// The cluster id this node belongs to, once known: sent with every peer
-/// request and checked on every peer request received, so nodes of two
-/// different clusters never exchange Raft messages (and never overwrite
-/// each other's logs).
-#[derive(Clone, Default, Debug)]
-pub struct ClusterIdentity(Arc<RwLock<Option<Arc<str>>>>);
-
-impl ClusterIdentity {
-    /// An identity, known or not yet.
-    pub fn new(cluster_id: Option<&str>) -> Self {
-        ClusterIdentity(Arc::new(RwLock::new(cluster_id.map(Arc::from))))
-    }
-
-    /// The cluster id, if known.
-    pub fn get(&self) -> Option<Arc<str>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Records the cluster id once it is applied.
-    pub fn set(&self, cluster_id: &str) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(cluster_id));
-    }
-
-    /// Whether a peer presenting `theirs` may talk to this node: both known
-    /// and different is the only refusal.
-    pub fn accepts(&self, theirs: Option<&str>) -> bool {
-        match (self.get(), theirs) {
-            (Some(ours), Some(theirs)) => &*ours == theirs,
-            _ => true,
-        }
-    }
-}
-
-/// Header carrying the sender's cluster id on peer requests.
-pub const CLUSTER_HEADER: &str = "x-keel-cluster";
-
-/// Why a peer call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PeerCallError {
-    /// The connection could not be made: the request was certainly not
-    /// delivered.
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// The request may have been delivered, but no answer came (reset,
-    /// timeout).
-    #[error("unreachable: {0}")]
-    Unreachable(String),
-    /// The peer answered with a non-success status (e.g. 503 before its
-    /// readiness barrier, 401 with a wrong secret).
-    #[error("HTTP {status}: {body}")]
-    Status {
-        /// The status code.
-        status: u16,
-        /// Why, as the peer named it.
-        refusal: wire::PeerRefusal,
-        /// The start of the body.
-        body: String,
-    },
-    /// The peer's answer could not be decoded.
-    #[error("bad answer: {0}")]
-    Decode(String),
-    /// What was to be sent could not be read or encoded locally.
-    #[error("local: {0}")]
-    Local(String),
-}
-
-/// A client for other nodes' peer listeners.
-#[derive(Clone)]
-pub struct PeerClient {
-    http: reqwest::Client,
-    scheme: &'static str,
-    secret: ClusterSecret,
-    identity: ClusterIdentity,
-}
-
-impl PeerClient {
-    /// Builds a peer client over an HTTP client configured by the node
-    /// (TLS roots, pool); `tls` selects `https`.
-    pub fn new(
-        http: reqwest::Client,
-        tls: bool,
-        secret: ClusterSecret,
-        identity: ClusterIdentity,
-    ) -> Self {
-        PeerClient {
-            http,
-            scheme: if tls { "https" } else { "http" },
-            secret,
-            identity,
-        }
-    }
-
-    /// A POST to a peer with the secret, (once known) the cluster id, and
-    /// the Raft node it is meant for, if the caller knows it.
-    fn post(
-        &self,
-        addr: &str,
-        path: &str,
-        to: Option<NodeId>,
-        timeout: Duration,
-    ) -> reqwest::RequestBuilder {
-        let mut builder = self
-            .http
-            .post(self.url(addr, path))
-            .bearer_auth(&*self.secret.get())
-            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
-            .timeout(timeout);
-        if let Some(id) = self.identity.get() {
-            builder = builder.header(CLUSTER_HEADER, &*id);
-        }
-        if let Some(to) = to {
-            builder = builder.header(wire::TO_HEADER, to);
-        }
-        builder
-    }
-
-    fn url(&self, addr: &str, path: &str) -> String {
-        format!("{}://{}{}", self.scheme, addr, path)
-    }
-
-    /// Calls a plain peer RPC on whatever node answers at `addr` (hello,
-    /// join: the caller does not know its Raft id yet).
-    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        addr: &str,
-        rpc: PeerRpc,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, PeerCallError> {
-        self.call_to(None, addr, rpc, req, timeout).await
-    }
-
-    /// Calls a plain peer RPC on Raft node `to` at `addr`; another node (or
-    /// another incarnation of it) answering there refuses.
-    pub async fn call_node<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        to: NodeId,
-        addr: &str,
-        rpc: PeerRpc,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, PeerCallError> {
-        self.call_to(Some(to), addr, rpc, req, timeout).await
-    }
-
-    async fn call_to<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        to: Option<NodeId>,
-        addr: &str,
-        rpc: PeerRpc,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, PeerCallError> {
-        let body = codec::encode(req).map_err(|e| PeerCallError::Local(e.to_string()))?;
-        self.send(self.post(addr, rpc.path(), to, timeout), body)
-            .await
-    }
-
-    /// Sends an already encoded request and decodes the answer.
-    async fn send<Resp: DeserializeOwned>(
-        &self,
-        builder: reqwest::RequestBuilder,
-        body: Vec<u8>,
-    ) -> Result<Resp, PeerCallError> {
-        let response = builder.body(body).send().await.map_err(send_error)?;
-        Self::decode_response(response).await
-    }
-
-    async fn decode_response<Resp: DeserializeOwned>(
-        response: reqwest::Response,
-    ) -> Result<Resp, PeerCallError> {
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| PeerCallError::Unreachable(describe(&e)))?;
-        if !status.is_success() {
-            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
-            return Err(PeerCallError::Status {
-                status: status.as_u16(),
-                refusal: wire::PeerRefusal::read(&bytes),
-                body,
-            });
-        }
-        codec::decode(&bytes).map_err(|e| PeerCallError::Decode(e.to_string()))
-    }
-
-    /// Streams a full snapshot to a peer from its file, in chunks.
-    pub async fn send_snapshot(
-        &self,
-        to: NodeId,
-        addr: &str,
-        header: &SnapshotHeader,
-        data: SnapshotData,
-        timeout: Duration,
-    ) -> Result<Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>, PeerCallError> {
-        let head = codec::encode(header).map_err(|e| PeerCallError::Local(e.to_string()))?;
-        let mut frame = Vec::with_capacity(4 + head.len());
-        frame.extend_from_slice(&(head.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&head);
-        let chunks = data
-            .into_stream()
-            .map_err(|e| PeerCallError::Local(format!("reading the snapshot: {e}")))?;
-        let stream = futures::stream::once(async move { Ok(Bytes::from(frame)) }).chain(chunks);
-        let response = self
-            .post(addr, wire::PATH_SNAPSHOT, Some(to), timeout)
-            .body(reqwest::Body::wrap_stream(stream))
-            .send()
-            .await
-            .map_err(send_error)?;
-        Self::decode_response(response).await
-    }
-}
-
-fn send_error(e: reqwest::Error) -> PeerCallError {
-    if e.is_connect() {
-        PeerCallError::Connect(describe(&e))
-    } else {
-        PeerCallError::Unreachable(describe(&e))
-    }
-}
-
-/// A reqwest error with its causes, for logs.
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
 
 /// What this node, as leader, has seen each follower acknowledge: the
 /// highest matched index and the highest commit index it told the
@@ -503,17 +236,12 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
                 bytes,
                 rpc.entries.is_empty(),
             );
-            let request = self
+            let reply = self
                 .client
-                .post(
-                    &self.addr,
-                    PeerRpc::Append.path(),
-                    Some(self.target),
-                    timeout,
-                )
-                .header(wire::ACKED_HEADER, watermark);
+                .append(self.target, &self.addr, body, watermark, timeout)
+                .await;
             let reply: Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> =
-                match self.client.send(request, body).await {
+                match reply {
                     Err(PeerCallError::Status {
                         refusal: wire::PeerRefusal::TooLarge,
                         ..

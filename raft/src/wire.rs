@@ -1,11 +1,12 @@
 //! The peer protocol: paths, headers and message types spoken between keel
 //! nodes on the peer listener.
 //!
-//! Both sides live in this crate's vocabulary: the client is
-//! [`crate::network`], the server is the web layer's peer router, which
-//! hands bodies to [`crate::ControlPlane::serve_peer`] without naming an
-//! openraft type. Bodies are [`crate::codec`] encodings; peers authenticate
-//! with the cluster secret as a bearer token.
+//! Both halves live in this crate: calls go out through
+//! [`crate::transport`] (HTTP between nodes, in memory in tests), and come
+//! in through [`crate::ControlPlane::admit`] and
+//! [`crate::ControlPlane::serve_peer`]; the web layer's peer router only
+//! reads headers into them. Bodies are [`crate::codec`] encodings; over
+//! HTTP peers authenticate with the cluster secret as a bearer token.
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,8 @@ pub enum PeerRpc {
     Retire,
     /// Wall-clock probe (served without the control plane, separately).
     Time,
+    /// Full snapshot install: a framed stream (served separately).
+    Snapshot,
 }
 
 impl PeerRpc {
@@ -109,6 +112,7 @@ impl PeerRpc {
             PeerRpc::Decommission => PATH_DECOMMISSION,
             PeerRpc::Retire => PATH_RETIRE,
             PeerRpc::Time => PATH_TIME,
+            PeerRpc::Snapshot => PATH_SNAPSHOT,
         }
     }
 }
@@ -191,6 +195,18 @@ pub struct SnapshotHeader {
     pub len: Option<u64>,
 }
 
+impl SnapshotHeader {
+    /// The frame that starts a snapshot stream: the header's length as a
+    /// big-endian `u32`, then the header.
+    pub fn frame(&self) -> Result<Vec<u8>, crate::codec::CodecError> {
+        let head = crate::codec::encode(self)?;
+        let mut frame = Vec::with_capacity(4 + head.len());
+        frame.extend_from_slice(&(head.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&head);
+        Ok(frame)
+    }
+}
+
 /// Largest encoded [`SnapshotHeader`] a receiver reads.
 pub const MAX_SNAPSHOT_HEADER: usize = 1 << 20;
 
@@ -249,6 +265,34 @@ impl PeerRefusal {
             PeerRefusal::Unauthorized => "unauthorized",
             PeerRefusal::BadRequest => "bad_request",
             PeerRefusal::Other => "other",
+        }
+    }
+
+    /// The HTTP status it is answered with.
+    pub const fn status(self) -> u16 {
+        match self {
+            PeerRefusal::NotReady | PeerRefusal::ShuttingDown | PeerRefusal::ClockOffset => 503,
+            PeerRefusal::ClusterMismatch | PeerRefusal::NotThisNode | PeerRefusal::LogReverted => {
+                409
+            }
+            PeerRefusal::TooLarge => 413,
+            PeerRefusal::Unauthorized => 401,
+            PeerRefusal::BadRequest => 400,
+            PeerRefusal::Other => 500,
+        }
+    }
+
+    /// The refusal a peer answers a failed call with: the same mapping the
+    /// peer listener's error bodies carry (a unit test in `keel-web` holds
+    /// the two together), so the in-memory transport refuses as HTTP does.
+    pub fn answering(e: &Error) -> PeerRefusal {
+        match e {
+            Error::ShuttingDown => PeerRefusal::ShuttingDown,
+            Error::ClockOffset(_) => PeerRefusal::ClockOffset,
+            Error::Decode(_) | Error::BadRequest(_) => PeerRefusal::BadRequest,
+            Error::LogReverted(_) => PeerRefusal::LogReverted,
+            Error::PeerRefused { refusal, .. } => *refusal,
+            _ => PeerRefusal::Other,
         }
     }
 
@@ -326,6 +370,7 @@ impl From<&Error> for WireError {
             Error::Decode(m) => WireError::BadRequest(m.clone()),
             Error::Storage(m) | Error::Internal(m) => WireError::Internal(m.clone()),
             Error::ClockOffset(m) => WireError::ClockOffset(m.clone()),
+            Error::PeerRefused { message, .. } => WireError::Internal(message.clone()),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use keel_raft::network::ClusterSecret;
+use keel_raft::transport::ClusterSecret;
 use subtle::ConstantTimeEq;
 
 /// The credentials this node accepts, replaced in place on reload.

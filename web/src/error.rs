@@ -261,6 +261,10 @@ impl From<Error> for ApiError {
                 "the leader could not be reached ({peer}: {message})"
             )),
             Error::ClockOffset(m) => ApiError::ClockOffset(m),
+            Error::PeerRefused { refusal, message } => ApiError::Conflict {
+                code: refusal.code(),
+                message,
+            },
             Error::Storage(m) => ApiError::Internal(format!("storage: {m}")),
             Error::Internal(m) => ApiError::Internal(m),
         }

@@ -5,12 +5,12 @@
 //! installed every route answers 503 `raft_not_ready` and nothing reaches
 //! Raft: this is the transport-before-consensus rule.
 //!
-//! A request naming the Raft node it is meant for (`x-keel-to`) is refused
-//! with 409 `not_this_node` by any other incarnation: a node that came back
-//! with a wiped data directory never votes or acknowledges for the log it
-//! lost. An AppendEntries carrying a watermark above this node's log
-//! (`x-keel-acked`) is refused with 409 `log_reverted`, and the node
-//! retires that data directory.
+//! This is only the HTTP end of `keel_raft::transport`: the headers are
+//! read into [`ControlPlane::admit`] (another cluster, another incarnation
+//! than `x-keel-to`, a watermark `x-keel-acked` above this node's log: all
+//! refused before Raft), and the body handed to `serve_peer` or
+//! `serve_snapshot`; refusals are the [`PeerRefusal`]s both transports
+//! share.
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::{BodyExt, LengthLimitError};
-use keel_raft::network::CLUSTER_HEADER;
+use keel_raft::transport::CLUSTER_HEADER;
 use keel_raft::wire::{self, PeerRefusal, PeerRpc};
 use keel_raft::{ControlPlane, Error};
 
@@ -30,14 +30,14 @@ use crate::error::ApiError;
 use crate::middleware::require_peer;
 use crate::shared::Shared;
 
+/// A failed peer call's answer: the refusal [`PeerRefusal::answering`]
+/// names (as the in-memory transport answers it), or a 500.
 fn peer_error(e: Error) -> Response {
     match e {
-        Error::ShuttingDown => ApiError::ShuttingDown.into_response(),
-        Error::ClockOffset(m) => ApiError::ClockOffset(m).into_response(),
         Error::Decode(m) => {
             ApiError::BadRequest(format!("undecodable peer message: {m}")).into_response()
         }
-        Error::BadRequest(m) => ApiError::BadRequest(m).into_response(),
+        e if PeerRefusal::answering(&e) != PeerRefusal::Other => ApiError::from(e).into_response(),
         other => {
             tracing::warn!(error = %other, "peer request failed");
             ApiError::Internal(other.to_string()).into_response()
@@ -74,45 +74,24 @@ fn number_header(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiErro
         .transpose()
 }
 
-/// The control plane, if installed, if the sender belongs to our cluster,
-/// and if the request is meant for this incarnation of this node.
-fn peer_cp(shared: &Shared, headers: &HeaderMap) -> Result<ControlPlane, ApiError> {
-    let cp = shared.control_plane().ok_or(ApiError::RaftNotReady)?;
-    let theirs = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
-    if !cp.identity().accepts(theirs) {
-        tracing::warn!(theirs, "refused a peer request from another cluster");
-        return Err(ApiError::Conflict {
-            code: PeerRefusal::ClusterMismatch.code(),
-            message: "the sender belongs to another cluster".into(),
-        });
-    }
-    if let Some(to) = number_header(headers, wire::TO_HEADER)?
-        && to != cp.node_id()
-    {
-        tracing::debug!(
-            to,
-            this = cp.node_id(),
-            "refused a peer request meant for another incarnation"
-        );
-        return Err(ApiError::Conflict {
-            code: PeerRefusal::NotThisNode.code(),
-            message: format!(
-                "this is node {} incarnation {:08x}, not the addressed raft id {to}",
-                cp.name(),
-                keel_raft::types::incarnation_of(cp.node_id())
-            ),
-        });
-    }
-    if let Some(acked) = number_header(headers, wire::ACKED_HEADER)? {
-        cp.check_acknowledged(acked).map_err(ApiError::from)?;
-    }
+/// The control plane, if installed and if it admits the call (see
+/// [`ControlPlane::admit`]: same cluster, this incarnation, a watermark
+/// its log holds).
+fn peer_cp(shared: &Shared, headers: &HeaderMap) -> Result<ControlPlane, Response> {
+    let cp = shared
+        .control_plane()
+        .ok_or_else(|| ApiError::RaftNotReady.into_response())?;
+    let cluster = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
+    let to = number_header(headers, wire::TO_HEADER).map_err(IntoResponse::into_response)?;
+    let acked = number_header(headers, wire::ACKED_HEADER).map_err(IntoResponse::into_response)?;
+    cp.admit(cluster, to, acked).map_err(peer_error)?;
     Ok(cp)
 }
 
 async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: Body) -> Response {
     let cp = match peer_cp(&shared, &headers) {
         Ok(cp) => cp,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
     let bytes = match read_limited(body, cp.settings().max_peer_message_bytes).await {
         Ok(b) => b,
@@ -127,7 +106,7 @@ async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: 
 async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let cp = match peer_cp(&shared, &headers) {
         Ok(cp) => cp,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
     // Streamed to a file in the data dir as it arrives, never collected.
     match cp.serve_snapshot(body.into_data_stream()).await {
@@ -156,8 +135,8 @@ async fn not_found() -> Response {
 /// The peer listener's router.
 pub fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new()
-        .route(wire::PATH_SNAPSHOT, post(snapshot))
-        .route(wire::PATH_TIME, post(time));
+        .route(PeerRpc::Snapshot.path(), post(snapshot))
+        .route(PeerRpc::Time.path(), post(time));
     for rpc in PeerRpc::ALL {
         router = router.route(
             rpc.path(),
@@ -172,4 +151,47 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(shared.clone(), require_peer))
         .fallback(not_found)
         .with_state(shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use keel_raft::Error;
+    use keel_raft::wire::PeerRefusal;
+
+    use super::peer_error;
+
+    /// The peer listener refuses a failed call as the in-memory transport
+    /// does: the same status, and a body the client reads back as the
+    /// same refusal.
+    #[tokio::test]
+    async fn failed_calls_answer_what_the_in_memory_transport_answers() {
+        let errors = || {
+            vec![
+                Error::ShuttingDown,
+                Error::ClockOffset("x".into()),
+                Error::Decode("x".into()),
+                Error::BadRequest("x".into()),
+                Error::LogReverted("x".into()),
+                Error::PeerRefused {
+                    refusal: PeerRefusal::ClusterMismatch,
+                    message: "x".into(),
+                },
+                Error::PeerRefused {
+                    refusal: PeerRefusal::NotThisNode,
+                    message: "x".into(),
+                },
+                Error::NoLeader,
+                Error::Internal("x".into()),
+                Error::Storage("x".into()),
+            ]
+        };
+        for (e, shown) in errors().into_iter().zip(errors()) {
+            let meant = PeerRefusal::answering(&e);
+            let response = peer_error(e);
+            assert_eq!(response.status().as_u16(), meant.status(), "{shown:?}");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(PeerRefusal::read(&body), meant, "{shown:?}");
+        }
+    }
 }

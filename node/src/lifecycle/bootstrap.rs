@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keel_raft::network::PeerCallError;
+use keel_raft::transport::PeerCallError;
 use keel_raft::wire::{Hello, MembershipReply, PeerRefusal};
 use keel_raft::{ControlPlane, Member, MembershipChange, NodeId, NodeName};
 use tokio_util::sync::CancellationToken;

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_raft::network::PeerClient;
 use keel_raft::skew::{ClockHealth, ClockMonitor, ClockPeers, probe};
+use keel_raft::transport::PeerClient;
 use keel_web::Shared;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

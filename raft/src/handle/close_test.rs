@@ -8,9 +8,9 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::ControlPlane;
-use crate::network::{ClusterSecret, PeerClient};
 use crate::settings::RaftSettings;
 use crate::store::Storage;
+use crate::transport::{ClusterSecret, PeerClient};
 use crate::types::Member;
 
 async fn start(storage: &Storage) -> ControlPlane {

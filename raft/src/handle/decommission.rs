@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::membership::{REACHABLE_WITHIN, check_quorum_after_removal};
 use super::{ControlPlane, RaftStatus, Role};
 use crate::error::Error;
-use crate::network::PeerCallError;
+use crate::transport::PeerCallError;
 use crate::types::{NodeId, NodeName, name_of};
 use crate::wire::{PeerRpc, WireError};
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ControlPlane, RaftStatus, Role};
 use crate::error::Error;
-use crate::network::PeerCallError;
+use crate::transport::PeerCallError;
 use crate::types::{Member, NodeId, NodeName, name_of};
 use crate::wire::Hello;
 use crate::wire::{MembershipReply, PeerRefusal, PeerRpc, WireError};

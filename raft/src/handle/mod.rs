@@ -43,10 +43,11 @@ pub use view::{ClusterView, MemberView, RaftStatus, Role};
 
 use crate::domain::State;
 use crate::error::Error;
-use crate::network::{AckedWatermarks, ClusterIdentity, NetworkFactory, PeerClient};
+use crate::network::{AckedWatermarks, NetworkFactory};
 use crate::settings::{Policy, RaftSettings};
 use crate::skew::ClockMonitor;
 use crate::store::{NodeMeta, SharedMachine, Storage};
+use crate::transport::{ClusterIdentity, PeerClient};
 use crate::types::{KeelRaft, Member, NodeId, NodeName, name_of};
 
 /// The handle to a running Raft node and its state machine. Cheap to clone.

@@ -11,9 +11,9 @@ use std::time::Duration;
 use super::{ControlPlane, MembershipChange};
 use crate::codec;
 use crate::error::Error;
-use crate::network::PeerCallError;
-use crate::types::TypeConfig;
-use crate::wire::{Hello, MembershipReply, PeerRpc};
+use crate::transport::PeerCallError;
+use crate::types::{NodeId, TypeConfig, incarnation_of};
+use crate::wire::{Hello, MembershipReply, PeerRefusal, PeerRpc};
 
 fn fatal_to_raft<T>(
     r: Result<T, openraft::errors::Fatal<TypeConfig>>,
@@ -67,6 +67,51 @@ impl ControlPlane {
             .await
     }
 
+    /// Admits a peer call before anything reaches Raft: the sender must
+    /// belong to this cluster (`cluster`), the call must be meant for this
+    /// incarnation of this node (`to`), and an AppendEntries' watermark
+    /// (`acked`) must not lie above this node's log (if it does, the node
+    /// lost acknowledged entries and retires this data directory). Every
+    /// transport's receiving half calls this first.
+    pub fn admit(
+        &self,
+        cluster: Option<&str>,
+        to: Option<NodeId>,
+        acked: Option<u64>,
+    ) -> Result<(), Error> {
+        if !self.identity().accepts(cluster) {
+            tracing::warn!(
+                theirs = cluster,
+                "refused a peer request from another cluster"
+            );
+            return Err(Error::PeerRefused {
+                refusal: PeerRefusal::ClusterMismatch,
+                message: "the sender belongs to another cluster".into(),
+            });
+        }
+        if let Some(to) = to
+            && to != self.node_id()
+        {
+            tracing::debug!(
+                to,
+                this = self.node_id(),
+                "refused a peer request meant for another incarnation"
+            );
+            return Err(Error::PeerRefused {
+                refusal: PeerRefusal::NotThisNode,
+                message: format!(
+                    "this is node {} incarnation {:08x}, not the addressed raft id {to}",
+                    self.name(),
+                    incarnation_of(self.node_id())
+                ),
+            });
+        }
+        if let Some(acked) = acked {
+            self.check_acknowledged(acked)?;
+        }
+        Ok(())
+    }
+
     /// Serves one peer RPC: `body` is the encoded request, the result the
     /// encoded answer.
     pub async fn serve_peer(&self, rpc: PeerRpc, body: &[u8]) -> Result<Vec<u8>, Error> {
@@ -97,6 +142,11 @@ impl ControlPlane {
             }
             PeerRpc::Retire => codec::encode(&self.serve_retire(codec::decode(body)?).await)?,
             PeerRpc::Time => crate::skew::probe::encoded_time_reply()?,
+            PeerRpc::Snapshot => {
+                return Err(Error::BadRequest(
+                    "a snapshot is streamed, not sent as one message".into(),
+                ));
+            }
         };
         Ok(out)
     }

@@ -22,7 +22,7 @@ use super::ControlPlane;
 use crate::clock::Millis;
 use crate::domain::State;
 use crate::error::Error;
-use crate::network::PeerCallError;
+use crate::transport::PeerCallError;
 use crate::wire::{PeerRpc, ReadIndexReply, ReadIndexRequest, WireError};
 
 /// How long a read may wait for its barrier.

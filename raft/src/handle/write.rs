@@ -22,9 +22,9 @@ use super::ControlPlane;
 use crate::command::IdempotencyStamp;
 use crate::command::{Outcome, Request, WriteResult};
 use crate::error::Error;
-use crate::network::PeerCallError;
 use crate::pki::SecretPem;
 use crate::stamp::{Stamped, fingerprint, stamp};
+use crate::transport::PeerCallError;
 use crate::types::{NodeId, name_of};
 use crate::wire::{ForwardReply, ForwardWrite, PeerRpc, WireError};
 

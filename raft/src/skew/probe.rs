@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::Sample;
 use crate::clock::now_ms;
 use crate::codec::{self, CodecError};
-use crate::network::{PeerCallError, PeerClient};
+use crate::transport::{PeerCallError, PeerClient};
 use crate::wire::{PeerRpc, TimeReply};
 
 /// This node's answer to a clock probe: its wall clock and version.

@@ -30,7 +30,7 @@ pub use snapshot_file::{SnapshotFile, SnapshotSink};
 pub use state_machine::{Machine, SharedMachine, StateMachineStore};
 
 use crate::error::Error;
-use crate::network::ClusterIdentity;
+use crate::transport::ClusterIdentity;
 use crate::types::NodeId;
 
 pub(crate) const CF_LOGS: &str = "logs";

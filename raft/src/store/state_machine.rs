@@ -26,7 +26,7 @@ use super::node_meta::NodeMeta;
 use super::snapshot;
 use crate::command::{Applied, Outcome};
 use crate::domain::State;
-use crate::network::ClusterIdentity;
+use crate::transport::ClusterIdentity;
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// The applied state of a replica.

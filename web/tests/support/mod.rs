@@ -16,9 +16,9 @@ use axum::http::{Request, header};
 use http_body_util::BodyExt;
 use keel_raft::command::{Command, Request as Proposed};
 use keel_raft::domain::lease_batch::GrantRequest;
-use keel_raft::network::{ClusterSecret, PeerClient};
 use keel_raft::pki::{self, IssueSpec};
 use keel_raft::settings::RaftSettings;
+use keel_raft::transport::{ClusterSecret, PeerClient};
 use keel_raft::{Caller, ControlPlane, Member, Storage};
 use keel_web::auth::Auth;
 use keel_web::{ApiLimits, Shared};
@@ -46,6 +46,46 @@ impl Answer {
         error.get("message")?.as_str()?;
         error.get("code")?.as_str()
     }
+
+    /// Whether the body is keel's error shape in full: a snake_case code
+    /// and a message that is not empty.
+    pub fn is_error_body(&self) -> bool {
+        let message = self.json["error"]["message"].as_str();
+        self.error_code().is_some_and(|c| {
+            !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        }) && message.is_some_and(|m| !m.is_empty())
+    }
+}
+
+/// Collects a wrong answer instead of stopping at the first: `answer` must
+/// have `status`, keel's error body and the error `code`.
+pub fn check(wrong: &mut Vec<String>, what: &str, answer: &Answer, status: u16, code: &str) {
+    if answer.status != status || !answer.is_error_body() || answer.error_code() != Some(code) {
+        wrong.push(format!(
+            "{what}: expected {status} {code}, got {} {:.300}",
+            answer.status, answer.text
+        ));
+    }
+}
+
+/// As [`check`], for a refusal whose status is promised but not its code:
+/// `answer` must have `status` and keel's error body.
+pub fn check_status(wrong: &mut Vec<String>, what: &str, answer: &Answer, status: u16) {
+    if answer.status != status || !answer.is_error_body() {
+        wrong.push(format!(
+            "{what}: expected {status} with the error body, got {} {:.300}",
+            answer.status, answer.text
+        ));
+    }
+}
+
+/// A request carrying the admin token, to finish with headers and a body
+/// of one's own and send with [`Node::send_request`].
+pub fn admin_request(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
 }
 
 /// A node with a lease, an account, a certificate and a token to guard.
@@ -193,6 +233,42 @@ impl Node {
         keel_raft::store::encode_state(&state).expect("encodes")
     }
 
+    /// What bad input must not change either but the replicated state
+    /// does not hold: the membership in force, the leader, whether this
+    /// node is sealed. Equal text, equal view.
+    pub fn cluster_view(&self) -> String {
+        let status = self.cp.status();
+        format!(
+            "leader {:?}, voters {:?}, joint {}, nodes {:?}, sealed {}",
+            status.leader,
+            status.voters,
+            status.joint,
+            status.nodes,
+            self.shared.sealed()
+        )
+    }
+
+    /// Creates account `name` with at most `max_leases` leases.
+    pub async fn create_account(&self, name: &str, max_leases: Option<u64>) {
+        use keel_raft::domain::account::{Account, LimitsPatch, Patch};
+        let limits = LimitsPatch {
+            max_leases: max_leases.map_or(Patch::Keep, Patch::Set),
+            ..Default::default()
+        };
+        let _: keel_raft::Written<Account> = self
+            .cp
+            .apply(
+                Command::CreateAccount {
+                    name: name.to_string(),
+                    expires_at: None,
+                    limits,
+                },
+                &Caller::system(),
+            )
+            .await
+            .expect("an account");
+    }
+
     /// Sends a request through the router.
     pub async fn send(
         &self,
@@ -211,6 +287,12 @@ impl Node {
         let request = request
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .expect("a request");
+        self.send_request(request).await
+    }
+
+    /// Sends a request built whole by the caller (its own headers and
+    /// body, e.g. a streamed one) through the router.
+    pub async fn send_request(&self, request: Request<Body>) -> Answer {
         let response = tower::ServiceExt::oneshot(self.router.clone(), request)
             .await
             .expect("the router answers");
