@@ -24,7 +24,6 @@ pub mod router;
 pub mod routes;
 pub mod serve;
 pub mod shared;
-pub mod text;
 pub mod views;
 
 pub use error::ApiError;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 use crate::account::{Accounts, Resource};
 use crate::clock::Millis;
+use crate::text;
 
 /// A lease id: 64 random bits chosen by the proposer, shown as 16 hex digits.
 pub type LeaseId = u64;
@@ -164,22 +165,8 @@ pub fn validate_ttl(what: &str, ms: u64) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// Checks a lease name (also used for prefixes, which may not be empty).
-pub fn validate_name(what: &str, name: &str) -> Result<(), DomainError> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_LEN {
-        return Err(DomainError::Invalid(format!(
-            "{what} must be 1 to {MAX_NAME_LEN} characters"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(DomainError::Invalid(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
-}
-
+/// Checks a grant as apply sees it: the same checks the web layer made
+/// before proposing it (see [`crate::text`]), plus the stamped bound.
 fn validate_grant(g: &Grant) -> Result<(), DomainError> {
     validate_ttl("ttl", g.ttl_ms)?;
     validate_ttl("max_ttl", g.max_ttl_ms)?;
@@ -187,28 +174,10 @@ fn validate_grant(g: &Grant) -> Result<(), DomainError> {
         return Err(DomainError::Invalid("max_ttl must not be below ttl".into()));
     }
     if let Some(name) = &g.name {
-        validate_name("name", name)?;
+        text::lease_name("name", name)?;
     }
-    if g.metadata.len() > MAX_METADATA_ENTRIES {
-        return Err(DomainError::Invalid(format!(
-            "metadata may hold at most {MAX_METADATA_ENTRIES} entries"
-        )));
-    }
-    let too_long = |s: &str| s.chars().count() > MAX_METADATA_LEN;
-    let control = |s: &str| s.chars().any(char::is_control);
-    if g.metadata
-        .iter()
-        .any(|(k, v)| k.is_empty() || too_long(k) || too_long(v) || control(k) || control(v))
-    {
-        return Err(DomainError::Invalid(format!(
-            "metadata keys must be 1 to {MAX_METADATA_LEN} characters and values at most \
-             {MAX_METADATA_LEN}, without control characters"
-        )));
-    }
-    if let Some(account) = &g.account {
-        crate::account::validate_name(account)?;
-    }
-    Ok(())
+    text::metadata(&g.metadata)?;
+    text::maybe_account_ref("account", g.account.as_deref())
 }
 
 /// The deadline a renewal at `now` by `increment_ms` gives `lease`: later
@@ -410,7 +379,7 @@ impl Leases {
         scope: Option<&str>,
         accounts: &mut Accounts,
     ) -> Result<u64, DomainError> {
-        validate_name("prefix", prefix)?;
+        text::lease_name("prefix", prefix)?;
         let ids: Vec<LeaseId> = self
             .named_with_prefix(prefix)
             .filter(|id| {

@@ -35,6 +35,36 @@ pub struct GrantRequest {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl GrantRequest {
+    /// A grant as a client asks for it, checked: `ttl` and `max_ttl` within
+    /// bounds, the name, account reference and metadata well formed. As in
+    /// Vault, a `ttl` above the grant's `max_ttl` is capped to it.
+    pub fn new(
+        ttl_ms: u64,
+        max_ttl_ms: Option<u64>,
+        name: Option<String>,
+        account: Option<String>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<Self, DomainError> {
+        lease::validate_ttl("ttl", ttl_ms)?;
+        if let Some(max) = max_ttl_ms {
+            lease::validate_ttl("max_ttl", max)?;
+        }
+        if let Some(name) = &name {
+            crate::text::lease_name("name", name)?;
+        }
+        crate::text::maybe_account_ref("account", account.as_deref())?;
+        crate::text::metadata(&metadata)?;
+        Ok(GrantRequest {
+            ttl_ms: max_ttl_ms.map_or(ttl_ms, |max| ttl_ms.min(max)),
+            max_ttl_ms,
+            name,
+            account,
+            metadata,
+        })
+    }
+}
+
 /// One renewal of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchRenewal {

@@ -32,6 +32,7 @@ pub mod query;
 pub mod quota;
 pub mod restore;
 pub mod scope;
+pub mod text;
 pub mod tidy;
 pub mod token;
 

@@ -1,7 +1,7 @@
 //! The constraints each handler enforces, written into the document's
 //! request schemas and parameters: patterns of ids, serials and names,
 //! lengths, ranges, enums. Each one mirrors a check in the handler or the
-//! domain (see `crate::text`, `keel_raft::domain`), so the document admits
+//! domain (see `keel_raft::domain::text` and the limits of the domain modules), so the document admits
 //! exactly what is accepted.
 
 use keel_raft::domain::cert::RevocationReason;
@@ -14,7 +14,9 @@ use keel_raft::settings::Policy;
 use serde_json::{Value, json};
 
 use super::pattern;
-use crate::text::{ACCOUNT_PATTERN, LEASE_ID_PATTERN, MAX_CSR_LEN, MAX_SANS, SERIAL_PATTERN};
+use keel_raft::domain::text::{
+    ACCOUNT_PATTERN, LEASE_ID_PATTERN, MAX_CSR_LEN, MAX_SANS, SERIAL_PATTERN,
+};
 
 /// Printable text: no C0/C1 control characters or DEL.
 const PRINTABLE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";

@@ -21,8 +21,8 @@ use crate::extract::{
     page_limit, state_filter,
 };
 use crate::shared::Shared;
-use crate::text;
 use crate::views::{LeaseJson, ListJson};
+use keel_raft::domain::text;
 
 /// `POST /v1/leases`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -91,24 +91,13 @@ pub struct ListQuery {
 /// Checks a grant body and turns it into what the leader stamps. A
 /// tenant's grant names its account when the body names none.
 pub(crate) fn grant_request(body: GrantBody, who: &Principal) -> Result<GrantRequest, ApiError> {
-    lease::validate_ttl("ttl", body.ttl.0)?;
-    if let Some(max) = body.max_ttl {
-        lease::validate_ttl("max_ttl", max.0)?;
-    }
-    if let Some(name) = &body.name {
-        text::lease_name("name", name)?;
-    }
-    text::maybe_account_ref("account", body.account.as_deref())?;
-    text::metadata(&body.metadata)?;
-    // As in Vault, a ttl above the lease's max_ttl is capped to it.
-    let ttl_ms = body.max_ttl.map_or(body.ttl.0, |max| body.ttl.0.min(max.0));
-    Ok(GrantRequest {
-        ttl_ms,
-        max_ttl_ms: body.max_ttl.map(|d| d.0),
-        name: body.name,
-        account: body.account.or_else(|| who.scope().map(str::to_string)),
-        metadata: body.metadata,
-    })
+    Ok(GrantRequest::new(
+        body.ttl.0,
+        body.max_ttl.map(|d| d.0),
+        body.name,
+        body.account.or_else(|| who.scope().map(str::to_string)),
+        body.metadata,
+    )?)
 }
 
 /// Grants a lease.

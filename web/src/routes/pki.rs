@@ -24,8 +24,8 @@ use crate::extract::{
     page_limit, state_filter,
 };
 use crate::shared::Shared;
-use crate::text;
 use crate::views::{CertJson, ListJson};
+use keel_raft::domain::text;
 
 /// `{"certificate": PEM}`.
 #[derive(Debug, Serialize, ToSchema)]

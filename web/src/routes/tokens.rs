@@ -24,8 +24,8 @@ use crate::authz::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, DurationInput, IdempotencyKey, MaybeJson, page_limit};
 use crate::shared::Shared;
-use crate::text;
 use crate::views::ListJson;
+use keel_raft::domain::text;
 
 /// `POST /v1/auth/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
