@@ -3,7 +3,8 @@
 //! disable/enable switch suspends and restores what the account owns at
 //! once, on every node; PATCH's `null` clears the expiry or removes a
 //! limit. Lesson 4 (expiry and renewal) is in `account_expiry.rs`, limits
-//! in `account_limits.rs`, bad input in `account_bad_input.rs`, the CLI in
+//! in `account_limits.rs`, bad input in `web/tests/account_input.rs` (in
+//! process), the CLI in
 //! `account_cli.rs`.
 
 use keel_tests::leases::{format_time, node_apis, now_ms, same_everywhere, without_clock};

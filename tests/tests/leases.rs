@@ -11,7 +11,8 @@
 //! - a grant retried with the same `Idempotency-Key`, through any node,
 //!   grants once.
 //!
-//! Bad input is in `lease_bad_input.rs`, the CLI in `lease_cli.rs`.
+//! Bad input is in `web/tests/lease_input.rs` (in process), the CLI in
+//! `lease_cli.rs`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
