@@ -156,6 +156,19 @@ fn advertised(listen: SocketAddr) -> String {
     }
 }
 
+/// Where a node is and whom it forms a cluster with.
+struct Placement {
+    node_id: u64,
+    data_dir: PathBuf,
+    api_listen: SocketAddr,
+    peer_listen: SocketAddr,
+    advertise_api: String,
+    advertise_peer: String,
+    peers: BTreeMap<u64, String>,
+    bootstrap_expect: usize,
+    join: Option<String>,
+}
+
 impl Config {
     /// Loads and validates the configuration from flags/env, the TOML file
     /// they name, and every file the result names. `previous` (on reload)
@@ -166,73 +179,10 @@ impl Config {
             None => args.clone(),
         };
         let dev = a.dev;
-        let pki = pki_settings(&a)?;
-        let retention = retention(&a)?;
-        let quotas = quotas(&a)?;
-
-        let node_id = match a.node_id {
-            Some(id) => id,
-            None if dev => 1,
-            None => ordinal_of(&hostname()).ok_or_else(|| {
-                err("--node-id is required (or a hostname ending in -<ordinal>, as in a StatefulSet)")
-            })?,
-        };
-        if node_id > keel_raft::types::MAX_NODE_NAME {
-            return Err(err(format!(
-                "--node-id must be between 0 and {} (got {node_id})",
-                keel_raft::types::MAX_NODE_NAME
-            )));
-        }
-        let data_dir = match a.data_dir {
-            Some(d) => d,
-            None if dev => PathBuf::from("keel-data"),
-            None => return Err(err("--data-dir is required")),
-        };
-        let default_host = if dev { "127.0.0.1" } else { "0.0.0.0" };
-        let api_listen = socket(
-            "--api-listen",
-            &a.api_listen
-                .unwrap_or_else(|| format!("{default_host}:7400")),
-        )?;
-        let peer_listen = socket(
-            "--peer-listen",
-            &a.peer_listen
-                .unwrap_or_else(|| format!("{default_host}:7401")),
-        )?;
-        let peers = match &a.peers {
-            Some(p) => parse_peers(p).map_err(err)?,
-            None => BTreeMap::new(),
-        };
-        let advertise_api = host_port(
-            "--advertise-api",
-            &a.advertise_api.unwrap_or_else(|| advertised(api_listen)),
-        )?;
-        let advertise_peer = match a.advertise_peer {
-            Some(p) => host_port("--advertise-peer", &p)?,
-            None => peers
-                .get(&node_id)
-                .cloned()
-                .unwrap_or_else(|| advertised(peer_listen)),
-        };
-        let mut peers = peers;
-        if dev && peers.is_empty() {
-            peers.insert(node_id, advertise_peer.clone());
-        }
-        // A node missing from its own peer list never bootstraps: it joins
-        // the cluster those peers form (how a StatefulSet scales out).
-        let bootstrap_expect = a.bootstrap_expect.unwrap_or(peers.len());
-        if !peers.is_empty() && (bootstrap_expect == 0 || bootstrap_expect > peers.len()) {
-            return Err(err(format!(
-                "--bootstrap-expect must be between 1 and the number of peers ({})",
-                peers.len()
-            )));
-        }
-        let join = a.join.map(|j| host_port("--join", &j)).transpose()?;
-        if peers.is_empty() && join.is_none() {
-            return Err(err(
-                "give --peers (to bootstrap or resume a cluster) or --join (to join one)",
-            ));
-        }
+        // The files an imported CA comes from are read and judged first:
+        // their errors are the ones an operator most needs to see.
+        let policy = (pki_settings(&a)?, retention(&a)?, quotas(&a)?);
+        let at = placement(&a)?;
         if let Some(id) = &a.cluster_id
             && (id.is_empty()
                 || id.len() > 64
@@ -242,68 +192,14 @@ impl Config {
                 "--cluster-id must be 1 to 64 letters, digits or hyphens",
             ));
         }
-
-        let admin_tokens = match &a.admin_token_file {
-            Some(path) => read_tokens(path)?,
-            None if dev => previous
-                .map(|p| p.admin_tokens.clone())
-                .unwrap_or_else(|| vec![random_secret()]),
-            None => return Err(err("--admin-token-file is required (outside --dev)")),
-        };
-        let cluster_secret = match &a.cluster_secret_file {
-            Some(path) => read_cluster_secret(path)?,
-            None if dev || peers.len() == 1 && join.is_none() => previous
-                .map(|p| p.cluster_secret.clone())
-                .unwrap_or_else(random_secret),
-            None => {
-                return Err(err(
-                    "--cluster-secret-file is required for a multi-node cluster",
-                ));
-            }
-        };
-
-        let shutdown_timeout = duration("--shutdown-timeout", a.shutdown_timeout, 30_000)?;
-        let log_format = match a.log_format.as_deref().unwrap_or("text") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(err(format!(
-                    "--log-format must be text or json (got `{other}`)"
-                )));
-            }
-        };
-        let log_level = a.log_level.unwrap_or_else(|| "info,openraft=warn".into());
-        tracing_subscriber::EnvFilter::try_new(&log_level)
-            .map_err(|e| err(format!("--log-level `{log_level}`: {e}")))?;
-
-        let heartbeat = duration("--heartbeat-interval", a.heartbeat_interval, 100)?;
-        let election = duration("--election-timeout", a.election_timeout, 300)?;
-        if heartbeat.is_zero() || election < heartbeat * 3 {
-            return Err(err(
-                "--election-timeout must be at least three heartbeat intervals",
-            ));
-        }
-        let mut raft = RaftSettings::for_node(node_id);
-        raft.heartbeat_interval = heartbeat;
-        raft.election_timeout_min = election;
-        raft.election_timeout_max = election * 2;
-        if let Some(n) = a.snapshot_threshold {
-            if n < 10 {
-                return Err(err("--snapshot-threshold must be at least 10"));
-            }
-            raft.snapshot_threshold = n;
-            raft.logs_kept_after_snapshot = raft.logs_kept_after_snapshot.min(n);
-        }
-        let max_clock_offset = duration("--max-clock-offset", a.max_clock_offset, 500)?;
+        let (admin_tokens, cluster_secret) = secrets(&a, &at, previous)?;
+        let shutdown_timeout = duration("--shutdown-timeout", a.shutdown_timeout.clone(), 30_000)?;
+        let (log_format, log_level) = logging(&a)?;
+        let mut raft = raft_settings(&a, at.node_id, policy)?;
+        let max_clock_offset = duration("--max-clock-offset", a.max_clock_offset.clone(), 500)?;
         if max_clock_offset.is_zero() {
             return Err(err("--max-clock-offset must be above zero"));
         }
-        raft.policy.lease_default_max_ttl_ms =
-            duration("--lease-max-ttl", a.lease_max_ttl, 24 * 3_600_000)?.as_millis() as u64;
-        raft.policy.pki = pki;
-        raft.policy.retention = retention;
-        raft.policy.quotas = quotas;
-
         let tls = TlsMaterial::load(
             a.tls_cert_file.as_deref(),
             a.tls_key_file.as_deref(),
@@ -323,36 +219,18 @@ impl Config {
         if per_second > 0 && rate_limit.burst == 0 {
             return Err(err("--rate-limit-burst must be at least 1"));
         }
-        let audit = AuditSettings {
-            path: match &a.audit_file {
-                None => Some(data_dir.join("audit").join("audit.log")),
-                Some(p) if p.as_os_str() == "none" => None,
-                Some(p) if p.as_os_str().is_empty() => {
-                    return Err(err("--audit-file must be a path or `none`"));
-                }
-                Some(p) => Some(p.clone()),
-            },
-            max_bytes: a.audit_max_bytes.unwrap_or(64 << 20),
-            keep: a.audit_keep.unwrap_or(5),
-            required: a.audit_required,
-        };
-        if audit.max_bytes < 4096 {
-            return Err(err("--audit-max-bytes must be at least 4096"));
-        }
-        if audit.required && audit.path.is_none() {
-            return Err(err("--audit-required needs an audit file (not `none`)"));
-        }
+        let audit = audit_settings(&a, &at.data_dir)?;
         Ok(Config {
             dev,
-            node_id,
-            data_dir,
-            api_listen,
-            peer_listen,
-            advertise_api,
-            advertise_peer,
-            peers,
-            bootstrap_expect,
-            join,
+            node_id: at.node_id,
+            data_dir: at.data_dir,
+            api_listen: at.api_listen,
+            peer_listen: at.peer_listen,
+            advertise_api: at.advertise_api,
+            advertise_peer: at.advertise_peer,
+            peers: at.peers,
+            bootstrap_expect: at.bootstrap_expect,
+            join: at.join,
             cluster_id: a.cluster_id,
             admin_tokens,
             cluster_secret,
@@ -367,6 +245,200 @@ impl Config {
             audit,
         })
     }
+}
+
+/// The node's id, data directory, addresses and peers.
+fn placement(a: &ServerArgs) -> Result<Placement, ConfigError> {
+    let dev = a.dev;
+    let node_id = match a.node_id {
+        Some(id) => id,
+        None if dev => 1,
+        None => ordinal_of(&hostname()).ok_or_else(|| {
+            err("--node-id is required (or a hostname ending in -<ordinal>, as in a StatefulSet)")
+        })?,
+    };
+    if node_id > keel_raft::types::MAX_NODE_NAME {
+        return Err(err(format!(
+            "--node-id must be between 0 and {} (got {node_id})",
+            keel_raft::types::MAX_NODE_NAME
+        )));
+    }
+    let data_dir = match &a.data_dir {
+        Some(d) => d.clone(),
+        None if dev => PathBuf::from("keel-data"),
+        None => return Err(err("--data-dir is required")),
+    };
+    let default_host = if dev { "127.0.0.1" } else { "0.0.0.0" };
+    let api_listen = socket(
+        "--api-listen",
+        &a.api_listen
+            .clone()
+            .unwrap_or_else(|| format!("{default_host}:7400")),
+    )?;
+    let peer_listen = socket(
+        "--peer-listen",
+        &a.peer_listen
+            .clone()
+            .unwrap_or_else(|| format!("{default_host}:7401")),
+    )?;
+    let mut peers = match &a.peers {
+        Some(p) => parse_peers(p).map_err(err)?,
+        None => BTreeMap::new(),
+    };
+    let advertise_api = host_port(
+        "--advertise-api",
+        &a.advertise_api
+            .clone()
+            .unwrap_or_else(|| advertised(api_listen)),
+    )?;
+    let advertise_peer = match &a.advertise_peer {
+        Some(p) => host_port("--advertise-peer", p)?,
+        None => peers
+            .get(&node_id)
+            .cloned()
+            .unwrap_or_else(|| advertised(peer_listen)),
+    };
+    if dev && peers.is_empty() {
+        peers.insert(node_id, advertise_peer.clone());
+    }
+    // A node missing from its own peer list never bootstraps: it joins
+    // the cluster those peers form (how a StatefulSet scales out).
+    let bootstrap_expect = a.bootstrap_expect.unwrap_or(peers.len());
+    if !peers.is_empty() && (bootstrap_expect == 0 || bootstrap_expect > peers.len()) {
+        return Err(err(format!(
+            "--bootstrap-expect must be between 1 and the number of peers ({})",
+            peers.len()
+        )));
+    }
+    let join = a
+        .join
+        .as_ref()
+        .map(|j| host_port("--join", j))
+        .transpose()?;
+    if peers.is_empty() && join.is_none() {
+        return Err(err(
+            "give --peers (to bootstrap or resume a cluster) or --join (to join one)",
+        ));
+    }
+    Ok(Placement {
+        node_id,
+        data_dir,
+        api_listen,
+        peer_listen,
+        advertise_api,
+        advertise_peer,
+        peers,
+        bootstrap_expect,
+        join,
+    })
+}
+
+/// The admin tokens and the cluster secret: read from their files, or
+/// generated (and kept across reloads) where a node may do without.
+fn secrets(
+    a: &ServerArgs,
+    at: &Placement,
+    previous: Option<&Config>,
+) -> Result<(Vec<String>, String), ConfigError> {
+    let admin_tokens = match &a.admin_token_file {
+        Some(path) => read_tokens(path)?,
+        None if a.dev => previous
+            .map(|p| p.admin_tokens.clone())
+            .unwrap_or_else(|| vec![random_secret()]),
+        None => return Err(err("--admin-token-file is required (outside --dev)")),
+    };
+    let cluster_secret = match &a.cluster_secret_file {
+        Some(path) => read_cluster_secret(path)?,
+        None if a.dev || at.peers.len() == 1 && at.join.is_none() => previous
+            .map(|p| p.cluster_secret.clone())
+            .unwrap_or_else(random_secret),
+        None => {
+            return Err(err(
+                "--cluster-secret-file is required for a multi-node cluster",
+            ));
+        }
+    };
+    Ok((admin_tokens, cluster_secret))
+}
+
+/// The log format and filter.
+fn logging(a: &ServerArgs) -> Result<(LogFormat, String), ConfigError> {
+    let log_format = match a.log_format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(err(format!(
+                "--log-format must be text or json (got `{other}`)"
+            )));
+        }
+    };
+    let log_level = a
+        .log_level
+        .clone()
+        .unwrap_or_else(|| "info,openraft=warn".into());
+    tracing_subscriber::EnvFilter::try_new(&log_level)
+        .map_err(|e| err(format!("--log-level `{log_level}`: {e}")))?;
+    Ok((log_format, log_level))
+}
+
+/// Raft timing, snapshots and the replicated policy (its PKI, retention
+/// and quota parts read first, by [`Config::load`]).
+fn raft_settings(
+    a: &ServerArgs,
+    node_id: u64,
+    (pki, retention, quotas): (PkiSettings, Retention, Quotas),
+) -> Result<RaftSettings, ConfigError> {
+    let heartbeat = duration("--heartbeat-interval", a.heartbeat_interval.clone(), 100)?;
+    let election = duration("--election-timeout", a.election_timeout.clone(), 300)?;
+    if heartbeat.is_zero() || election < heartbeat * 3 {
+        return Err(err(
+            "--election-timeout must be at least three heartbeat intervals",
+        ));
+    }
+    let mut raft = RaftSettings::for_node(node_id);
+    raft.heartbeat_interval = heartbeat;
+    raft.election_timeout_min = election;
+    raft.election_timeout_max = election * 2;
+    if let Some(n) = a.snapshot_threshold {
+        if n < 10 {
+            return Err(err("--snapshot-threshold must be at least 10"));
+        }
+        raft.snapshot_threshold = n;
+        raft.logs_kept_after_snapshot = raft.logs_kept_after_snapshot.min(n);
+    }
+    raft.policy.lease_default_max_ttl_ms =
+        duration("--lease-max-ttl", a.lease_max_ttl.clone(), 24 * 3_600_000)?.as_millis() as u64;
+    raft.policy.pki = pki;
+    raft.policy.retention = retention;
+    raft.policy.quotas = quotas;
+    Ok(raft)
+}
+
+/// Where the audit log goes and how it rotates.
+fn audit_settings(
+    a: &ServerArgs,
+    data_dir: &std::path::Path,
+) -> Result<AuditSettings, ConfigError> {
+    let audit = AuditSettings {
+        path: match &a.audit_file {
+            None => Some(data_dir.join("audit").join("audit.log")),
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(err("--audit-file must be a path or `none`"));
+            }
+            Some(p) => Some(p.clone()),
+        },
+        max_bytes: a.audit_max_bytes.unwrap_or(64 << 20),
+        keep: a.audit_keep.unwrap_or(5),
+        required: a.audit_required,
+    };
+    if audit.max_bytes < 4096 {
+        return Err(err("--audit-max-bytes must be at least 4096"));
+    }
+    if audit.required && audit.path.is_none() {
+        return Err(err("--audit-required needs an audit file (not `none`)"));
+    }
+    Ok(audit)
 }
 
 /// Smallest peer message limit: room for a 1 KiB API body.

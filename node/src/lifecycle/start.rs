@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use keel_raft::network::{ClusterSecret, PeerClient};
 use keel_raft::skew::ClockMonitor;
+use keel_raft::transport::{ClusterSecret, PeerClient};
 use keel_raft::{Consistency, ControlPlane, Member, Storage};
 use keel_web::audit::Audit;
 use keel_web::auth::Auth;
@@ -118,17 +118,67 @@ async fn start(
     parts: &mut Parts,
 ) -> anyhow::Result<()> {
     let shared = parts.shared.clone();
-    let board = &shared.lifecycle;
+    let (storage, raft_id, sealed) = storage_phase(&config, parts)?;
+    let listening = listeners_phase(&config, parts).await?;
+    let (peers, clock) = clock_phase(&config, &storage, parts)?;
 
-    // Phase 2: storage.
+    // Phase 4: readiness barrier.
+    barrier::pass(&config, listening.api_addr, listening.peer_addr)
+        .await
+        .map_err(|e| anyhow!("readiness barrier: {e}"))?;
+    shared.pass_barrier();
+    tracing::info!(
+        phase = "barrier",
+        "readiness barrier passed: configured and serving"
+    );
+
+    let cp = raft_phase(&config, &storage, raft_id, peers, clock, parts).await?;
+
+    // From here on, a leader may tell this node that its log ends below
+    // what it acknowledged, or that the cluster decommissioned it: then
+    // nothing else matters but retiring.
+    let data_dir = config.data_dir.clone();
+    let runtime = Arc::new(NodeRuntime {
+        config: RwLock::new(Arc::new(config)),
+        args: args.clone(),
+        shared: shared.clone(),
+        supervisor: OnceLock::new(),
+        tls: listening.tls,
+        filter,
+        drain: listening.drain,
+    });
+    shared.install_node_control(Arc::new(Control(runtime.clone())));
+    let rest = member_phase(&runtime, &cp, sealed, signals, parts);
+    tokio::select! {
+        result = rest => result,
+        reason = cp.retired() => Err(anyhow::Error::new(Retired(reason))),
+        reason = cp.decommissioned() => {
+            // Marked before the leader is told and before anything stops,
+            // so this directory can never come back, whatever happens next.
+            let marked = retire::mark_decommissioned(&data_dir, &reason);
+            cp.confirm_decommission_marked(marked.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+            marked?;
+            tracing::warn!(reason = %reason, "data directory marked decommissioned; stopping for good");
+            Err(anyhow::Error::new(Decommissioned(reason)))
+        }
+    }
+}
+
+/// Phase 2: the data directory (retired first if it was marked), its
+/// incarnation and whether it was left sealed.
+fn storage_phase(
+    config: &Config,
+    parts: &mut Parts,
+) -> anyhow::Result<(Storage, keel_raft::NodeId, bool)> {
+    let shared = &parts.shared;
+    let board = &shared.lifecycle;
     board.set_component(Component::Storage, ComponentState::Starting);
     if let Some(reason) = retire::retire_if_marked(&config.data_dir)? {
         tracing::warn!(reason = %reason, "starting as a new incarnation: the previous data directory was retired");
     }
-    let (storage, raft_id) = open_storage(&config)?;
+    let (storage, raft_id) = open_storage(config)?;
     let sealed = storage.node_meta().sealed()?;
     shared.set_sealed(sealed);
-    parts.storage = Some(storage.clone());
     board.set_component(Component::Storage, ComponentState::Running);
     // The data directory is this node's: the audit log may write now.
     if shared.audit.open().is_err() {
@@ -145,8 +195,23 @@ async fn start(
         incarnation = %format!("{:08x}", keel_raft::types::incarnation_of(raft_id)),
         "storage open"
     );
+    parts.storage = Some(storage.clone());
+    Ok((storage, raft_id, sealed))
+}
 
-    // Phase 3: listeners.
+/// What phase 3 leaves serving.
+struct Listening {
+    tls: Option<TlsSlot>,
+    drain: DrainDeadline,
+    api_addr: std::net::SocketAddr,
+    peer_addr: std::net::SocketAddr,
+}
+
+/// Phase 3: the peer listener, then the API listener (lesson 5: the
+/// transport serves before consensus starts).
+async fn listeners_phase(config: &Config, parts: &mut Parts) -> anyhow::Result<Listening> {
+    let shared = parts.shared.clone();
+    let board = &shared.lifecycle;
     let tls = config.tls.as_ref().map(|t| TlsSlot::new(t.server.clone()));
     let drain = DrainDeadline::new(config.shutdown_timeout);
     board.set_component(Component::PeerListener, ComponentState::Starting);
@@ -176,9 +241,23 @@ async fn start(
     parts.api = Some(api);
     board.set_component(Component::ApiListener, ComponentState::Running);
     tracing::info!(phase = "listeners", api = %api_addr, peer = %peer_addr, "listeners serving");
+    Ok(Listening {
+        tls,
+        drain,
+        api_addr,
+        peer_addr,
+    })
+}
 
-    // Clock offsets: measured from now on, so the verdict on this node's
-    // clock is known before Raft could make it lead.
+/// The peer client and the clock prober: offsets are measured from now
+/// on, so the verdict on this node's clock is known before Raft could
+/// make it lead.
+fn clock_phase(
+    config: &Config,
+    storage: &Storage,
+    parts: &mut Parts,
+) -> anyhow::Result<(PeerClient, ClockMonitor)> {
+    let shared = parts.shared.clone();
     let http = tls::http_client(config.tls.as_ref()).map_err(|e| anyhow!(e))?;
     let peers = PeerClient::new(
         http,
@@ -197,20 +276,24 @@ async fn start(
             join: config.join.clone(),
         },
     ));
-    board.set_component(Component::Clock, ComponentState::Running);
+    shared
+        .lifecycle
+        .set_component(Component::Clock, ComponentState::Running);
     tracing::info!(phase = "listeners", max_clock_offset = ?config.max_clock_offset, "measuring clock offsets to peers");
+    Ok((peers, clock))
+}
 
-    // Phase 4: readiness barrier.
-    barrier::pass(&config, api_addr, peer_addr)
-        .await
-        .map_err(|e| anyhow!("readiness barrier: {e}"))?;
-    shared.pass_barrier();
-    tracing::info!(
-        phase = "barrier",
-        "readiness barrier passed: configured and serving"
-    );
-
-    // Phase 5: Raft.
+/// Phase 5: Raft, and the tasks that watch it.
+async fn raft_phase(
+    config: &Config,
+    storage: &Storage,
+    raft_id: keel_raft::NodeId,
+    peers: PeerClient,
+    clock: ClockMonitor,
+    parts: &mut Parts,
+) -> anyhow::Result<ControlPlane> {
+    let shared = parts.shared.clone();
+    let board = &shared.lifecycle;
     board.set_component(Component::Raft, ComponentState::Starting);
     let advertise = Member {
         api_addr: config.advertise_api.clone(),
@@ -218,100 +301,83 @@ async fn start(
     };
     let mut settings = config.raft.clone();
     settings.node_id = raft_id;
-    let cp = ControlPlane::start(settings, &storage, peers, advertise, clock).await?;
+    let cp = ControlPlane::start(settings, storage, peers, advertise, clock).await?;
     shared.install_control_plane(cp.clone());
     parts.cp = Some(cp.clone());
     parts.observer = Some(RaftObserver::start(cp.clone(), shared.clone()));
     parts.census = Some(CensusRefresher::start(cp.clone(), shared.clone()));
     board.set_component(Component::Raft, ComponentState::Running);
     tracing::info!(phase = "raft", "raft started");
+    Ok(cp)
+}
 
-    // From here on, a leader may tell this node that its log ends below
-    // what it acknowledged, or that the cluster decommissioned it: then
-    // nothing else matters but retiring.
-    let retired = cp.clone();
-    let data_dir = config.data_dir.clone();
-    let rest = async {
-        let config = Arc::new(config);
-        let runtime = Arc::new(NodeRuntime {
-            config: RwLock::new(config.clone()),
-            args: args.clone(),
-            shared: shared.clone(),
-            supervisor: OnceLock::new(),
-            tls,
-            filter,
-            drain,
-        });
-        shared.install_node_control(Arc::new(Control(runtime.clone())));
+/// Phases 6 to 8: bootstrap, join or resume; the managers once a leader
+/// is known and this node caught up; ready; then serving until stopped.
+async fn member_phase(
+    runtime: &Arc<NodeRuntime>,
+    cp: &ControlPlane,
+    sealed: bool,
+    signals: &Signals,
+    parts: &mut Parts,
+) -> anyhow::Result<()> {
+    let shared = parts.shared.clone();
+    let board = &shared.lifecycle;
+    let config = runtime.config();
 
-        // Phase 6: bootstrap, join or resume.
-        board.set_component(Component::Cluster, ComponentState::Starting);
-        let how = match bootstrap::run(&config, &cp, &signals.stop).await {
-            Ok(how) => how,
-            Err(BootstrapError::Stopped) => return Ok(()),
-            Err(e) => {
-                board.set_component(Component::Cluster, ComponentState::Failed);
-                return Err(e.into());
-            }
-        };
-        tracing::info!(phase = "cluster", how = ?how, "member of a cluster");
-
-        // Phase 7: leader known and caught up; managers (the leader's records
-        // the cluster id); the cluster id applied here.
-        if !wait_until_settled(&cp, &signals.stop).await {
-            return Ok(());
-        }
-        let supervisor = Supervisor::new(
-            ManagerContext {
-                cp: cp.clone(),
-                shared: shared.clone(),
-                config: config.clone(),
-            },
-            sealed,
-        );
-        let supervisor_stop = CancellationToken::new();
-        let supervisor_task = supervisor.spawn(supervisor_stop.clone());
-        let _ = runtime.supervisor.set(supervisor.clone());
-        parts.supervisor = Some((supervisor, supervisor_stop, supervisor_task));
-        if let (Some(material), Some(slot)) = (&config.tls, &runtime.tls) {
-            parts.tls_watcher = Some(TlsWatcher::start(material, slot.clone()));
-        }
-        let Some(applied_id) = wait_for_cluster_id(&cp, &signals.stop).await else {
-            return Ok(());
-        };
-        if let Some(want) = &config.cluster_id
-            && *want != applied_id
-        {
+    // Phase 6: bootstrap, join or resume.
+    board.set_component(Component::Cluster, ComponentState::Starting);
+    let how = match bootstrap::run(&config, cp, &signals.stop).await {
+        Ok(how) => how,
+        Err(BootstrapError::Stopped) => return Ok(()),
+        Err(e) => {
             board.set_component(Component::Cluster, ComponentState::Failed);
-            bail!(
-                "this node is configured for cluster {want}, but the cluster it is part of is {applied_id}"
-            );
+            return Err(e.into());
         }
-        board.set_component(Component::Cluster, ComponentState::Running);
-
-        // Phase 8: ready.
-        board.set_phase(Phase::Ready);
-        tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
-        shared.events.record(
-            EventKind::Lifecycle,
-            keel_web::events::Source::Node,
-            format!("node ready ({})", format!("{how:?}").to_lowercase()),
-        );
-        serve_until_stopped(&runtime, &cp, signals).await
     };
-    tokio::select! {
-        result = rest => result,
-        reason = retired.retired() => Err(anyhow::Error::new(Retired(reason))),
-        reason = retired.decommissioned() => {
-            // Marked before the leader is told and before anything stops,
-            // so this directory can never come back, whatever happens next.
-            let marked = retire::mark_decommissioned(&data_dir, &reason);
-            retired.confirm_decommission_marked(marked.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
-            marked?;
-            tracing::warn!(reason = %reason, "data directory marked decommissioned; stopping for good");
-            Err(anyhow::Error::new(Decommissioned(reason)))
-        }
+    tracing::info!(phase = "cluster", how = ?how, "member of a cluster");
+
+    // Phase 7: leader known and caught up; managers (the leader's records
+    // the cluster id); the cluster id applied here.
+    if !wait_until_settled(cp, &signals.stop).await {
+        return Ok(());
     }
+    let supervisor = Supervisor::new(
+        ManagerContext {
+            cp: cp.clone(),
+            shared: shared.clone(),
+            config: config.clone(),
+        },
+        sealed,
+    );
+    let supervisor_stop = CancellationToken::new();
+    let supervisor_task = supervisor.spawn(supervisor_stop.clone());
+    let _ = runtime.supervisor.set(supervisor.clone());
+    parts.supervisor = Some((supervisor, supervisor_stop, supervisor_task));
+    if let (Some(material), Some(slot)) = (&config.tls, &runtime.tls) {
+        parts.tls_watcher = Some(TlsWatcher::start(material, slot.clone()));
+    }
+    let Some(applied_id) = wait_for_cluster_id(cp, &signals.stop).await else {
+        return Ok(());
+    };
+    if let Some(want) = &config.cluster_id
+        && *want != applied_id
+    {
+        board.set_component(Component::Cluster, ComponentState::Failed);
+        bail!(
+            "this node is configured for cluster {want}, but the cluster it is part of is {applied_id}"
+        );
+    }
+    board.set_component(Component::Cluster, ComponentState::Running);
+
+    // Phase 8: ready.
+    board.set_phase(Phase::Ready);
+    tracing::info!(phase = "ready", cluster_id = %applied_id, "ready");
+    shared.events.record(
+        EventKind::Lifecycle,
+        keel_web::events::Source::Node,
+        format!("node ready ({})", format!("{how:?}").to_lowercase()),
+    );
+    serve_until_stopped(runtime, cp, signals).await
 }
 
 /// Opens the data directory and checks it belongs to this node (and, if
