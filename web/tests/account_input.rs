@@ -9,9 +9,10 @@
 //!
 //! Malformed JSON, an unknown top-level field, a bad `?state=` and the
 //! malformed names `route_matrix.rs` tries on every path route are not
-//! repeated here. The checks take a `&Node` so they can run against each
-//! node of a cluster: the process test they replace sent them to one node
-//! and the unknown accounts to every node.
+//! repeated here. The checks run against each node of an in-process
+//! three-node cluster (`Node::cluster`: followers forward writes to the
+//! leader over the in-memory transport); the process test they replace
+//! sent them to one node and the unknown accounts to every node.
 
 mod support;
 
@@ -117,15 +118,28 @@ async fn unknown_and_duplicate_accounts_are_refused(node: &Node, wrong: &mut Vec
     check(wrong, "a duplicate", &answer, 409, "conflict");
 }
 
+/// On the leader and on each follower (which forwards writes to it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_account_input_is_refused_and_changes_nothing() {
-    let node = Node::start().await;
-    node.create_account(EXISTS, Some(2)).await;
-    let before = node.state();
+    let nodes = Node::cluster(3).await;
+    nodes[0].create_account(EXISTS, Some(2)).await;
+    support::settled(&nodes).await;
+    let before = nodes[0].state();
     let mut wrong = Vec::new();
-    bad_account_input_is_refused(&node, &mut wrong).await;
-    unknown_and_duplicate_accounts_are_refused(&node, &mut wrong).await;
+    for node in &nodes {
+        bad_account_input_is_refused(node, &mut wrong).await;
+        unknown_and_duplicate_accounts_are_refused(node, &mut wrong).await;
+    }
     assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
-    assert_eq!(node.state(), before, "bad account input changed the state");
-    node.stop().await;
+    support::settled(&nodes).await;
+    for (i, node) in nodes.iter().enumerate() {
+        assert!(
+            node.state() == before,
+            "bad account input changed node {}'s state",
+            i + 1
+        );
+    }
+    for node in nodes {
+        node.stop().await;
+    }
 }

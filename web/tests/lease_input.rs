@@ -11,9 +11,9 @@
 //! Malformed JSON, an unknown top-level field, the declared query
 //! parameters' bad values and malformed ids on `GET` are checked for every
 //! operation in `route_matrix.rs` and not repeated here. The checks take a
-//! `&Node` so they can run against each node of a cluster: the process
-//! test they replace sent them to a follower, and the grants and the
-//! unknown ids to every node.
+//! `&Node` and run against each node of an in-process three-node cluster
+//! (`Node::cluster`: followers forward writes to the leader over the
+//! in-memory transport), as the process test they replace did.
 
 mod support;
 
@@ -172,15 +172,27 @@ async fn unknown_leases_are_not_found(node: &Node, wrong: &mut Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_lease_input_is_refused_and_changes_nothing() {
-    let node = Node::start().await;
-    let before = node.state();
+    // On the leader and on each follower (which forwards writes to it).
+    let nodes = Node::cluster(3).await;
+    let before = nodes[0].state();
     let mut wrong = Vec::new();
-    bad_grants_are_refused(&node, &mut wrong).await;
-    bad_lease_requests_are_refused(&node, &mut wrong).await;
-    unknown_leases_are_not_found(&node, &mut wrong).await;
+    for node in &nodes {
+        bad_grants_are_refused(node, &mut wrong).await;
+        bad_lease_requests_are_refused(node, &mut wrong).await;
+        unknown_leases_are_not_found(node, &mut wrong).await;
+    }
     assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
-    assert_eq!(node.state(), before, "bad lease input changed the state");
-    node.stop().await;
+    support::settled(&nodes).await;
+    for (i, node) in nodes.iter().enumerate() {
+        assert!(
+            node.state() == before,
+            "bad lease input changed node {}'s state",
+            i + 1
+        );
+    }
+    for node in nodes {
+        node.stop().await;
+    }
 }
 
 /// A `ttl` above the lease's `max_ttl` is capped to it (as Vault does):

@@ -1,8 +1,11 @@
-//! An in-process node for router tests: a real single-voter control plane
-//! on RocksDB in a temporary directory, installed in a real [`Shared`], and
-//! the real API router, driven with `tower::ServiceExt::oneshot`. No
-//! process, no socket: what these tests check is the router, the
-//! middleware, the handlers and the domain behind them.
+//! In-process nodes for router tests: a real control plane on RocksDB in a
+//! temporary directory, installed in a real [`Shared`], and the real API
+//! router, driven with `tower::ServiceExt::oneshot`. [`Node::start`] gives
+//! a single voter; [`Node::cluster`] gives voters joined by an in-memory
+//! transport (`keel_raft::transport::MemoryNet`), so a follower forwards
+//! writes to the leader as it would over the network. No process, no
+//! socket: what these tests check is the router, the middleware, the
+//! handlers and the domain behind them.
 
 #![allow(dead_code)]
 
@@ -18,7 +21,7 @@ use keel_raft::command::{Command, Request as Proposed};
 use keel_raft::domain::lease_batch::GrantRequest;
 use keel_raft::pki::{self, IssueSpec};
 use keel_raft::settings::RaftSettings;
-use keel_raft::transport::{ClusterSecret, PeerClient};
+use keel_raft::transport::{ClusterSecret, Faults, MemoryNet, PeerClient};
 use keel_raft::{Caller, ControlPlane, Member, Storage};
 use keel_web::auth::Auth;
 use keel_web::{ApiLimits, Shared};
@@ -92,6 +95,9 @@ pub fn admin_request(method: &str, uri: &str) -> axum::http::request::Builder {
 pub struct Node {
     _dir: TempDir,
     storage: Option<Storage>,
+    /// The net this node serves on, and its address there.
+    net: MemoryNet,
+    addr: String,
     /// The control plane.
     pub cp: ControlPlane,
     /// The web state.
@@ -108,123 +114,78 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts the node and creates what the tests guard.
+    /// Starts a single-voter node and creates what the tests guard.
     pub async fn start() -> Node {
+        Self::cluster(1).await.pop().expect("one node")
+    }
+
+    /// Starts `n` voters on one in-memory net, waits for a leader they all
+    /// agree on, creates what the tests guard through it, and waits until
+    /// every node applied it. The first node returned leads.
+    pub async fn cluster(n: u64) -> Vec<Node> {
         // reqwest is built without a TLS provider of its own.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = TempDir::new().expect("temp dir");
-        let storage = Storage::open(dir.path()).expect("storage");
-        let peers = PeerClient::new(
-            reqwest::Client::new(),
-            false,
-            ClusterSecret::new("in-process-cluster-secret"),
-            storage.identity().clone(),
-        );
-        let member = Member {
-            api_addr: "127.0.0.1:1".into(),
-            peer_addr: "127.0.0.1:2".into(),
-        };
-        let clock = keel_raft::skew::ClockMonitor::new(Duration::from_millis(500));
-        // A single voter's clock agrees with itself.
-        clock.assess(&[], true);
-        let cp = ControlPlane::start(RaftSettings::for_node(1), &storage, peers, member, clock)
-            .await
-            .expect("raft starts");
-        cp.initialize(BTreeMap::from([(1, cp.advertise().clone())]))
-            .await
-            .expect("initialize");
-        cp.wait_for(Duration::from_secs(10), |s| {
-            s.leader == Some(1) && s.applied.is_some() && s.applied == s.last_log_index
-        })
-        .await
-        .expect("a leader");
-        let system = Caller::system();
-        let _: keel_raft::Written<String> = cp
-            .apply(
-                Command::InitCluster {
-                    cluster_id: "in-process".into(),
-                },
-                &system,
-            )
-            .await
-            .expect("cluster id");
-        let ca = pki::create_ca(&Default::default(), keel_raft::clock::now_ms()).expect("a CA");
-        let _: keel_raft::Written<()> = cp
-            .apply(Command::InitCa { ca }, &system)
-            .await
-            .expect("the CA");
-
-        let auth = Auth::new(
-            vec![TOKEN.to_string()],
-            ClusterSecret::new("in-process-cluster-secret"),
-        );
-        let shared = Arc::new(Shared::new(1, auth, ApiLimits::default()));
-        shared.install_control_plane(cp.clone());
-        let router = keel_web::api_router(shared.clone());
-
-        let lease = cp
-            .grant_lease(
-                GrantRequest {
-                    ttl_ms: 3_600_000,
-                    max_ttl_ms: None,
-                    name: Some("keep/me".into()),
-                    account: None,
-                    metadata: BTreeMap::from([("a".into(), "b".into())]),
-                },
-                &system,
-            )
-            .await
-            .expect("a lease");
-        let account = "acme".to_string();
-        let _: keel_raft::Written<keel_raft::domain::account::Account> = cp
-            .apply(
-                Command::CreateAccount {
-                    name: account.clone(),
-                    expires_at: None,
-                    limits: Default::default(),
-                },
-                &system,
-            )
-            .await
-            .expect("an account");
-        let cert = cp
-            .issue_certificate(
-                IssueSpec {
-                    common_name: "svc.example.test".into(),
-                    dns_names: vec![],
-                    ip_addresses: vec![],
-                    ttl_ms: 86_400_000,
-                    account: None,
-                },
-                &system,
-            )
-            .await
-            .expect("a certificate");
-        let token: keel_raft::Written<keel_raft::domain::token::Token> = cp
-            .run(
-                Proposed::CreateToken {
-                    role: keel_raft::domain::token::Role::Tenant,
-                    account: Some(account.clone()),
-                    name: None,
-                    ttl_ms: 3_600_000,
-                    max_ttl_ms: None,
-                    created_by: "root".into(),
-                },
-                &system,
-            )
-            .await
-            .expect("a token");
-        Node {
-            _dir: dir,
-            storage: Some(storage),
-            lease: keel_raft::domain::lease::format_id(lease.lease.id),
-            serial: cert.value.cert.serial.clone(),
-            accessor: token.value.accessor.clone(),
-            account,
-            cp,
-            shared,
-            router,
+        let net = MemoryNet::new(0, Faults::default());
+        let mut started = Vec::new();
+        for name in 1..=n {
+            let dir = TempDir::new().expect("temp dir");
+            let storage = Storage::open(dir.path()).expect("storage");
+            let addr = format!("node-{name}:7401");
+            let peers = PeerClient::over(net.transport(&addr), storage.identity().clone());
+            let member = Member {
+                api_addr: format!("node-{name}:7400"),
+                peer_addr: addr.clone(),
+            };
+            let clock = keel_raft::skew::ClockMonitor::new(Duration::from_millis(500));
+            // Every node runs on this process's clock: it agrees with itself.
+            clock.assess(&[], true);
+            let cp =
+                ControlPlane::start(RaftSettings::for_node(name), &storage, peers, member, clock)
+                    .await
+                    .expect("raft starts");
+            net.attach(&addr, cp.clone());
+            started.push((dir, storage, addr, cp));
         }
+        let members: BTreeMap<_, _> = started
+            .iter()
+            .map(|(_, _, _, cp)| (cp.node_id(), cp.advertise().clone()))
+            .collect();
+        started[0].3.initialize(members).await.expect("initialize");
+        let leader = agreed_leader(started.iter().map(|s| &s.3)).await;
+        started.rotate_left(leader);
+        let cp = started[0].3.clone();
+        let fixtures = Fixtures::create(&cp).await;
+        let last = cp.status().last_log_index;
+        for (_, _, _, node) in &started {
+            node.wait_for(Duration::from_secs(10), |s| s.applied >= last)
+                .await
+                .expect("every node applies the fixtures");
+        }
+        started
+            .into_iter()
+            .map(|(dir, storage, addr, cp)| {
+                let auth = Auth::new(
+                    vec![TOKEN.to_string()],
+                    ClusterSecret::new("in-process-cluster-secret"),
+                );
+                let shared = Arc::new(Shared::new(cp.name(), auth, ApiLimits::default()));
+                shared.install_control_plane(cp.clone());
+                let router = keel_web::api_router(shared.clone());
+                Node {
+                    _dir: dir,
+                    storage: Some(storage),
+                    net: net.clone(),
+                    addr,
+                    lease: fixtures.lease.clone(),
+                    serial: fixtures.serial.clone(),
+                    accessor: fixtures.accessor.clone(),
+                    account: fixtures.account.clone(),
+                    cp,
+                    shared,
+                    router,
+                }
+            })
+            .collect()
     }
 
     /// The replicated state as snapshot bytes: equal bytes, equal state.
@@ -318,8 +279,11 @@ impl Node {
             shared,
             router,
             storage,
+            net,
+            addr,
             ..
         } = self;
+        net.detach(&addr);
         let _ = shared.retire();
         drop((router, shared));
         cp.shutdown().await.expect("raft stops");
@@ -327,6 +291,125 @@ impl Node {
         if let Some(storage) = storage {
             let handles = storage.wait_sole_handle(Duration::from_secs(5)).await;
             assert_eq!(handles, 1, "the database is still held after stop");
+        }
+    }
+}
+
+/// Waits until every node applied everything the first (the leader) holds.
+pub async fn settled(nodes: &[Node]) {
+    let last = nodes[0].cp.status().last_log_index;
+    for node in nodes {
+        node.cp
+            .wait_for(Duration::from_secs(10), |s| s.applied >= last)
+            .await
+            .expect("every node catches up");
+    }
+}
+
+/// The index of the node every node agrees leads.
+async fn agreed_leader<'a>(nodes: impl Iterator<Item = &'a ControlPlane> + Clone) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let leaders: Vec<_> = nodes.clone().map(|cp| cp.status().leader).collect();
+        if let Some(Some(id)) = leaders.first()
+            && leaders.iter().all(|l| *l == Some(*id))
+            && let Some(i) = nodes
+                .clone()
+                .position(|cp| cp.node_id() == *id && cp.is_leader())
+        {
+            return i;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no agreed leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What every node's tests guard: a lease, an account, a certificate and
+/// a tenant token, created through the leader with the cluster id and CA.
+struct Fixtures {
+    lease: String,
+    account: String,
+    serial: String,
+    accessor: String,
+}
+
+impl Fixtures {
+    async fn create(cp: &ControlPlane) -> Fixtures {
+        let system = Caller::system();
+        let _: keel_raft::Written<String> = cp
+            .apply(
+                Command::InitCluster {
+                    cluster_id: "in-process".into(),
+                },
+                &system,
+            )
+            .await
+            .expect("cluster id");
+        let ca = pki::create_ca(&Default::default(), keel_raft::clock::now_ms()).expect("a CA");
+        let _: keel_raft::Written<()> = cp
+            .apply(Command::InitCa { ca }, &system)
+            .await
+            .expect("the CA");
+        let lease = cp
+            .grant_lease(
+                GrantRequest {
+                    ttl_ms: 3_600_000,
+                    max_ttl_ms: None,
+                    name: Some("keep/me".into()),
+                    account: None,
+                    metadata: BTreeMap::from([("a".into(), "b".into())]),
+                },
+                &system,
+            )
+            .await
+            .expect("a lease");
+        let account = "acme".to_string();
+        let _: keel_raft::Written<keel_raft::domain::account::Account> = cp
+            .apply(
+                Command::CreateAccount {
+                    name: account.clone(),
+                    expires_at: None,
+                    limits: Default::default(),
+                },
+                &system,
+            )
+            .await
+            .expect("an account");
+        let cert = cp
+            .issue_certificate(
+                IssueSpec {
+                    common_name: "svc.example.test".into(),
+                    dns_names: vec![],
+                    ip_addresses: vec![],
+                    ttl_ms: 86_400_000,
+                    account: None,
+                },
+                &system,
+            )
+            .await
+            .expect("a certificate");
+        let token: keel_raft::Written<keel_raft::domain::token::Token> = cp
+            .run(
+                Proposed::CreateToken {
+                    role: keel_raft::domain::token::Role::Tenant,
+                    account: Some(account.clone()),
+                    name: None,
+                    ttl_ms: 3_600_000,
+                    max_ttl_ms: None,
+                    created_by: "root".into(),
+                },
+                &system,
+            )
+            .await
+            .expect("a token");
+        Fixtures {
+            lease: keel_raft::domain::lease::format_id(lease.lease.id),
+            serial: cert.value.cert.serial.clone(),
+            accessor: token.value.accessor.clone(),
+            account,
         }
     }
 }
