@@ -74,24 +74,39 @@ fn number_header(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiErro
         .transpose()
 }
 
+/// Why a peer call was not admitted: before Raft runs, or refused by it.
+enum Refused {
+    Api(ApiError),
+    Call(Error),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Api(e) => e.into_response(),
+            Refused::Call(e) => peer_error(e),
+        }
+    }
+}
+
 /// The control plane, if installed and if it admits the call (see
 /// [`ControlPlane::admit`]: same cluster, this incarnation, a watermark
 /// its log holds).
-fn peer_cp(shared: &Shared, headers: &HeaderMap) -> Result<ControlPlane, Response> {
+fn peer_cp(shared: &Shared, headers: &HeaderMap) -> Result<ControlPlane, Refused> {
     let cp = shared
         .control_plane()
-        .ok_or_else(|| ApiError::RaftNotReady.into_response())?;
+        .ok_or(Refused::Api(ApiError::RaftNotReady))?;
     let cluster = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
-    let to = number_header(headers, wire::TO_HEADER).map_err(IntoResponse::into_response)?;
-    let acked = number_header(headers, wire::ACKED_HEADER).map_err(IntoResponse::into_response)?;
-    cp.admit(cluster, to, acked).map_err(peer_error)?;
+    let to = number_header(headers, wire::TO_HEADER).map_err(Refused::Api)?;
+    let acked = number_header(headers, wire::ACKED_HEADER).map_err(Refused::Api)?;
+    cp.admit(cluster, to, acked).map_err(Refused::Call)?;
     Ok(cp)
 }
 
 async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: Body) -> Response {
     let cp = match peer_cp(&shared, &headers) {
         Ok(cp) => cp,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let bytes = match read_limited(body, cp.settings().max_peer_message_bytes).await {
         Ok(b) => b,
@@ -106,7 +121,7 @@ async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: 
 async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let cp = match peer_cp(&shared, &headers) {
         Ok(cp) => cp,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     // Streamed to a file in the data dir as it arrives, never collected.
     match cp.serve_snapshot(body.into_data_stream()).await {
