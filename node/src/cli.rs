@@ -435,10 +435,28 @@ pub enum CertOp {
 /// `keel operator ...`.
 #[derive(Debug, Subcommand)]
 pub enum OperatorOp {
-    /// Stop this node's managers and refuse domain requests.
+    /// Seal this node: stop its managers (awaited), hand leadership away,
+    /// stop Raft, then drop its keys from memory.
     Seal,
-    /// Reverse a seal.
-    Unseal,
+    /// Give one key share (`-` reads it from stdin), or, with no share,
+    /// unseal with the node's auto-unseal key file. Prints the progress.
+    Unseal {
+        /// One key share as `init` printed it, or `-` for stdin.
+        share: Option<String>,
+    },
+    /// Initialize the cluster's seal with key shares (once per cluster);
+    /// prints the shares, which keel keeps nowhere.
+    Init {
+        /// How many key shares to make.
+        #[arg(long, default_value_t = 5)]
+        key_shares: u8,
+        /// How many shares unseal a node.
+        #[arg(long, default_value_t = 3)]
+        key_threshold: u8,
+    },
+    /// Add a data key to this node's keyring: new writes use it, older
+    /// entries stay readable.
+    RotateKey,
     /// Re-read configuration files without a restart.
     Reload,
     /// Online snapshots of the replicated state: save, inspect, restore.
@@ -525,6 +543,11 @@ pub struct ServerArgs {
     /// File with the cluster secret peers authenticate with.
     #[arg(long, env = "KEEL_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// Auto-unseal key file (at least 32 characters, the same on every
+    /// node, e.g. a mounted Kubernetes or compose secret). Without it a
+    /// node starts sealed and is unsealed with key shares.
+    #[arg(long, env = "KEEL_UNSEAL_KEY_FILE")]
+    pub unseal_key_file: Option<PathBuf>,
     /// How long in-flight requests may take to finish at shutdown.
     #[arg(long, env = "KEEL_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<String>,

@@ -18,9 +18,11 @@
 //! The checksum covers the header as well as the body and is computed over
 //! the bytes as stored, so a file is verified (truncation, corruption,
 //! trailing garbage) without any key and without decoding the state. The
-//! header names the body's encryption: only `none` exists today; an
-//! encrypted variant adds a scheme (and the key id it was sealed with) and
-//! leaves the layout and the checksum as they are.
+//! header names the body's encryption: `cluster_key` (what a node saves:
+//! the state encoding as an encrypted stream under the cluster's stream
+//! key, see `crate::seal::stream`, so only an unsealed node of the same
+//! cluster reads it) or `none` (files saved by keel before encryption at
+//! rest, still restorable).
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -56,6 +58,9 @@ pub struct BackupCounts {
 pub enum BodyEncryption {
     /// The body is the plain state encoding.
     None,
+    /// The body is the state encoding encrypted under the cluster's stream
+    /// key (derived from its root key).
+    ClusterKey,
 }
 
 /// What a snapshot file says about itself.

@@ -18,6 +18,7 @@ mod batch;
 pub mod error;
 pub mod handle;
 pub mod network;
+pub mod seal;
 pub mod settings;
 pub mod skew;
 pub mod stamp;

@@ -41,6 +41,8 @@ pub const PATH_RETIRE: &str = "/raft/retire";
 /// peer listener is up (before Raft), so a fresh node learns its offset
 /// before it could lead.
 pub const PATH_TIME: &str = "/raft/time";
+/// Path of the seal-configuration query (served while sealed).
+pub const PATH_SEAL_CONFIG: &str = "/raft/seal-config";
 /// Content type of every peer body.
 pub const CONTENT_TYPE: &str = "application/vnd.keel.peer";
 /// Header naming the Raft id (the incarnation) a peer request is meant for.
@@ -79,6 +81,9 @@ pub enum PeerRpc {
     Time,
     /// Full snapshot install: a framed stream (served separately).
     Snapshot,
+    /// The cluster's seal configuration, asked by a node that has none
+    /// (served without the control plane, separately).
+    SealConfig,
 }
 
 impl PeerRpc {
@@ -113,6 +118,7 @@ impl PeerRpc {
             PeerRpc::Retire => PATH_RETIRE,
             PeerRpc::Time => PATH_TIME,
             PeerRpc::Snapshot => PATH_SNAPSHOT,
+            PeerRpc::SealConfig => PATH_SEAL_CONFIG,
         }
     }
 }

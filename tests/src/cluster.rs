@@ -16,6 +16,9 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 /// The cluster secret every test cluster uses (peers present it on
 /// `/raft/*`; tests use it to speak to the peer listener directly).
 pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+/// The auto-unseal key every test cluster's nodes share (a file, as a
+/// mounted Kubernetes or compose secret would be).
+pub const UNSEAL_KEY: &str = "test-unseal-key-0123456789abcdef0123456789";
 const SECRET: &str = CLUSTER_SECRET;
 
 /// Options of a test cluster.
@@ -25,9 +28,17 @@ pub struct ClusterBuilder {
     env: Vec<(String, String)>,
     wait_ready: bool,
     spawn: bool,
+    auto_unseal: bool,
 }
 
 impl ClusterBuilder {
+    /// Nodes without an auto-unseal key file: they start sealed and wait
+    /// for `init` and key shares (combine with [`ClusterBuilder::no_wait`]).
+    pub fn key_shares(mut self) -> Self {
+        self.auto_unseal = false;
+        self
+    }
+
     /// Extra `keel server` arguments for every node.
     pub fn arg(mut self, arg: &str) -> Self {
         self.extra.push(arg.to_string());
@@ -62,6 +73,7 @@ impl ClusterBuilder {
         let secret_file = dir.path().join("cluster-secret");
         std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
         std::fs::write(&secret_file, SECRET).expect("secret file");
+        std::fs::write(dir.path().join("unseal-key"), UNSEAL_KEY).expect("unseal key file");
         let ports: BTreeMap<u64, (u16, u16)> = (1..=self.size)
             .map(|id| (id, (free_port(), free_port())))
             .collect();
@@ -75,6 +87,7 @@ impl ClusterBuilder {
             secret_file,
             nodes: Vec::new(),
             extra: self.extra.clone(),
+            auto_unseal: self.auto_unseal,
             dir,
         };
         for (id, (api, peer)) in &ports {
@@ -108,6 +121,7 @@ pub struct Cluster {
     /// File holding the cluster secret.
     pub secret_file: PathBuf,
     extra: Vec<String>,
+    auto_unseal: bool,
     dir: TempDir,
 }
 
@@ -120,6 +134,7 @@ impl Cluster {
             env: Vec::new(),
             wait_ready: true,
             spawn: true,
+            auto_unseal: true,
         }
     }
 
@@ -165,6 +180,12 @@ impl Cluster {
             "--log-level".into(),
             "info,openraft=warn".into(),
         ];
+        if self.auto_unseal {
+            args.extend([
+                "--unseal-key-file".into(),
+                self.dir.path().join("unseal-key").display().to_string(),
+            ]);
+        }
         args.extend(self.extra.iter().cloned());
         args
     }

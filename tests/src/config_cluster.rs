@@ -13,6 +13,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::api::Api;
+use crate::cluster::UNSEAL_KEY;
 use crate::free_port;
 use crate::process::Node;
 
@@ -40,6 +41,7 @@ impl ConfigCluster {
             "reload-cluster-secret-0123456789",
         )
         .expect("secret");
+        std::fs::write(dir.path().join("unseal-key"), UNSEAL_KEY).expect("unseal key");
         let ports: BTreeMap<u64, (u16, u16)> = (1..=size)
             .map(|id| (id, (free_port(), free_port())))
             .collect();
@@ -64,6 +66,7 @@ impl ConfigCluster {
                  peers = \"{peers}\"\n\
                  admin_token_file = \"admin-tokens\"\n\
                  cluster_secret_file = \"cluster-secret\"\n\
+                 unseal_key_file = \"unseal-key\"\n\
                  log_level = \"info,openraft=warn\"\n"
             );
             std::fs::write(&config, text).expect("config file");

@@ -118,3 +118,29 @@ pub fn make_csr(dir: &Path, cn: &str) -> (PathBuf, String) {
     let (key, csr) = make_csr_with(dir, cn, &[]);
     (key, std::fs::read_to_string(&csr).expect("read CSR"))
 }
+
+/// Makes `dir/name.key` and `dir/name.pem` with openssl: a self-signed
+/// P-256 certificate, a CA unless `ca` is false.
+pub fn make_ca(dir: &Path, name: &str, ca: bool) {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=imported CA",
+    ];
+    let (key, cert) = (p(&format!("{name}.key")), p(&format!("{name}.pem")));
+    args.extend(["-keyout", &key, "-out", &cert]);
+    if !ca {
+        args.extend(["-addext", "basicConstraints=critical,CA:FALSE"]);
+    }
+    let (ok, text) = openssl(&args);
+    assert!(ok, "{text}");
+}

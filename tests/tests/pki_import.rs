@@ -3,36 +3,11 @@
 //! does not match the certificate, or a certificate that is no CA, stops
 //! the node at start with a clear configuration error.
 
-use std::path::Path;
 use std::process::Command;
 
-use keel_tests::pki::{openssl, openssl_verify, wait_for_ca};
+use keel_tests::pki::{make_ca, openssl_verify, wait_for_ca};
 use keel_tests::{Cluster, keel_bin};
 use serde_json::json;
-
-fn make_ca(dir: &Path, name: &str, ca: bool) {
-    let p = |f: &str| dir.join(f).display().to_string();
-    let mut args = vec![
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=imported CA",
-    ];
-    let (key, cert) = (p(&format!("{name}.key")), p(&format!("{name}.pem")));
-    args.extend(["-keyout", &key, "-out", &cert]);
-    if !ca {
-        args.extend(["-addext", "basicConstraints=critical,CA:FALSE"]);
-    }
-    let (ok, text) = openssl(&args);
-    assert!(ok, "{text}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_imported_ca_signs_and_bad_imports_are_refused() {

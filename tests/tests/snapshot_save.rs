@@ -103,7 +103,7 @@ async fn a_snapshot_saved_under_write_load_verifies_and_counts_what_was_acknowle
         "{before} acknowledged before the save, {after} when it ended, {leases} in it"
     );
     assert_eq!(inspected["checksum"], "ok (sha-256)");
-    assert_eq!(inspected["encryption"], "none");
+    assert_eq!(inspected["encryption"], "cluster_key");
     let cluster_view = apis[0].get_ok("/v1/cluster").await;
     assert_eq!(inspected["cluster_id"], cluster_view["cluster_id"]);
     let index = inspected["index"].as_u64().unwrap();

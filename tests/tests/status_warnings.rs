@@ -1,7 +1,7 @@
 //! `keel status` ends with what an operator must act on: a member whose
 //! clock is off (libfaketime, as in `clock_skew`), a sealed member (asked
 //! of each member), leases past their deadline that nobody expires
-//! (expiry debt, on a sealed single node), and certificates about to
+//! (expiry debt, with both followers sealed), and certificates about to
 //! expire. And it says `warnings none` when all is well.
 //!
 //! Needs libfaketime (`apt-get install faketime`).
@@ -96,9 +96,10 @@ async fn status_warns_of_a_skewed_clock_and_a_sealed_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_warns_of_expiry_debt_and_expiring_certificates() {
-    let cluster = Cluster::start(1).await;
-    let api = cluster.api(1);
-    let addr = cluster.node(1).api_addr.clone();
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let api = cluster.api(leader);
+    let addr = cluster.node(leader).api_addr.clone();
     let quiet = keel_cli(&addr, TOKEN, &["status"]).await.ok();
     assert!(quiet.stdout.contains("warnings none"), "{}", quiet.stdout);
 
@@ -111,20 +112,40 @@ async fn status_warns_of_expiry_debt_and_expiring_certificates() {
     let lease = api
         .post_expect("/v1/leases", &json!({"ttl": "1s", "name": "due"}), 201)
         .await;
-    // Sealed, the only node runs no expiration manager: the lease stays
-    // past its deadline.
-    let sealed = api.post("/v1/sys/seal", &json!({})).await.unwrap();
-    assert_eq!(sealed.status, 200, "{sealed:?}");
+    // Both followers sealed: the leader's expirations cannot commit, so the
+    // lease stays past its deadline.
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &followers {
+        let sealed = cluster
+            .api(*id)
+            .post("/v1/sys/seal", &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(sealed.status, 200, "{sealed:?}");
+    }
+    // A sealed node's own status says so and how to unseal it.
+    let own = keel_cli(&cluster.node(followers[0]).api_addr, TOKEN, &["status"])
+        .await
+        .ok();
+    assert!(own.stdout.contains("sealed   true"), "{}", own.stdout);
     wait_until(now_ms() + 6_500).await;
     let ws = warnings(&addr).await.unwrap();
     assert!(has(&ws, "expiry_debt", "1 leases"), "{ws:?} ({lease})");
     assert!(has(&ws, "certificates_expiring", "1 active"), "{ws:?}");
-    assert!(has(&ws, "sealed", "node 1"), "{ws:?}");
+    for id in &followers {
+        assert!(has(&ws, "sealed", &format!("member {id}")), "{ws:?}");
+    }
 
     // Unsealed, the manager expires it and the debt is gone.
-    let unsealed = api.post("/v1/sys/unseal", &json!({})).await.unwrap();
-    assert_eq!(unsealed.status, 200, "{unsealed:?}");
-    eventually(Duration::from_secs(10), "the debt paid", || async {
+    for id in &followers {
+        let unsealed = cluster
+            .api(*id)
+            .post("/v1/sys/unseal", &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(unsealed.status, 200, "{unsealed:?}");
+    }
+    eventually(Duration::from_secs(30), "the debt paid", || async {
         let ws = warnings(&addr).await?;
         if ws.iter().any(|(c, _)| c == "expiry_debt" || c == "sealed") {
             Err(format!("{ws:?}"))

@@ -16,6 +16,8 @@ pub enum Phase {
     Starting,
     /// Every start phase passed.
     Ready,
+    /// Sealed: no keys in memory, Raft not running, waiting to be unsealed.
+    Sealed,
     /// Stopping: refusing new work, finishing in-flight work.
     Draining,
     /// Stopped.

@@ -139,6 +139,16 @@ async fn time() -> Response {
     }
 }
 
+/// The cluster's seal configuration (digests and a check value, never a
+/// key or a share): answered while sealed, so a node initialized
+/// elsewhere can take key shares.
+async fn seal_config(State(shared): State<Arc<Shared>>) -> Response {
+    match keel_raft::codec::encode(&shared.seal_config()) {
+        Ok(bytes) => encoded(bytes),
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -151,7 +161,8 @@ async fn not_found() -> Response {
 pub fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new()
         .route(PeerRpc::Snapshot.path(), post(snapshot))
-        .route(PeerRpc::Time.path(), post(time));
+        .route(PeerRpc::Time.path(), post(time))
+        .route(PeerRpc::SealConfig.path(), post(seal_config));
     for rpc in PeerRpc::ALL {
         router = router.route(
             rpc.path(),

@@ -31,6 +31,8 @@ pub fn api_router(shared: Arc<Shared>) -> Router {
         .route("/v1/sys/lifecycle", get(sys::lifecycle))
         .route("/v1/sys/seal", post(sys::seal))
         .route("/v1/sys/unseal", post(sys::unseal))
+        .route("/v1/sys/init", post(sys::init))
+        .route("/v1/sys/rotate-key", post(sys::rotate_key))
         .route("/v1/sys/reload", post(sys::reload))
         .route("/v1/sys/audit/hash", post(sys::audit_hash))
         .route("/v1/sys/snapshot", get(snapshot::save))

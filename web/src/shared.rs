@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::future::BoxFuture;
+use keel_raft::seal::{Keeper, SealState};
 use keel_raft::{ControlPlane, NodeId};
 
 use crate::audit::Audit;
@@ -26,10 +27,15 @@ use crate::rate_limit::{RateLimit, RateLimits};
 /// What the node does when the API asks it to change its own state.
 pub trait NodeControl: Send + Sync + 'static {
     /// Stops this node's managers (awaited), hands leadership away if
-    /// leading, then refuses domain requests. Persisted.
-    fn seal(&self) -> BoxFuture<'static, Result<(), String>>;
-    /// Reverses [`NodeControl::seal`].
-    fn unseal(&self) -> BoxFuture<'static, Result<(), String>>;
+    /// leading, stops Raft, then drops the keys from memory. Persisted.
+    fn seal(&self) -> BoxFuture<'static, Result<(), ApiError>>;
+    /// Takes one key share (`Some`) or unseals with the auto-unseal key
+    /// file (`None`); Raft starts again once the keys are loaded.
+    fn unseal(&self, share: Option<String>) -> BoxFuture<'static, Result<SealState, ApiError>>;
+    /// Initializes key-share sealing for the cluster; returns the shares.
+    fn init(&self, shares: u8, threshold: u8) -> BoxFuture<'static, Result<Vec<String>, ApiError>>;
+    /// Adds a new data key to this node's keyring.
+    fn rotate_key(&self) -> BoxFuture<'static, Result<(u32, usize), ApiError>>;
     /// Re-reads configuration files and rebuilds what derives from them.
     /// A bad configuration is rejected whole; the old one stays.
     fn reload(&self) -> BoxFuture<'static, Result<Vec<String>, String>>;
@@ -75,6 +81,7 @@ pub struct Shared {
     pub audit: Arc<Audit>,
     control_plane: RwLock<Option<ControlPlane>>,
     control: RwLock<Option<Arc<dyn NodeControl>>>,
+    keeper: RwLock<Option<Arc<Keeper>>>,
     barrier_passed: AtomicBool,
     draining: AtomicBool,
     sealed: AtomicBool,
@@ -95,6 +102,7 @@ impl Shared {
             audit: Arc::new(Audit::disabled()),
             control_plane: RwLock::new(None),
             control: RwLock::new(None),
+            keeper: RwLock::new(None),
             barrier_passed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
@@ -159,8 +167,14 @@ impl Shared {
 
     /// The control plane, or 503 `not_ready`.
     pub fn cp(&self) -> Result<ControlPlane, ApiError> {
-        self.control_plane()
-            .ok_or_else(|| ApiError::NotReady("raft has not started on this node yet".into()))
+        match self.control_plane() {
+            Some(cp) => Ok(cp),
+            // Raft does not run on a sealed node.
+            None if self.sealed() && self.barrier_passed() => Err(ApiError::Sealed),
+            None => Err(ApiError::NotReady(
+                "raft has not started on this node yet".into(),
+            )),
+        }
     }
 
     /// The node's hooks, or 503 `not_ready`.
@@ -192,7 +206,51 @@ impl Shared {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Records the seal state.
+    /// The node's key keeper, once storage is open.
+    pub fn install_keeper(&self, keeper: Arc<Keeper>) {
+        *self.keeper.write().unwrap_or_else(|e| e.into_inner()) = Some(keeper);
+    }
+
+    /// The cluster's seal configuration, if this node has one.
+    pub fn seal_config(&self) -> Option<keel_raft::seal::SealConfig> {
+        self.keeper
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|k| k.config())
+    }
+
+    /// Withdraws the control plane when Raft stops for a seal; a new one
+    /// is installed when it starts again.
+    pub fn withdraw_control_plane(&self) -> Option<ControlPlane> {
+        self.control_plane
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// The seal as `/v1/sys/seal-status` shows it.
+    pub fn seal_state(&self) -> SealState {
+        match &*self.keeper.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(keeper) => {
+                let mut state = keeper.state();
+                // Sealed until Raft runs again, not only until keys load.
+                state.sealed |= self.sealed();
+                state
+            }
+            None => SealState {
+                sealed: true,
+                initialized: false,
+                kind: None,
+                threshold: 0,
+                shares: 0,
+                progress: 0,
+            },
+        }
+    }
+
+    /// Records whether domain requests are refused as sealed: from start
+    /// until Raft runs unsealed, and from a seal's first step on.
     pub fn set_sealed(&self, sealed: bool) {
         self.sealed.store(sealed, Ordering::Release);
     }

@@ -41,7 +41,12 @@ pub async fn health(args: &HealthArgs) -> Result<(), ClientError> {
 /// `keel status`: the cluster as the addressed node sees it.
 pub async fn status(args: &ClientArgs) -> Result<(), ClientError> {
     let client = ApiClient::from_args(args)?;
-    let mut view = client.get("/v1/cluster").await?;
+    let mut view = match client.get("/v1/cluster").await {
+        Err(ClientError::Api { code, .. }) if code == "sealed" => {
+            return print_sealed(&client, args.json).await;
+        }
+        other => other?,
+    };
     let scheme = if args.addr.starts_with("https://") {
         "https"
     } else {
@@ -71,20 +76,52 @@ pub async fn status(args: &ClientArgs) -> Result<(), ClientError> {
 /// `keel operator ...`.
 pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientError> {
     let client = ApiClient::from_args(args)?;
-    let path = match op {
-        OperatorOp::Seal => "/v1/sys/seal",
-        OperatorOp::Unseal => "/v1/sys/unseal",
-        OperatorOp::Reload => "/v1/sys/reload",
+    let (path, body) = match op {
+        OperatorOp::Seal => ("/v1/sys/seal", None),
+        OperatorOp::Unseal { share } => ("/v1/sys/unseal", unseal_body(share.as_deref())?),
+        OperatorOp::Init {
+            key_shares,
+            key_threshold,
+        } => (
+            "/v1/sys/init",
+            Some(serde_json::json!({"key_shares": key_shares, "key_threshold": key_threshold})),
+        ),
+        OperatorOp::RotateKey => ("/v1/sys/rotate-key", None),
+        OperatorOp::Reload => ("/v1/sys/reload", None),
         OperatorOp::Snapshot { op } => return snapshot::run(&client, op, args.json).await,
     };
-    let answer = client.post(path, None).await?;
+    let answer = client.post(path, body).await?;
     if args.json {
         return output::json(&answer);
     }
     match op {
-        OperatorOp::Seal | OperatorOp::Unseal => {
-            println!("sealed: {}", output::text(&answer["sealed"]))
+        OperatorOp::Seal | OperatorOp::Unseal { .. } => println!(
+            "sealed: {}  progress: {}/{}",
+            output::text(&answer["sealed"]),
+            output::text(&answer["progress"]),
+            output::text(&answer["threshold"])
+        ),
+        OperatorOp::Init { .. } => {
+            for (i, key) in answer["keys"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                println!("key share {}: {}", i + 1, output::text(key));
+            }
+            println!();
+            println!(
+                "{} of these unseal a node. keel keeps none of them: give each to a different person.",
+                output::text(&answer["key_threshold"])
+            );
         }
+        OperatorOp::RotateKey => println!(
+            "keyring rotated: new writes use key {} ({} keys)",
+            output::text(&answer["key_id"]),
+            output::text(&answer["keys"])
+        ),
         OperatorOp::Snapshot { .. } => {}
         OperatorOp::Reload => {
             let changes = answer["changes"].as_array().cloned().unwrap_or_default();
@@ -97,5 +134,41 @@ pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientEr
             }
         }
     }
+    Ok(())
+}
+
+/// The unseal body: a share from the argument or stdin (`-`), or none.
+fn unseal_body(share: Option<&str>) -> Result<Option<serde_json::Value>, ClientError> {
+    let share = match share {
+        None => return Ok(None),
+        Some("-") => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| {
+                ClientError::Message(format!("reading the key share from stdin: {e}"))
+            })?;
+            line.trim().to_string()
+        }
+        Some(s) => s.to_string(),
+    };
+    Ok(Some(serde_json::json!({"share": share})))
+}
+
+/// `keel status` of a sealed node: its seal, since it has no cluster view.
+async fn print_sealed(client: &ApiClient, json: bool) -> Result<(), ClientError> {
+    let seal = client.get("/v1/sys/seal-status").await?;
+    if json {
+        return output::json(&serde_json::json!({"seal": seal}));
+    }
+    println!("sealed   true");
+    println!(
+        "unseal   {} of {} key shares given ({})",
+        output::text(&seal["progress"]),
+        output::text(&seal["threshold"]),
+        output::text(&seal["kind"])
+    );
+    println!();
+    println!(
+        "! sealed: this node runs no Raft and serves nothing; `keel operator unseal` unseals it"
+    );
     Ok(())
 }

@@ -61,6 +61,7 @@ fn describe(file: &Path, header: &BackupHeader) -> Value {
         "state_bytes": header.body_len,
         "encryption": match header.encryption {
             backup::BodyEncryption::None => "none",
+            backup::BodyEncryption::ClusterKey => "cluster_key",
         },
         "checksum": "ok (sha-256)",
     })

@@ -27,7 +27,8 @@ use keel_web::rate_limit::RateLimit;
 use crate::cli::ServerArgs;
 use crate::tls::TlsMaterial;
 pub use peers::{hostname, ordinal_of, parse_peers};
-use secrets::{random_secret, read_cluster_secret, read_tokens};
+pub use secrets::UnsealKey;
+use secrets::{random_secret, read_cluster_secret, read_tokens, read_unseal_key};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,9 @@ pub struct Config {
     pub admin_tokens: Vec<String>,
     /// Cluster secret (secret).
     pub cluster_secret: String,
+    /// The auto-unseal key, if a key file is configured (`--dev` makes
+    /// one in its data directory instead).
+    pub unseal_key: Option<UnsealKey>,
     /// Drain deadline at shutdown.
     pub shutdown_timeout: Duration,
     /// Log format.
@@ -106,6 +110,10 @@ impl fmt::Debug for Config {
                 &format_args!("<{} redacted>", self.admin_tokens.len()),
             )
             .field("cluster_secret", &"<redacted>")
+            .field(
+                "unseal_key",
+                &self.unseal_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("max_clock_offset", &self.max_clock_offset)
             .field("tls", &self.tls.is_some())
@@ -220,6 +228,11 @@ impl Config {
             return Err(err("--rate-limit-burst must be at least 1"));
         }
         let audit = audit_settings(&a, &at.data_dir)?;
+        let unseal_key = a
+            .unseal_key_file
+            .as_deref()
+            .map(read_unseal_key)
+            .transpose()?;
         Ok(Config {
             dev,
             node_id: at.node_id,
@@ -234,6 +247,7 @@ impl Config {
             cluster_id: a.cluster_id,
             admin_tokens,
             cluster_secret,
+            unseal_key,
             shutdown_timeout,
             log_format,
             log_level,

@@ -56,6 +56,32 @@ pub fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
     Ok(tokens)
 }
 
+/// An auto-unseal key: a file's trimmed contents, wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UnsealKey(pub zeroize::Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for UnsealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The auto-unseal key file's trimmed contents (32 characters at least).
+pub fn read_unseal_key(path: &Path) -> Result<UnsealKey, ConfigError> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| err(format!("--unseal-key-file {}: {e}", path.display())))?,
+    );
+    let key = text.trim();
+    if key.len() < 32 || key.chars().any(char::is_whitespace) {
+        return Err(err(format!(
+            "--unseal-key-file {}: an auto-unseal key is at least 32 characters without white space (e.g. `openssl rand -hex 32`)",
+            path.display()
+        )));
+    }
+    Ok(UnsealKey(zeroize::Zeroizing::new(key.as_bytes().to_vec())))
+}
+
 /// The cluster secret: the file's trimmed contents.
 pub fn read_cluster_secret(path: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path)

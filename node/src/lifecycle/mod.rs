@@ -7,6 +7,7 @@ mod census;
 mod listener;
 pub mod observe;
 pub mod retire;
+pub mod seal;
 pub mod start;
 pub mod stop;
 mod tls_watch;

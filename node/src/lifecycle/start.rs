@@ -8,17 +8,23 @@
 //! 3. Bind the peer and API listeners and serve (Raft routes answer 503);
 //!    start measuring clock offsets to the peers.
 //! 4. Readiness barrier: both listeners serve, checked over the network.
+//!    Then the seal gate: Raft waits until the node's keys are loaded
+//!    (at once with an auto-unseal key file, else from key shares).
 //! 5. Start Raft and install the handle.
 //! 6. Bootstrap, join, or resume.
 //! 7. Wait for a leader and local catch-up; start the manager supervisor.
 //! 8. Ready.
+//!
+//! A seal stops the managers, Raft and its watchers and drops the keys
+//! (see [`seal`]); the node then waits at the gate again, and phases 5 to
+//! 8 run anew once it is unsealed.
 //!
 //! Whatever fails, what was started is stopped in order before returning.
 //! If the node learns that its log ends below what it acknowledged, it
 //! stops the same way, marks the data directory retired and returns
 //! [`Retired`]; `main` then starts it again as a new incarnation.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -36,10 +42,10 @@ use super::census::CensusRefresher;
 use super::observe::RaftObserver;
 use super::retire::{self, Decommissioned, Retired};
 use super::stop::{self, Parts};
-use super::{RunningListener, TlsWatcher, barrier};
+use super::{RunningListener, TlsWatcher, barrier, seal};
 use crate::cli::ServerArgs;
 use crate::config::Config;
-use crate::control::{Control, NodeRuntime};
+use crate::control::{Control, NodeRuntime, SealReply};
 use crate::managers::clock::{ClockProber, ConfiguredPeers};
 use crate::managers::{ManagerContext, Supervisor};
 use crate::signals::Signals;
@@ -109,7 +115,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Phases 2 to 8, then serving until a stop signal.
+/// How phases 6 to 8 ended.
+enum Ended {
+    /// A stop signal: the node stops.
+    Stopped,
+    /// An operator sealed the node: Raft stops, the keys go, and the node
+    /// waits to be unsealed. The sender learns when the keys are gone.
+    Sealed(SealReply),
+}
+
+/// Phases 2 to 8, then serving until a stop signal. Phases 5 to 8 run
+/// again after each seal, once the node is unsealed.
 async fn start(
     args: &ServerArgs,
     config: Config,
@@ -118,7 +134,7 @@ async fn start(
     parts: &mut Parts,
 ) -> anyhow::Result<()> {
     let shared = parts.shared.clone();
-    let (storage, raft_id, sealed) = storage_phase(&config, parts)?;
+    let (storage, raft_id) = storage_phase(&config, parts)?;
     let listening = listeners_phase(&config, parts).await?;
     let (peers, clock) = clock_phase(&config, &storage, parts)?;
 
@@ -132,44 +148,80 @@ async fn start(
         "readiness barrier passed: configured and serving"
     );
 
-    let cp = raft_phase(&config, &storage, raft_id, peers, clock, parts).await?;
-
-    // From here on, a leader may tell this node that its log ends below
-    // what it acknowledged, or that the cluster decommissioned it: then
-    // nothing else matters but retiring.
     let data_dir = config.data_dir.clone();
+    let (seal_tx, mut seal_rx) = tokio::sync::mpsc::unbounded_channel();
     let runtime = Arc::new(NodeRuntime {
         config: RwLock::new(Arc::new(config)),
         args: args.clone(),
         shared: shared.clone(),
-        supervisor: OnceLock::new(),
+        supervisor: RwLock::new(None),
         tls: listening.tls,
         filter,
         drain: listening.drain,
+        keeper: storage.keeper().clone(),
+        node_meta: storage.node_meta(),
+        peers: peers.clone(),
+        seal_tx,
     });
     shared.install_node_control(Arc::new(Control(runtime.clone())));
-    let rest = member_phase(&runtime, &cp, sealed, signals, parts);
-    tokio::select! {
-        result = rest => result,
-        reason = cp.retired() => Err(anyhow::Error::new(Retired(reason))),
-        reason = cp.decommissioned() => {
-            // Marked before the leader is told and before anything stops,
-            // so this directory can never come back, whatever happens next.
-            let marked = retire::mark_decommissioned(&data_dir, &reason);
-            cp.confirm_decommission_marked(marked.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
-            marked?;
-            tracing::warn!(reason = %reason, "data directory marked decommissioned; stopping for good");
-            Err(anyhow::Error::new(Decommissioned(reason)))
+    loop {
+        // Phase 4b: the seal gate. Raft starts only with the keys loaded.
+        if runtime.keeper.is_sealed() {
+            shared.lifecycle.set_phase(Phase::Sealed);
+            tracing::info!(phase = "sealed", "sealed: raft waits for the keys");
+        }
+        if !seal::wait_for_keys(&runtime.keeper, &signals.stop).await {
+            return Ok(());
+        }
+        let config = runtime.config();
+        let cp = raft_phase(
+            &config,
+            &storage,
+            raft_id,
+            peers.clone(),
+            clock.clone(),
+            parts,
+        )
+        .await?;
+        shared.set_sealed(false);
+        // From here on, a leader may tell this node that its log ends
+        // below what it acknowledged, or that the cluster decommissioned
+        // it: then nothing else matters but retiring.
+        let rest = member_phase(&runtime, &cp, signals, &mut seal_rx, parts);
+        let ended = tokio::select! {
+            result = rest => result?,
+            reason = cp.retired() => return Err(anyhow::Error::new(Retired(reason))),
+            reason = cp.decommissioned() => {
+                // Marked before the leader is told and before anything stops,
+                // so this directory can never come back, whatever happens next.
+                let marked = retire::mark_decommissioned(&data_dir, &reason);
+                cp.confirm_decommission_marked(marked.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+                marked?;
+                tracing::warn!(reason = %reason, "data directory marked decommissioned; stopping for good");
+                return Err(anyhow::Error::new(Decommissioned(reason)));
+            }
+        };
+        match ended {
+            Ended::Stopped => return Ok(()),
+            Ended::Sealed(reply) => {
+                drop(cp);
+                *runtime
+                    .supervisor
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                seal::unwind_raft(parts, &runtime.keeper).await;
+                let _ = reply.send(());
+            }
         }
     }
 }
 
 /// Phase 2: the data directory (retired first if it was marked), its
-/// incarnation and whether it was left sealed.
+/// incarnation, and its keys (loaded now if the node unseals itself).
 fn storage_phase(
     config: &Config,
     parts: &mut Parts,
-) -> anyhow::Result<(Storage, keel_raft::NodeId, bool)> {
+) -> anyhow::Result<(Storage, keel_raft::NodeId)> {
     let shared = &parts.shared;
     let board = &shared.lifecycle;
     board.set_component(Component::Storage, ComponentState::Starting);
@@ -177,8 +229,8 @@ fn storage_phase(
         tracing::warn!(reason = %reason, "starting as a new incarnation: the previous data directory was retired");
     }
     let (storage, raft_id) = open_storage(config)?;
-    let sealed = storage.node_meta().sealed()?;
-    shared.set_sealed(sealed);
+    seal::open_keys(config, &storage, shared)?;
+    let sealed = storage.keeper().is_sealed();
     board.set_component(Component::Storage, ComponentState::Running);
     // The data directory is this node's: the audit log may write now.
     if shared.audit.open().is_err() {
@@ -196,7 +248,7 @@ fn storage_phase(
         "storage open"
     );
     parts.storage = Some(storage.clone());
-    Ok((storage, raft_id, sealed))
+    Ok((storage, raft_id))
 }
 
 /// What phase 3 leaves serving.
@@ -316,10 +368,10 @@ async fn raft_phase(
 async fn member_phase(
     runtime: &Arc<NodeRuntime>,
     cp: &ControlPlane,
-    sealed: bool,
     signals: &Signals,
+    seal_rx: &mut tokio::sync::mpsc::UnboundedReceiver<SealReply>,
     parts: &mut Parts,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ended> {
     let shared = parts.shared.clone();
     let board = &shared.lifecycle;
     let config = runtime.config();
@@ -328,7 +380,7 @@ async fn member_phase(
     board.set_component(Component::Cluster, ComponentState::Starting);
     let how = match bootstrap::run(&config, cp, &signals.stop).await {
         Ok(how) => how,
-        Err(BootstrapError::Stopped) => return Ok(()),
+        Err(BootstrapError::Stopped) => return Ok(Ended::Stopped),
         Err(e) => {
             board.set_component(Component::Cluster, ComponentState::Failed);
             return Err(e.into());
@@ -339,25 +391,25 @@ async fn member_phase(
     // Phase 7: leader known and caught up; managers (the leader's records
     // the cluster id); the cluster id applied here.
     if !wait_until_settled(cp, &signals.stop).await {
-        return Ok(());
+        return Ok(Ended::Stopped);
     }
-    let supervisor = Supervisor::new(
-        ManagerContext {
-            cp: cp.clone(),
-            shared: shared.clone(),
-            config: config.clone(),
-        },
-        sealed,
-    );
+    let supervisor = Supervisor::new(ManagerContext {
+        cp: cp.clone(),
+        shared: shared.clone(),
+        config: config.clone(),
+    });
     let supervisor_stop = CancellationToken::new();
     let supervisor_task = supervisor.spawn(supervisor_stop.clone());
-    let _ = runtime.supervisor.set(supervisor.clone());
+    *runtime
+        .supervisor
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(supervisor.clone());
     parts.supervisor = Some((supervisor, supervisor_stop, supervisor_task));
     if let (Some(material), Some(slot)) = (&config.tls, &runtime.tls) {
         parts.tls_watcher = Some(TlsWatcher::start(material, slot.clone()));
     }
     let Some(applied_id) = wait_for_cluster_id(cp, &signals.stop).await else {
-        return Ok(());
+        return Ok(Ended::Stopped);
     };
     if let Some(want) = &config.cluster_id
         && *want != applied_id
@@ -377,7 +429,7 @@ async fn member_phase(
         keel_web::events::Source::Node,
         format!("node ready ({})", format!("{how:?}").to_lowercase()),
     );
-    serve_until_stopped(runtime, cp, signals).await
+    serve_until_stopped(runtime, cp, signals, seal_rx).await
 }
 
 /// Opens the data directory and checks it belongs to this node (and, if
@@ -494,7 +546,8 @@ async fn serve_until_stopped(
     runtime: &NodeRuntime,
     cp: &ControlPlane,
     signals: &Signals,
-) -> anyhow::Result<()> {
+    seal_rx: &mut tokio::sync::mpsc::UnboundedReceiver<SealReply>,
+) -> anyhow::Result<Ended> {
     let raft_died = async {
         loop {
             match cp
@@ -510,7 +563,8 @@ async fn serve_until_stopped(
     tokio::pin!(raft_died);
     loop {
         tokio::select! {
-            _ = signals.stop.cancelled() => return Ok(()),
+            _ = signals.stop.cancelled() => return Ok(Ended::Stopped),
+            Some(reply) = seal_rx.recv() => return Ok(Ended::Sealed(reply)),
             reason = &mut raft_died => bail!("the raft core stopped: {reason}"),
             _ = signals.reload.notified() => {
                 let result = runtime.reload();

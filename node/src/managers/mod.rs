@@ -66,16 +66,15 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor; `sealed` is the persisted seal state.
-    pub fn new(ctx: ManagerContext, sealed: bool) -> Arc<Self> {
-        ctx.shared.set_sealed(sealed);
+    /// A supervisor for an unsealed node (Raft runs only unsealed).
+    pub fn new(ctx: ManagerContext) -> Arc<Self> {
         ctx.shared
             .lifecycle
             .set_component(Component::Managers, ComponentState::Pending);
         Arc::new(Supervisor {
             ctx,
             running: Mutex::new(None),
-            sealed: AtomicBool::new(sealed),
+            sealed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             wake: Notify::new(),
         })
@@ -173,8 +172,9 @@ impl Supervisor {
         }
     }
 
-    /// Seals this node: managers stopped and awaited, the seal persisted,
-    /// then leadership handed to an unsealed voter if this node leads.
+    /// The first half of a seal: managers stopped and awaited, the seal
+    /// persisted, then leadership handed to an unsealed voter if this
+    /// node leads. The lifecycle then stops Raft and drops the keys.
     pub async fn seal(&self) -> Result<(), String> {
         {
             // Holding the lock keeps the supervisor from restarting them.
@@ -194,20 +194,6 @@ impl Supervisor {
         if self.ctx.cp.is_leader() {
             self.hand_off_leadership().await;
         }
-        Ok(())
-    }
-
-    /// Unseals this node; managers restart if it leads.
-    pub async fn unseal(&self) -> Result<(), String> {
-        self.ctx
-            .cp
-            .node_meta()
-            .set_sealed(false)
-            .map_err(|e| e.to_string())?;
-        self.sealed.store(false, Ordering::Release);
-        self.ctx.shared.set_sealed(false);
-        tracing::info!("unsealed");
-        self.wake.notify_one();
         Ok(())
     }
 

@@ -15,11 +15,11 @@
 //! every replica to it at the same index.
 
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ControlPlane;
 use crate::backup::{self, BackupCounts, BackupHeader, BodyEncryption, Checksum, Verified};
@@ -51,6 +51,8 @@ pub struct ReceivedBackup {
     pub verified: Verified,
     /// The whole file as received.
     file: SnapshotFile,
+    /// Length of the plain state encoding its body holds.
+    plain_len: u64,
 }
 
 /// What a restore did.
@@ -85,6 +87,7 @@ impl ControlPlane {
             .await?;
         let machine = self.inner.machine.clone();
         let dir = self.inner.snapshot_dir.clone();
+        let keeper = self.inner.keeper.clone();
         let taken_by = name_of(self.node_id());
         let started = std::time::Instant::now();
         let (header, body, held) = tokio::task::spawn_blocking(move || {
@@ -100,10 +103,10 @@ impl ControlPlane {
                     .map_or((0, 0), |l| (l.index, l.leader_id.term));
                 (m.state.frozen(), index, term, locked.elapsed())
             };
-            let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-            crate::store::write_state(&mut out, &frozen)?;
-            out.flush()?;
-            drop(out);
+            let out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+            let mut sealed = keeper.encrypt_to(out)?;
+            crate::store::write_state(&mut sealed, &frozen)?;
+            sealed.finish()?.flush()?;
             let (cluster_id, counts) = (frozen.cluster.cluster_id.clone(), counts_of(&frozen));
             let body = SnapshotFile::from_temp(tmp)?;
             let header = BackupHeader {
@@ -117,7 +120,7 @@ impl ControlPlane {
                 counts,
                 state_format: SNAPSHOT_VERSION,
                 body_len: body.len(),
-                encryption: BodyEncryption::None,
+                encryption: BodyEncryption::ClusterKey,
             };
             Ok::<_, Error>((header, body, held))
         })
@@ -157,12 +160,10 @@ impl ControlPlane {
             sink.write(&chunk).await?;
         }
         let file = sink.finish().await?;
-        let (file, verified) = tokio::task::spawn_blocking(move || {
+        let keeper = self.inner.keeper.clone();
+        let (file, verified, plain_len) = tokio::task::spawn_blocking(move || {
             let verified = backup::verify(file.reader()?, file.len()).map_err(bad)?;
             let header = &verified.header;
-            match header.encryption {
-                BodyEncryption::None => {}
-            }
             if header.state_format != SNAPSHOT_VERSION {
                 return Err(bad(format!(
                     "the snapshot's state format {} is not supported (this node reads {SNAPSHOT_VERSION})",
@@ -174,15 +175,19 @@ impl ControlPlane {
                     "a snapshot to restore is at most {MAX_RESTORE_BYTES} bytes"
                 )));
             }
-            let mut reader = file.reader()?;
-            reader.seek(SeekFrom::Start(verified.body_offset))?;
-            crate::store::read_state(reader.take(header.body_len))
+            let mut counted = Counted::new(body_reader(&file, &verified, &keeper)?);
+            crate::store::read_state(&mut counted)
                 .map_err(|e| bad(format!("the snapshot's state does not decode: {e}")))?;
-            Ok::<_, Error>((file, verified))
+            let plain_len = counted.finish()?;
+            Ok::<_, Error>((file, verified, plain_len))
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-        Ok(ReceivedBackup { verified, file })
+        Ok(ReceivedBackup {
+            verified,
+            file,
+            plain_len,
+        })
     }
 
     /// Replaces the cluster's state with a received snapshot, through the
@@ -196,10 +201,13 @@ impl ControlPlane {
         };
         let chunk_size = (self.inner.settings.max_peer_message_bytes / 4)
             .clamp(4 << 10, MAX_RESTORE_CHUNK.min(1 << 20));
-        let len = received.verified.header.body_len;
-        let mut file = tokio::fs::File::from_std(received.file.reader()?.into_inner());
-        file.seek(SeekFrom::Start(received.verified.body_offset))
-            .await?;
+        let len = received.plain_len;
+        let mut chunks_rx = plain_chunks(
+            received.file,
+            received.verified,
+            self.inner.keeper.clone(),
+            chunk_size,
+        );
         let mut sum = Checksum::default();
         let mut offset = 0u64;
         let mut chunks = 0u64;
@@ -209,10 +217,15 @@ impl ControlPlane {
             bytes = len,
             "restoring a snapshot through the log"
         );
-        while offset < len {
-            let n = chunk_size.min((len - offset) as usize);
-            let mut buf = vec![0u8; n];
-            file.read_exact(&mut buf).await?;
+        while let Some(buf) = chunks_rx.recv().await {
+            let buf = match buf {
+                Ok(buf) => buf,
+                Err(e) => {
+                    self.abandon_restore(restore_id).await;
+                    return Err(Error::Storage(format!("reading the snapshot: {e}")));
+                }
+            };
+            let n = buf.len();
             sum.update(&buf);
             let stage = Command::StageRestore {
                 restore_id,
@@ -229,6 +242,12 @@ impl ControlPlane {
                 tracing::info!(restore_id, staged = offset, of = len, "restore staged");
                 next_log = offset * 10 / len.max(1) + 1;
             }
+        }
+        if offset != len {
+            self.abandon_restore(restore_id).await;
+            return Err(Error::Storage(format!(
+                "the snapshot body read back as {offset} bytes, {len} were verified"
+            )));
         }
         let commit = Command::CommitRestore {
             restore_id,
@@ -280,4 +299,94 @@ impl ControlPlane {
             tracing::warn!(error = %e, restore_id, "could not drop an abandoned restore stage");
         }
     }
+}
+
+/// The plain state encoding of a received snapshot file's body.
+fn body_reader(
+    file: &SnapshotFile,
+    verified: &Verified,
+    keeper: &crate::seal::Keeper,
+) -> Result<Box<dyn Read + Send>, Error> {
+    let mut reader = file.reader()?;
+    reader.seek(SeekFrom::Start(verified.body_offset))?;
+    let body = reader.take(verified.header.body_len);
+    Ok(match verified.header.encryption {
+        BodyEncryption::None => Box::new(body),
+        BodyEncryption::ClusterKey => Box::new(keeper.decrypt_from(body).map_err(|e| {
+            bad(format!(
+                "the snapshot does not decrypt with this cluster's keys: {e}"
+            ))
+        })?),
+    })
+}
+
+/// Counts what passes through, and checks the reader is used up.
+struct Counted<R: Read> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Counted<R> {
+    fn new(inner: R) -> Self {
+        Counted { inner, n: 0 }
+    }
+
+    /// Bytes read; refuses a body with more after the state.
+    fn finish(mut self) -> Result<u64, Error> {
+        let mut extra = [0u8; 1];
+        if self.inner.read(&mut extra)? != 0 {
+            return Err(bad("the snapshot's body has bytes after its state"));
+        }
+        Ok(self.n)
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// Streams a received file's plain body in chunks of `size`, read (and
+/// decrypted) on a blocking thread.
+fn plain_chunks(
+    file: SnapshotFile,
+    verified: Verified,
+    keeper: Arc<crate::seal::Keeper>,
+    size: usize,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = match body_reader(&file, &verified, &keeper) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e.to_string()));
+                return;
+            }
+        };
+        loop {
+            let mut buf = vec![0u8; size];
+            let mut filled = 0;
+            while filled < size {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e.to_string()));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return;
+            }
+            buf.truncate(filled);
+            if tx.blocking_send(Ok(buf)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }

@@ -36,7 +36,7 @@ async fn start(storage: &Storage) -> ControlPlane {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_control_plane_closes_the_database() {
     let dir = TempDir::new().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
     let cp = start(&storage).await;
     cp.initialize(BTreeMap::from([(1, cp.advertise().clone())]))
         .await
@@ -65,7 +65,7 @@ async fn a_stopped_control_plane_closes_the_database() {
 
     // Reopening in the same process fails on RocksDB's LOCK unless the
     // first instance really closed.
-    let storage = Storage::open(dir.path()).expect("reopen after stop");
+    let storage = crate::store::open_unsealed(dir.path());
     let cp = start(&storage).await;
     let status = cp
         .wait_for(Duration::from_secs(10), |s| s.applied >= snapshot)

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     identity: ClusterIdentity,
     /// Where snapshots received from the leader are written.
     snapshot_dir: PathBuf,
+    /// The node's keys (saved snapshots are encrypted with them).
+    keeper: Arc<crate::seal::Keeper>,
     stopping: AtomicBool,
     /// Set once this node learns that its log ends below what it
     /// acknowledged: the reason, for the log and the node's restart.
@@ -147,6 +149,7 @@ impl ControlPlane {
                 node_meta: storage.node_meta(),
                 identity: storage.identity().clone(),
                 snapshot_dir: storage.snapshot_dir().to_path_buf(),
+                keeper: storage.keeper().clone(),
                 stopping: AtomicBool::new(false),
                 retired_tx: watch::channel(None).0,
                 decommission: Default::default(),

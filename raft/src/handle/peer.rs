@@ -147,6 +147,11 @@ impl ControlPlane {
                     "a snapshot is streamed, not sent as one message".into(),
                 ));
             }
+            PeerRpc::SealConfig => {
+                return Err(Error::BadRequest(
+                    "the seal configuration is served by the listener, not by Raft".into(),
+                ));
+            }
         };
         Ok(out)
     }

@@ -82,13 +82,13 @@ async fn reopen(storage: Storage, dir: &Path) -> Storage {
         1
     );
     drop(storage);
-    Storage::open(dir).expect("reopen")
+    crate::store::open_unsealed(dir)
 }
 
 #[tokio::test]
 async fn purging_beyond_the_last_entry_never_inverts_the_log() {
     let dir = TempDir::new().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
     append(&storage, 1..=5).await;
     // A snapshot install purges up to its own last log id, past the log.
     storage.log_store().purge(id(10)).await.unwrap();
@@ -107,7 +107,7 @@ async fn purging_beyond_the_last_entry_never_inverts_the_log() {
 async fn a_purge_mark_without_its_deletion_still_opens() {
     // What the older two-step purge left when killed between its steps.
     let dir = TempDir::new().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
     append(&storage, 1..=5).await;
     put_raw(
         &storage,
@@ -126,7 +126,7 @@ async fn a_purge_mark_without_its_deletion_still_opens() {
 #[tokio::test]
 async fn a_purge_is_one_durable_step() {
     let dir = TempDir::new().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
     append(&storage, 1..=5).await;
     storage.log_store().purge(id(3)).await.unwrap();
     let storage = reopen(storage, dir.path()).await;
@@ -157,10 +157,11 @@ fn meta_at(index: u64) -> SnapshotMeta {
 #[tokio::test]
 async fn a_node_killed_after_a_snapshot_install_starts_again() {
     let dir = TempDir::new().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
     append(&storage, 1..=5).await;
     // The leader's snapshot at 10, received into this node's directory.
-    let file = snapshot::write_to_temp(storage.snapshot_dir(), &State::default()).unwrap();
+    let file = snapshot::write_to_temp(storage.snapshot_dir(), storage.keeper(), &State::default())
+        .unwrap();
     let mut sm = storage.state_machine();
     sm.install_snapshot(&meta_at(10), file).await.unwrap();
     drop(sm);
@@ -188,7 +189,7 @@ async fn a_node_killed_after_a_snapshot_install_starts_again() {
 #[tokio::test]
 async fn leftover_snapshot_files_are_swept_and_the_current_one_kept() {
     let dir = TempDir::new().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
     let mut sm = storage.state_machine();
     let built = sm.build_snapshot().await.unwrap();
     let current = built.snapshot.path().to_path_buf();
@@ -204,13 +205,19 @@ async fn leftover_snapshot_files_are_swept_and_the_current_one_kept() {
     assert!(current.exists());
     let mut sm = storage.state_machine();
     let snap = sm.get_current_snapshot().await.unwrap().expect("kept");
-    snapshot::read_state(snap.snapshot.reader().unwrap()).unwrap();
+    snapshot::read_state(
+        storage
+            .keeper()
+            .decrypt_from(snap.snapshot.reader().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
 }
 
 #[tokio::test]
 async fn a_snapshot_stored_inline_by_an_older_keel_moves_into_a_file() {
     let dir = TempDir::new().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
     let bytes = snapshot::encode_state(&State::default()).unwrap();
     put_raw(&storage, CF_SNAPSHOT, b"chunk/\0\0\0\0", &bytes);
     put_raw(

@@ -5,6 +5,10 @@
 //! for every batch of pending appends (group commit) before reporting them
 //! flushed. Votes are fsynced before `save_vote` returns.
 //!
+//! Every entry is stored encrypted (see [`seal_entry`]): its index and
+//! term are bound to the ciphertext, so an entry cannot be moved to another
+//! index or passed off under another term.
+//!
 //! Crash atomicity: every step that removes entries (`purge`,
 //! `truncate_after`) is one synced write batch, so a crash leaves either the
 //! state before it or the state after it. The purge mark and the deletion it
@@ -27,6 +31,7 @@ use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use super::{CF_LOGS, CF_RAFT, cf, io_err};
 use crate::batch::REPLICATION_BATCH_BYTES;
 use crate::codec;
+use crate::seal::Keeper;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 pub(crate) const KEY_VOTE: &[u8] = b"vote";
@@ -41,6 +46,55 @@ fn key_index(key: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
     buf.copy_from_slice(&key[..8]);
     u64::from_be_bytes(buf)
+}
+
+/// First byte of a stored (encrypted) entry.
+const SEALED_ENTRY: u8 = 0xE1;
+
+fn entry_aad(index: u64, term: u64) -> [u8; 24] {
+    let mut aad = [0u8; 24];
+    aad[..8].copy_from_slice(b"keellog1");
+    aad[8..16].copy_from_slice(&index.to_be_bytes());
+    aad[16..].copy_from_slice(&term.to_be_bytes());
+    aad
+}
+
+/// An entry as stored: `0xE1 | term (u64 BE) | sealed encoding`, the
+/// encoding sealed with the active data key and bound to index and term.
+pub(crate) fn seal_entry(keeper: &Keeper, entry: &Entry) -> io::Result<Vec<u8>> {
+    let plain = zeroize::Zeroizing::new(codec::encode(entry)?);
+    let term = entry.log_id.leader_id.term;
+    let sealed = keeper
+        .seal_record(&entry_aad(entry.log_id.index, term), &plain)
+        .map_err(io_err)?;
+    let mut out = Vec::with_capacity(9 + sealed.len());
+    out.push(SEALED_ENTRY);
+    out.extend_from_slice(&term.to_be_bytes());
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// The entry stored at `index` (see [`seal_entry`]).
+pub(crate) fn open_entry(keeper: &Keeper, index: u64, stored: &[u8]) -> io::Result<Entry> {
+    let corrupt = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("log entry {index}: {what}"),
+        )
+    };
+    if stored.len() < 9 || stored[0] != SEALED_ENTRY {
+        return Err(corrupt("not an encrypted entry"));
+    }
+    let term = u64::from_be_bytes(stored[1..9].try_into().expect("8 bytes"));
+    let plain = keeper
+        .open_record(&entry_aad(index, term), &stored[9..])
+        .map_err(|e| corrupt(&e.to_string()))?;
+    let plain = zeroize::Zeroizing::new(plain);
+    let entry: Entry = codec::decode(&plain)?;
+    if entry.log_id.index != index || entry.log_id.leader_id.term != term {
+        return Err(corrupt("stored under another index or term"));
+    }
+    Ok(entry)
 }
 
 fn get_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
@@ -61,6 +115,7 @@ fn put_meta<T: serde::Serialize>(db: &DB, key: &[u8], value: &T, sync: bool) -> 
 #[derive(Clone)]
 pub struct LogReader {
     db: Arc<DB>,
+    keeper: Arc<Keeper>,
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
@@ -68,13 +123,13 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        read_entries(&self.db, range, usize::MAX)
+        read_entries(&self.db, &self.keeper, range, usize::MAX)
     }
 
     /// Replication reads through here: a batch stops once it holds
     /// [`REPLICATION_BATCH_BYTES`] of entries (always at least one).
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
-        read_entries(&self.db, start..end, REPLICATION_BATCH_BYTES)
+        read_entries(&self.db, &self.keeper, start..end, REPLICATION_BATCH_BYTES)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -86,6 +141,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
 /// size to `max_bytes`.
 fn read_entries<RB: RangeBounds<u64>>(
     db: &DB,
+    keeper: &Keeper,
     range: RB,
     max_bytes: usize,
 ) -> io::Result<Vec<Entry>> {
@@ -106,8 +162,7 @@ fn read_entries<RB: RangeBounds<u64>>(
         if !range.contains(&index) {
             break;
         }
-        let entry: Entry = codec::decode(&value)?;
-        out.push(entry);
+        out.push(open_entry(keeper, index, &value)?);
         bytes = bytes.saturating_add(value.len());
         if bytes >= max_bytes {
             break;
@@ -119,11 +174,12 @@ fn read_entries<RB: RangeBounds<u64>>(
 /// The log store handed to openraft.
 pub struct LogStore {
     db: Arc<DB>,
+    keeper: Arc<Keeper>,
     flush_tx: mpsc::Sender<IOFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>) -> Self {
+    pub(crate) fn new(db: Arc<DB>, keeper: Arc<Keeper>) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         // The flusher holds only a weak handle, so it never keeps the
         // database open; it exits when the store (its only sender) drops.
@@ -132,7 +188,11 @@ impl LogStore {
             .name("keel-wal-flush".into())
             .spawn(move || run_flusher(flusher_db, flush_rx))
             .expect("spawn WAL flusher thread");
-        LogStore { db, flush_tx }
+        LogStore {
+            db,
+            keeper,
+            flush_tx,
+        }
     }
 }
 
@@ -161,7 +221,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        read_entries(&self.db, range, usize::MAX)
+        read_entries(&self.db, &self.keeper, range, usize::MAX)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -181,7 +241,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .transpose()
             .map_err(io_err)?;
         let last_entry = match last {
-            Some((_, value)) => Some(codec::decode::<Entry>(&value)?.log_id),
+            Some((key, value)) => Some(open_entry(&self.keeper, key_index(&key), &value)?.log_id),
             None => None,
         };
         // Entries at or below the purge point are gone (or about to be);
@@ -196,6 +256,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_reader(&mut self) -> Self::LogReader {
         LogReader {
             db: self.db.clone(),
+            keeper: self.keeper.clone(),
         }
     }
 
@@ -227,7 +288,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let logs = cf(&self.db, CF_LOGS);
         for entry in entries {
-            batch.put_cf(logs, index_key(entry.log_id.index), codec::encode(&entry)?);
+            batch.put_cf(
+                logs,
+                index_key(entry.log_id.index),
+                seal_entry(&self.keeper, &entry)?,
+            );
         }
         self.db.write(batch).map_err(io_err)?;
         if let Err(mpsc::SendError(callback)) = self.flush_tx.send(callback) {

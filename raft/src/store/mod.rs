@@ -8,6 +8,10 @@
 //! - `node`: node-local facts that are not replicated (node id, cluster id
 //!   as last applied, seal state).
 //!
+//! Log entries and snapshot files are encrypted through the node's
+//! [`Keeper`] (see `crate::seal`); nothing is read or written while it is
+//! sealed.
+//!
 //! The state machine itself lives in memory; it is rebuilt on start from the
 //! persisted snapshot plus the committed log, so an acknowledged write
 //! survives any crash once its log entry is fsynced.
@@ -30,6 +34,7 @@ pub use snapshot_file::{SnapshotFile, SnapshotSink};
 pub use state_machine::{Machine, SharedMachine, StateMachineStore};
 
 use crate::error::Error;
+use crate::seal::Keeper;
 use crate::transport::ClusterIdentity;
 use crate::types::NodeId;
 
@@ -58,6 +63,8 @@ pub struct Storage {
     /// Where snapshot files live (`dir/snapshots`).
     snapshot_dir: PathBuf,
     identity: ClusterIdentity,
+    /// The node's keys: every log entry and snapshot passes through it.
+    keeper: Arc<Keeper>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -117,11 +124,13 @@ impl Storage {
         restrict(dir, &[&path, &snapshot_dir])
             .map_err(|e| Error::Storage(format!("permissions of {}: {e}", dir.display())))?;
         let identity = ClusterIdentity::new(NodeMeta::new(db.clone()).cluster_id()?.as_deref());
+        let keeper = Keeper::load(&db).map_err(|e| Error::Storage(e.to_string()))?;
         Ok(Storage {
             db,
             path,
             snapshot_dir,
             identity,
+            keeper,
         })
     }
 
@@ -151,9 +160,14 @@ impl Storage {
         NodeMeta::new(self.db.clone())
     }
 
+    /// The node's keys (sealed until unsealed).
+    pub fn keeper(&self) -> &Arc<Keeper> {
+        &self.keeper
+    }
+
     /// The Raft log store over this database.
     pub fn log_store(&self) -> LogStore {
-        LogStore::new(self.db.clone())
+        LogStore::new(self.db.clone(), self.keeper.clone())
     }
 
     /// The state machine store over this database.
@@ -162,6 +176,7 @@ impl Storage {
             self.db.clone(),
             self.identity.clone(),
             self.snapshot_dir.clone(),
+            self.keeper.clone(),
         )
     }
 
@@ -246,6 +261,17 @@ pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
 /// Maps a RocksDB error to an I/O error for openraft.
 pub(crate) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
+}
+
+/// Opens `dir` and unseals it with a fixed test key file.
+#[cfg(test)]
+pub(crate) fn open_unsealed(dir: &Path) -> Storage {
+    let storage = Storage::open(dir).expect("storage opens");
+    storage
+        .keeper()
+        .unseal_with_file(b"keel unit tests: not a secret, only a key file")
+        .expect("unseals");
+    storage
 }
 
 #[cfg(test)]

@@ -31,6 +31,17 @@ impl NodeMeta {
         Ok(self.db.get_cf(cf(&self.db, CF_NODE), key)?)
     }
 
+    /// A node-local value under `key` (the seal's configuration and the
+    /// wrapped keyring live here).
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.get(key)
+    }
+
+    /// Stores a node-local value, synced.
+    pub(crate) fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.put(key, value)
+    }
+
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);

@@ -1,8 +1,9 @@
 //! Snapshot encoding and persistence.
 //!
 //! A snapshot's bytes are `MAGIC`, a big-endian `u16` format version, and the
-//! compact encoding of the domain [`State`]. The same bytes are stored,
-//! streamed to followers and installed. Two replicas at the same applied
+//! compact encoding of the domain [`State`], all encrypted as one stream
+//! under the cluster's stream key (see `crate::seal::stream`). The same
+//! encrypted bytes are stored, streamed to followers and installed. Two replicas at the same applied
 //! index produce identical bytes: every table in `State` is ordered.
 //!
 //! Snapshots live as files in the node's snapshot directory; the `snapshot`
@@ -27,6 +28,7 @@ use crate::domain::State;
 pub use crate::domain::encoding::{
     SNAPSHOT_VERSION, decode_state, encode_state, read_state, write_state,
 };
+use crate::seal::Keeper;
 use crate::types::SnapshotMeta;
 
 /// Key of the pointer to the current snapshot file.
@@ -49,15 +51,20 @@ struct Pointer {
 }
 
 /// Streams `state` into a new fsynced temporary file in `dir`.
-pub(crate) fn write_to_temp(dir: &Path, state: &State) -> io::Result<SnapshotFile> {
+pub(crate) fn write_to_temp(
+    dir: &Path,
+    keeper: &Keeper,
+    state: &State,
+) -> io::Result<SnapshotFile> {
     let mut tmp = tempfile::Builder::new()
         .prefix("build-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
     {
-        let mut out = BufWriter::with_capacity(IO_BUFFER, tmp.as_file_mut());
-        write_state(&mut out, state)?;
-        out.flush()?;
+        let out = BufWriter::with_capacity(IO_BUFFER, tmp.as_file_mut());
+        let mut sealed = keeper.encrypt_to(out)?;
+        write_state(&mut sealed, state)?;
+        sealed.finish()?.flush()?;
     }
     tmp.as_file().sync_all()?;
     SnapshotFile::from_temp(tmp)

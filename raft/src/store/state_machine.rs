@@ -26,6 +26,7 @@ use super::node_meta::NodeMeta;
 use super::snapshot;
 use crate::command::{Applied, Outcome};
 use crate::domain::State;
+use crate::seal::Keeper;
 use crate::transport::ClusterIdentity;
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -100,12 +101,18 @@ impl SharedMachine {
 pub struct StateMachineStore {
     shared: Arc<SharedMachine>,
     db: Arc<DB>,
+    keeper: Arc<Keeper>,
     /// Where snapshot files live.
     snapshot_dir: Arc<PathBuf>,
 }
 
 impl StateMachineStore {
-    pub(crate) fn new(db: Arc<DB>, identity: ClusterIdentity, snapshot_dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        db: Arc<DB>,
+        identity: ClusterIdentity,
+        snapshot_dir: PathBuf,
+        keeper: Arc<Keeper>,
+    ) -> Self {
         let (applied_tx, _) = watch::channel(0);
         let shared = Arc::new(SharedMachine {
             machine: RwLock::new(Machine::default()),
@@ -117,6 +124,7 @@ impl StateMachineStore {
         StateMachineStore {
             shared,
             db,
+            keeper,
             snapshot_dir: Arc::new(snapshot_dir),
         }
     }
@@ -141,6 +149,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let shared = self.shared.clone();
         let db = self.db.clone();
         let dir = self.snapshot_dir.clone();
+        let keeper = self.keeper.clone();
         let (meta, file) = tokio::task::spawn_blocking(move || {
             // A frozen copy is taken under the read lock (O(1): the tables
             // are persistent maps that share storage) and encoded after
@@ -153,7 +162,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 };
                 (meta, m.state.frozen())
             };
-            let file = snapshot::write_to_temp(&dir, &frozen)?;
+            let file = snapshot::write_to_temp(&dir, &keeper, &frozen)?;
             let file = snapshot::publish(&db, &dir, &meta, file)?;
             Ok::<_, io::Error>((meta, file))
         })
@@ -229,10 +238,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let db = self.db.clone();
         let dir = self.snapshot_dir.clone();
         let meta_copy = meta.clone();
+        let keeper = self.keeper.clone();
         let state = tokio::task::spawn_blocking(move || {
             // Decode (and so validate) before anything is replaced; then
             // make the file current, durably; only then swap the state.
-            let state = snapshot::read_state(data.reader()?)?;
+            let state = snapshot::read_state(keeper.decrypt_from(data.reader()?)?)?;
             if snapshot::load_meta(&db)?.as_ref() != Some(&meta_copy) {
                 snapshot::publish(&db, &dir, &meta_copy, data)?;
             }

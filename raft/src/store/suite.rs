@@ -6,7 +6,7 @@ use openraft::type_config::TypeConfigExt;
 use openraft::{ErrorSubject, ErrorVerb, StorageError};
 use tempfile::TempDir;
 
-use super::{LogStore, StateMachineStore, Storage};
+use super::{LogStore, StateMachineStore};
 use crate::types::TypeConfig;
 
 struct RocksBuilder;
@@ -22,13 +22,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBui
                 TypeConfig::err_from_error(&e),
             )
         })?;
-        let storage = Storage::open(dir.path()).map_err(|e| {
-            StorageError::new(
-                ErrorSubject::Store,
-                ErrorVerb::Write,
-                TypeConfig::err_from_error(&std::io::Error::other(e.to_string())),
-            )
-        })?;
+        let storage = crate::store::open_unsealed(dir.path());
         Ok((dir, storage.log_store(), storage.state_machine()))
     }
 }

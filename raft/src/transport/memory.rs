@@ -253,6 +253,12 @@ impl MemoryNet {
 
 /// The receiving half, as the peer listener runs it.
 async fn serve(node: ControlPlane, call: PeerCall) -> Result<Bytes, PeerCallError> {
+    if call.rpc == PeerRpc::SealConfig {
+        // In-memory nodes are unsealed with their storage; none asks.
+        return Err(refused(Error::Internal(
+            "the in-memory transport serves no seal configuration".into(),
+        )));
+    }
     if call.rpc == PeerRpc::Time {
         return crate::skew::probe::encoded_time_reply()
             .map(Bytes::from)

@@ -63,6 +63,10 @@ impl MemCluster {
         for name in 1..=n {
             let addr = format!("node-{name}:7001");
             let storage = Storage::open(&dir.path().join(name.to_string())).expect("storage");
+            storage
+                .keeper()
+                .unseal_with_file(b"in-process test clusters share this key file")
+                .expect("unseals");
             let peers = PeerClient::over(net.transport(&addr), storage.identity().clone());
             let clock = ClockMonitor::new(Duration::from_millis(500));
             // Every node runs on this process's clock: it agrees with

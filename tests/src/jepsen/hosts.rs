@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::api::Api;
-use crate::cluster::{CLUSTER_SECRET, TOKEN};
+use crate::cluster::{CLUSTER_SECRET, TOKEN, UNSEAL_KEY};
 use crate::process::keel_bin;
 
 use super::netns::{Net, host_ip};
@@ -69,6 +69,7 @@ impl Hosts {
         let secret_file = dir.join("secret");
         std::fs::write(&token_file, TOKEN).map_err(|e| e.to_string())?;
         std::fs::write(&secret_file, CLUSTER_SECRET).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("unseal-key"), UNSEAL_KEY).map_err(|e| e.to_string())?;
         if fake_clocks && !Path::new(FAKETIME_LIB).is_file() {
             return Err(format!(
                 "{FAKETIME_LIB} is missing: install libfaketime (apt-get install faketime)"
@@ -158,6 +159,12 @@ impl Hosts {
             &self.token_file.display().to_string(),
             "--cluster-secret-file",
             &self.secret_file.display().to_string(),
+            "--unseal-key-file",
+            &self
+                .secret_file
+                .with_file_name("unseal-key")
+                .display()
+                .to_string(),
             "--log-level",
             "info,openraft=warn",
         ]

@@ -38,7 +38,10 @@ impl Who {
 
 impl<'a> Trail<'a> {
     /// Starts the audit of a request for `method` on the route template
-    /// `route`, naming `params`.
+    /// `route`, naming `params`. Opaque ids (`id`, `serial`) are kept as
+    /// they are; any other parameter (an account's name) is written as
+    /// its HMAC, so the log in the data directory holds no name in clear
+    /// (`/v1/sys/audit/hash` finds a name's lines).
     pub fn begin(
         audit: &'a Audit,
         request_id: String,
@@ -52,7 +55,16 @@ impl<'a> Trail<'a> {
             asked: Asked {
                 method: method.to_string(),
                 route: route.to_string(),
-                params,
+                params: params
+                    .into_iter()
+                    .map(|(k, v)| match k.as_str() {
+                        "id" | "serial" => (k, v),
+                        _ => {
+                            let hashed = audit.hmac(&v);
+                            (k, hashed)
+                        }
+                    })
+                    .collect(),
             },
             who: Who::default(),
         }

@@ -1,4 +1,5 @@
-//! `/v1/sys/*`: lifecycle, seal, unseal, reload and the audit log's HMAC.
+//! `/v1/sys/*`: lifecycle, seal, init, unseal, key rotation, reload and
+//! the audit log's HMAC.
 
 use std::sync::Arc;
 
@@ -8,15 +9,83 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, MaybeJson};
 use crate::lifecycle::LifecycleView;
 use crate::shared::Shared;
+use keel_raft::seal::{SealKind, SealState};
 
-/// `{"sealed": bool}`.
+/// The seal, as `/v1/sys/seal-status` and the seal routes answer it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SealStatus {
-    /// Whether this node is sealed.
+    /// Whether this node is sealed: no keys in memory, or Raft not (yet)
+    /// running again; a sealed node serves no domain request.
     pub sealed: bool,
+    /// Whether the cluster's seal was initialized (key shares made, or an
+    /// auto-unseal key file adopted).
+    pub initialized: bool,
+    /// `shares` or `key_file`, once initialized.
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<&'static str>,
+    /// Key shares needed to unseal (0 with a key file).
+    pub threshold: u8,
+    /// Key shares made at init (0 with a key file).
+    pub shares: u8,
+    /// Valid, distinct shares given so far towards the next unseal.
+    pub progress: u8,
+}
+
+impl From<SealState> for SealStatus {
+    fn from(s: SealState) -> Self {
+        SealStatus {
+            sealed: s.sealed,
+            initialized: s.initialized,
+            kind: s.kind.map(|k| match k {
+                SealKind::Shares => "shares",
+                SealKind::KeyFile => "key_file",
+            }),
+            threshold: s.threshold,
+            shares: s.shares,
+            progress: s.progress,
+        }
+    }
+}
+
+/// `POST /v1/sys/unseal`: one key share, or nothing to unseal with the
+/// node's auto-unseal key file.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnsealBody {
+    /// One key share (hex, as `init` printed it).
+    pub share: Option<String>,
+}
+
+/// `POST /v1/sys/init`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InitBody {
+    /// How many key shares to make (1 to 16).
+    pub key_shares: u8,
+    /// How many of them unseal (1 to `key_shares`).
+    pub key_threshold: u8,
+}
+
+/// The key shares, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InitResult {
+    /// The key shares (hex). keel keeps none of them: store each with a
+    /// different person.
+    pub keys: Vec<String>,
+    /// Shares needed to unseal.
+    pub key_threshold: u8,
+}
+
+/// A keyring rotation's result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotateResult {
+    /// The id of the data key new writes use.
+    pub key_id: u32,
+    /// Keys the keyring now holds (older ones still read older entries).
+    pub keys: usize,
 }
 
 /// The result of a reload.
@@ -36,37 +105,64 @@ pub async fn lifecycle(State(shared): State<Arc<Shared>>) -> Json<LifecycleView>
     Json(shared.lifecycle.view())
 }
 
-/// Whether this node is sealed (no token needed).
+/// Whether this node is sealed, and the unseal progress (no token needed).
 #[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys", responses((status = 200, body = SealStatus)))]
 pub async fn seal_status(State(shared): State<Arc<Shared>>) -> Json<SealStatus> {
-    Json(SealStatus {
-        sealed: shared.sealed(),
-    })
+    Json(shared.seal_state().into())
 }
 
-/// Stops this node's managers (awaited), hands leadership away if it leads,
-/// then refuses domain requests with 503 `sealed`.
+/// Seals this node: managers stopped and awaited, leadership handed away,
+/// Raft stopped, then the keys dropped from memory.
 #[utoipa::path(post, path = "/v1/sys/seal", tag = "sys", security(("bearer" = [])),
     extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))),
     responses((status = 200, body = SealStatus), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn seal(State(shared): State<Arc<Shared>>) -> Result<Json<SealStatus>, ApiError> {
     let control = shared.node_control()?;
-    control.seal().await.map_err(ApiError::Internal)?;
-    Ok(Json(SealStatus {
-        sealed: shared.sealed(),
+    control.seal().await?;
+    Ok(Json(shared.seal_state().into()))
+}
+
+/// Takes one key share (`{"share": ...}`), or unseals with the node's
+/// auto-unseal key file (`{}` or no body). A wrong share is refused and
+/// the progress kept.
+#[utoipa::path(post, path = "/v1/sys/unseal", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))), request_body(content = Option<UnsealBody>),
+    responses((status = 200, body = SealStatus), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn unseal(
+    State(shared): State<Arc<Shared>>,
+    MaybeJson(body): MaybeJson<UnsealBody>,
+) -> Result<Json<SealStatus>, ApiError> {
+    let control = shared.node_control()?;
+    let state = control.unseal(body.share).await?;
+    Ok(Json(state.into()))
+}
+
+/// Initializes the cluster's seal with key shares, once per cluster; the
+/// shares are in this answer and nowhere else.
+#[utoipa::path(post, path = "/v1/sys/init", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))), request_body = InitBody,
+    responses((status = 200, body = InitResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn init(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(body): ApiJson<InitBody>,
+) -> Result<Json<InitResult>, ApiError> {
+    let control = shared.node_control()?;
+    let keys = control.init(body.key_shares, body.key_threshold).await?;
+    Ok(Json(InitResult {
+        keys,
+        key_threshold: body.key_threshold,
     }))
 }
 
-/// Reverses a seal.
-#[utoipa::path(post, path = "/v1/sys/unseal", tag = "sys", security(("bearer" = [])),
+/// Adds a data key to this node's keyring: new log entries use it, older
+/// ones stay readable, and the next snapshot drops the need for old keys.
+#[utoipa::path(post, path = "/v1/sys/rotate-key", tag = "sys", security(("bearer" = [])),
     extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))),
-    responses((status = 200, body = SealStatus), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn unseal(State(shared): State<Arc<Shared>>) -> Result<Json<SealStatus>, ApiError> {
+    responses((status = 200, body = RotateResult), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn rotate_key(State(shared): State<Arc<Shared>>) -> Result<Json<RotateResult>, ApiError> {
     let control = shared.node_control()?;
-    control.unseal().await.map_err(ApiError::Internal)?;
-    Ok(Json(SealStatus {
-        sealed: shared.sealed(),
-    }))
+    let (key_id, keys) = control.rotate_key().await?;
+    Ok(Json(RotateResult { key_id, keys }))
 }
 
 /// Re-reads the config file and the files it names; a bad configuration is

@@ -130,6 +130,10 @@ impl Node {
         for name in 1..=n {
             let dir = TempDir::new().expect("temp dir");
             let storage = Storage::open(dir.path()).expect("storage");
+            storage
+                .keeper()
+                .unseal_with_file(b"in-process test clusters share this key file")
+                .expect("unseals");
             let addr = format!("node-{name}:7401");
             let peers = PeerClient::over(net.transport(&addr), storage.identity().clone());
             let member = Member {
