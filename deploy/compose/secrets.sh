@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the compose cluster's secret files when they are missing:
-# admin-token (one token per line) and cluster-secret, 64 random hex
+# admin-token (one token per line), cluster-secret and unseal-key (the
+# auto-unseal key every node derives the root key from), 64 random hex
 # characters each, in $KEEL_SECRETS_DIR (default deploy/compose/secrets).
 # Existing files are kept: replacing the cluster secret of a running
 # cluster locks its nodes out of each other.
@@ -8,7 +9,7 @@ set -euo pipefail
 DIR="${KEEL_SECRETS_DIR:-$(cd "$(dirname "$0")" && pwd)/secrets}"
 mkdir -p "$DIR"
 chmod 0700 "$DIR"
-for name in admin-token cluster-secret; do
+for name in admin-token cluster-secret unseal-key; do
   f="$DIR/$name"
   if [ ! -s "$f" ]; then
     od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$f"

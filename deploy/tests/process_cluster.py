@@ -47,6 +47,7 @@ class ProcessCluster:
         self.token = secrets.token_hex(24)
         (root / "admin-token").write_text(self.token + "\n")
         (root / "cluster-secret").write_text(secrets.token_hex(24))
+        (root / "unseal-key").write_text(secrets.token_hex(32))
         self.ports = {i: (free_port(), free_port()) for i in range(1, size + 1)}
         self.procs: dict[int, subprocess.Popen] = {}
 
@@ -62,6 +63,7 @@ class ProcessCluster:
             "--peers", peers,
             "--admin-token-file", str(self.root / "admin-token"),
             "--cluster-secret-file", str(self.root / "cluster-secret"),
+            "--unseal-key-file", str(self.root / "unseal-key"),
             "--log-level", "info,openraft=warn",
         ]
 

@@ -63,8 +63,9 @@ def test_compose_three_named_nodes():
         assert hc[0] == "CMD" and hc[1].endswith("/keel") and hc[2] == "health"
         grace = seconds(svc["stop_grace_period"])
         assert grace > seconds(env["KEEL_SHUTDOWN_TIMEOUT"]) + 10, "stop_grace_period must exceed the drain"
-        assert set(svc["secrets"]) == {"keel_admin_token", "keel_cluster_secret"}
+        assert set(svc["secrets"]) == {"keel_admin_token", "keel_cluster_secret", "keel_unseal_key"}
         assert env["KEEL_ADMIN_TOKEN_FILE"] == "/run/secrets/keel_admin_token"
         assert env["KEEL_CLUSTER_SECRET_FILE"] == "/run/secrets/keel_cluster_secret"
+        assert env["KEEL_UNSEAL_KEY_FILE"] == "/run/secrets/keel_unseal_key"
         for port in svc["ports"]:
             assert port.startswith("${KEEL_BIND:-127.0.0.1}:"), "publish on loopback by default"

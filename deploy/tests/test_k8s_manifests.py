@@ -143,7 +143,7 @@ def test_secret_files_exist_in_secret():
     cfg = m.keel_toml(RESOURCES)
     mounts = {v["name"]: v["mountPath"] for v in container()["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec()["volumes"]}
-    for key in ("admin_token_file", "cluster_secret_file"):
+    for key in ("admin_token_file", "cluster_secret_file", "unseal_key_file"):
         path = cfg[key]
         (volume,) = [n for n, mp in mounts.items() if path.startswith(mp.rstrip("/") + "/")]
         secret = m.one(RESOURCES, "Secret", volumes[volume]["secret"]["secretName"])
