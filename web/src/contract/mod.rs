@@ -19,8 +19,9 @@ pub fn complete(doc: &mut Value, policy: &Policy) {
 
 /// Operations whose handler takes its body with `MaybeJson`: an empty
 /// body is the same as `{}`, so the document says the body is optional.
-const OPTIONAL_BODIES: [&str; 5] = [
+const OPTIONAL_BODIES: [&str; 6] = [
     "/v1/leases/{id}/renew",
+    "/v1/sys/unseal",
     "/v1/pki/certs/{serial}/renew",
     "/v1/pki/certs/{serial}/revoke",
     "/v1/cluster/transfer-leader",

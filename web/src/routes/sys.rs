@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, MaybeJson};
+use crate::extract::{ApiJson, MaybeJson, Whole};
 use crate::lifecycle::LifecycleView;
 use crate::shared::Shared;
 use keel_raft::seal::{SealKind, SealState};
@@ -64,9 +64,11 @@ pub struct UnsealBody {
 #[serde(deny_unknown_fields)]
 pub struct InitBody {
     /// How many key shares to make (1 to 16).
-    pub key_shares: u8,
+    #[schema(value_type = u8, minimum = 1, maximum = 16)]
+    pub key_shares: Whole,
     /// How many of them unseal (1 to `key_shares`).
-    pub key_threshold: u8,
+    #[schema(value_type = u8, minimum = 1, maximum = 16)]
+    pub key_threshold: Whole,
 }
 
 /// The key shares, shown this once.
@@ -126,7 +128,7 @@ pub async fn seal(State(shared): State<Arc<Shared>>) -> Result<Json<SealStatus>,
 /// auto-unseal key file (`{}` or no body). A wrong share is refused and
 /// the progress kept.
 #[utoipa::path(post, path = "/v1/sys/unseal", tag = "sys", security(("bearer" = [])),
-    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))), request_body(content = Option<UnsealBody>),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))), request_body = UnsealBody,
     responses((status = 200, body = SealStatus), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unseal(
     State(shared): State<Arc<Shared>>,
@@ -146,11 +148,24 @@ pub async fn init(
     State(shared): State<Arc<Shared>>,
     ApiJson(body): ApiJson<InitBody>,
 ) -> Result<Json<InitResult>, ApiError> {
+    let count = |w: Whole, what: &str| {
+        u8::try_from(w.0)
+            .ok()
+            .filter(|n| (1..=keel_raft::seal::shares::MAX_SHARES).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{what} must be between 1 and {}",
+                    keel_raft::seal::shares::MAX_SHARES
+                ))
+            })
+    };
+    let shares = count(body.key_shares, "key_shares")?;
+    let threshold = count(body.key_threshold, "key_threshold")?;
     let control = shared.node_control()?;
-    let keys = control.init(body.key_shares, body.key_threshold).await?;
+    let keys = control.init(shares, threshold).await?;
     Ok(Json(InitResult {
         keys,
-        key_threshold: body.key_threshold,
+        key_threshold: threshold,
     }))
 }
 
