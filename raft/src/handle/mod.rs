@@ -78,6 +78,11 @@ pub(crate) struct Inner {
     /// data directory decommissioned.
     decommission: decommission::DecommissionSignals,
     clock: ClockMonitor,
+    /// Where this node's log ended when Raft started (last entry or
+    /// purge point), read from storage: until openraft reports its first
+    /// metrics they say the log is empty, and a leader's true claim that
+    /// this node acknowledged an index would look like a lost log.
+    log_floor: u64,
     /// Orders clock-derived reads against writes stamped before them.
     fence: Arc<fence::StampFence>,
 }
@@ -120,6 +125,15 @@ impl ControlPlane {
         }
         .validate()
         .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
+        let log_floor = {
+            use openraft::storage::RaftLogStorage;
+            let state = storage
+                .log_store()
+                .get_log_state()
+                .await
+                .map_err(|e| Error::Storage(format!("reading the log state: {e}")))?;
+            state.last_log_id.map_or(0, |l| l.index)
+        };
         let state_machine = storage.state_machine();
         let machine = state_machine.shared();
         let network = NetworkFactory::new(
@@ -154,6 +168,7 @@ impl ControlPlane {
                 retired_tx: watch::channel(None).0,
                 decommission: Default::default(),
                 clock,
+                log_floor,
                 fence: Arc::default(),
             }),
         })
@@ -183,6 +198,7 @@ impl ControlPlane {
                 .max(m.snapshot.map(|l| l.index))
                 .max(m.purged.map(|l| l.index))
                 .unwrap_or(0)
+                .max(self.inner.log_floor)
         };
         if acknowledged <= last {
             return Ok(());
