@@ -25,8 +25,11 @@ use keel_web::events::{EventKind, Source};
 use keel_web::{Component, ComponentState, Shared};
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
 use super::stop::Parts;
 use crate::config::{Config, UnsealKey};
+use crate::control::SealReply;
 
 /// Name of `--dev`'s auto-unseal key file in its data directory.
 const DEV_KEY_FILE: &str = "dev-unseal.key";
@@ -99,8 +102,15 @@ pub fn open_keys(config: &Config, storage: &Storage, shared: &Shared) -> anyhow:
     Ok(())
 }
 
-/// Waits until the keys are loaded. `false` if a stop came first.
-pub async fn wait_for_keys(keeper: &Keeper, stop: &CancellationToken) -> bool {
+/// Waits until the keys are loaded. `false` if a stop came first. A seal
+/// asked meanwhile (one that raced the last seal) is answered at once: the
+/// node is sealed, and the request must not linger to seal it again right
+/// after the next unseal.
+pub async fn wait_for_keys(
+    keeper: &Keeper,
+    stop: &CancellationToken,
+    seal_rx: &mut UnboundedReceiver<SealReply>,
+) -> bool {
     let mut sealed = keeper.watch();
     loop {
         if !*sealed.borrow_and_update() {
@@ -109,6 +119,7 @@ pub async fn wait_for_keys(keeper: &Keeper, stop: &CancellationToken) -> bool {
         tokio::select! {
             _ = stop.cancelled() => return false,
             changed = sealed.changed() => if changed.is_err() { return false },
+            Some(reply) = seal_rx.recv() => { let _ = reply.send(()); }
         }
     }
 }

@@ -170,7 +170,7 @@ async fn start(
             shared.lifecycle.set_phase(Phase::Sealed);
             tracing::info!(phase = "sealed", "sealed: raft waits for the keys");
         }
-        if !seal::wait_for_keys(&runtime.keeper, &signals.stop).await {
+        if !seal::wait_for_keys(&runtime.keeper, &signals.stop, &mut seal_rx).await {
             return Ok(());
         }
         let config = runtime.config();
@@ -597,5 +597,8 @@ fn print_dev_banner(config: &Config) {
     println!("  export KEEL_ADDR={addr}");
     println!("  export KEEL_TOKEN={token}");
     println!();
-    println!("Development only: the token changes on every start. Ctrl-C stops.");
+    println!(
+        "Development only: the token changes on every start; the auto-unseal key is kept in {}. Ctrl-C stops.",
+        config.data_dir.join("dev-unseal.key").display()
+    );
 }
