@@ -8,16 +8,17 @@
 //!   while the others serve, and catches up once unsealed. Sealing a node
 //!   records its steps in order: managers joined, Raft stopped, keys
 //!   dropped.
-//! - Nothing a client wrote can be read from a data directory: no lease
-//!   name, no account name and no byte of the CA's private key (imported
-//!   from files, so the test knows it) in any file: RocksDB's WAL and
-//!   tables, snapshot files, the audit log.
+//! - Nothing a client wrote can be read from a data directory or a saved
+//!   snapshot: no lease name, no account name and no byte of the CA's
+//!   private key (imported from files, so the test knows it) in any file:
+//!   RocksDB's WAL and tables, snapshot files, the audit log.
 
 use std::path::Path;
 use std::time::Duration;
 
 use keel_tests::pki::make_ca;
-use keel_tests::{Api, Cluster, eventually};
+use keel_tests::snapshots::snapshot_cli;
+use keel_tests::{Api, Cluster, TOKEN, eventually};
 use serde_json::{Value, json};
 
 async fn seal_state(api: &Api) -> Result<Value, String> {
@@ -266,6 +267,15 @@ async fn no_name_and_no_byte_of_the_ca_key_is_readable_in_a_data_directory() {
         201,
     )
     .await;
+    // A saved snapshot, as an operator would keep it outside the cluster.
+    let saved = pki.path().join("saved.snap");
+    snapshot_cli(
+        &cluster.node(leader).api_addr,
+        TOKEN,
+        &["save", &saved.display().to_string()],
+    )
+    .await
+    .ok();
     for id in 1..=3 {
         cluster.node_mut(id).signal(libc::SIGTERM);
     }
@@ -285,9 +295,13 @@ async fn no_name_and_no_byte_of_the_ca_key_is_readable_in_a_data_directory() {
     ];
     let mut scanned = (0usize, 0usize);
     let mut snapshots = 0;
-    for id in 1..=3 {
+    for id in 0..=3 {
         let mut all = Vec::new();
-        files(&cluster.dir().join(format!("node-{id}")), &mut all);
+        if id == 0 {
+            all.push(saved.clone());
+        } else {
+            files(&cluster.dir().join(format!("node-{id}")), &mut all);
+        }
         for path in all {
             let bytes = std::fs::read(&path).unwrap();
             scanned = (scanned.0 + 1, scanned.1 + bytes.len());

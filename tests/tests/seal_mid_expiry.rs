@@ -159,6 +159,29 @@ fn check_logs(cluster: &Cluster) -> Vec<(u64, keel_tests::manager_log::ManagerLo
     reports
 }
 
+/// The sealed node's events show lesson 1's order for its latest seal:
+/// managers joined, then Raft stopped, then the keys dropped.
+async fn assert_seal_order(api: &Api, round: u64) {
+    let events = api.get_ok("/v1/sys/events").await;
+    let messages: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect();
+    let last = |want: &str| messages.iter().rposition(|m| m == want);
+    let steps = [
+        "seal: managers stopped and joined",
+        "seal: raft stopped",
+        "seal: keys dropped from memory",
+    ]
+    .map(last);
+    assert!(
+        steps.iter().all(Option::is_some) && steps.windows(2).all(|w| w[0] < w[1]),
+        "round {round}: seal steps out of order or missing: {messages:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealing_the_leader_mid_expiry_stops_its_managers_and_the_next_leader_finishes() {
     const ROUNDS: u64 = 10;
@@ -184,6 +207,7 @@ async fn sealing_the_leader_mid_expiry_stops_its_managers_and_the_next_leader_fi
         );
         let r = api.get("/v1/leases?prefix=due/&limit=1").await.unwrap();
         assert_eq!((r.status, r.code()), (503, "sealed"), "round {round}");
+        assert_seal_order(&api, round).await;
         let next = leader_other(&mut cluster, leader).await;
         work.watch.sample(&cluster.api(next)).await;
         api.post_expect("/v1/sys/unseal", &json!({}), 200).await;
