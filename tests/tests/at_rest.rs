@@ -63,6 +63,26 @@ async fn key_shares_unseal_every_node_and_a_restarted_node_comes_up_sealed() {
         let r = api.get("/v1/leases").await.unwrap();
         assert_eq!((r.status, r.code()), (503, "sealed"), "{:?}", r.body);
     }
+    // No Raft runs on a sealed node: its Raft routes refuse, while the seal
+    // configuration a peer may ask for is served.
+    for id in 1..=3 {
+        let peer = cluster.peer_api(id);
+        let r = peer
+            .send_raw("POST", "/raft/vote", Some(Vec::new()), &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (503, "raft_not_ready"),
+            "{:?}",
+            r.body
+        );
+        let r = peer
+            .send_raw("POST", "/raft/seal-config", Some(Vec::new()), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
     let r = apis[0]
         .post("/v1/sys/unseal", &json!({"share": "ab".repeat(33)}))
         .await
