@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use keel_raft::skew::ClockMonitor;
 use keel_raft::transport::{ClusterSecret, PeerClient};
-use keel_raft::{Consistency, ControlPlane, Member, Storage};
+use keel_raft::{ControlPlane, Member, Storage};
 use keel_web::audit::Audit;
 use keel_web::auth::Auth;
 use keel_web::events::EventKind;
@@ -40,7 +40,9 @@ use tokio_util::sync::CancellationToken;
 use super::bootstrap::{self, BootstrapError};
 use super::census::CensusRefresher;
 use super::observe::RaftObserver;
+use super::open::open_storage;
 use super::retire::{self, Decommissioned, Retired};
+use super::settle::{wait_for_cluster_id, wait_until_settled};
 use super::stop::{self, Parts};
 use super::{RunningListener, TlsWatcher, barrier, seal};
 use crate::cli::ServerArgs;
@@ -430,114 +432,6 @@ async fn member_phase(
         format!("node ready ({})", format!("{how:?}").to_lowercase()),
     );
     serve_until_stopped(runtime, cp, signals, seal_rx).await
-}
-
-/// Opens the data directory and checks it belongs to this node (and, if
-/// configured, this cluster) before anything is written. Returns it with
-/// the Raft id of its incarnation: allocated (and synced) when the data
-/// directory is new, so an empty log never speaks under an id that once
-/// held data.
-fn open_storage(config: &Config) -> anyhow::Result<(Storage, keel_raft::NodeId)> {
-    let dir = &config.data_dir;
-    // Check whose data this is before opening it for writing, so a refused
-    // start leaves every file as it was.
-    if let Some(stored) = Storage::read_identity(dir)? {
-        if let Some(owner) = stored.node_id
-            && owner != config.node_id
-        {
-            bail!(
-                "data directory {} belongs to node {owner}, not node {}; refusing to start",
-                dir.display(),
-                config.node_id
-            );
-        }
-        if let (Some(want), Some(have)) = (&config.cluster_id, stored.cluster_id)
-            && *want != have
-        {
-            bail!(
-                "data directory {} belongs to cluster {have}, not {want}; refusing to start",
-                dir.display()
-            );
-        }
-    }
-    let storage = Storage::open(dir).map_err(|e| {
-        let hint = if e.to_string().to_lowercase().contains("lock") {
-            " (is another keel using it?)"
-        } else {
-            ""
-        };
-        anyhow!("cannot open data directory {}: {e}{hint}", dir.display())
-    })?;
-    let meta = storage.node_meta();
-    let pristine = storage.is_pristine()?;
-    match meta.node_id()? {
-        Some(_) => {}
-        None if pristine => meta.set_node_id(config.node_id)?,
-        None => bail!(
-            "data directory {} holds Raft data without a node id; refusing to start",
-            dir.display()
-        ),
-    }
-    let raft_id = match meta.raft_id()? {
-        Some(id) => id,
-        None if pristine => {
-            let id = keel_raft::types::raft_id(config.node_id, retire::new_incarnation());
-            meta.set_raft_id(id)?;
-            id
-        }
-        // A data directory from before incarnations: its Raft id was its
-        // name, and stays so for the life of that directory.
-        None => config.node_id,
-    };
-    Ok((storage, raft_id))
-}
-
-/// Waits for a known leader and for this node to have applied everything
-/// the leader had committed (a read index from the leader, not this node's
-/// possibly stale commit index). `false` if a stop arrived first.
-async fn wait_until_settled(cp: &ControlPlane, stop: &CancellationToken) -> bool {
-    loop {
-        let settled = async {
-            cp.wait_for(Duration::from_secs(10), |s| {
-                s.leader.is_some() && s.nodes.contains_key(&s.node_id)
-            })
-            .await?;
-            // The barrier alone: it derives nothing from the clock, so a
-            // node whose clock is not trusted still settles (and reports
-            // why it is not ready).
-            cp.barrier(Consistency::Linearizable).await
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            r = settled => match r {
-                Ok(()) => return true,
-                Err(e) => {
-                    let st = cp.status();
-                    tracing::info!(leader = ?st.leader, applied = ?st.applied, error = %e, "waiting for a leader and catch-up");
-                    tokio::select! {
-                        _ = stop.cancelled() => return false,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Waits until the cluster id is applied locally (the leader's
-/// housekeeping records it once). `None` if a stop arrived first.
-async fn wait_for_cluster_id(cp: &ControlPlane, stop: &CancellationToken) -> Option<String> {
-    let mut applied = cp.applied_index();
-    loop {
-        if let Some(id) = cp.local(|s| s.cluster.cluster_id.clone()) {
-            return Some(id);
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = applied.changed() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
 }
 
 /// Serves until the first stop signal, reloading on SIGHUP. If the Raft
