@@ -16,6 +16,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use keel_tests::leases::keel_cli;
 use keel_tests::pki::make_ca;
 use keel_tests::snapshots::snapshot_cli;
 use keel_tests::{Api, Cluster, TOKEN, eventually};
@@ -345,4 +346,72 @@ async fn no_name_and_no_byte_of_the_ca_key_is_readable_in_a_data_directory() {
         snapshots >= 1,
         "no snapshot was built; the scan would miss them"
     );
+}
+
+/// The operator's commands: `keel operator init` prints the shares once,
+/// `keel operator unseal SHARE` takes one a call and reports the progress,
+/// `keel status` on the sealed node says so, and `rotate-key` answers once
+/// the node is unsealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_initializes_unseals_and_rotates() {
+    let cluster = Cluster::builder(1).key_shares().no_wait().start().await;
+    let api = cluster.api(1);
+    eventually(Duration::from_secs(30), "seal-status answering", || {
+        let api = api.clone();
+        async move { seal_state(&api).await }
+    })
+    .await;
+    let addr = cluster.node(1).api_addr.clone();
+    let status = keel_cli(&addr, TOKEN, &["status"]).await.ok();
+    assert!(status.stdout.contains("sealed   true"), "{}", status.stdout);
+    let init = keel_cli(
+        &addr,
+        TOKEN,
+        &[
+            "operator",
+            "init",
+            "--key-shares",
+            "3",
+            "--key-threshold",
+            "2",
+        ],
+    )
+    .await
+    .ok();
+    let shares: Vec<String> = init
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("key share "))
+        .filter_map(|l| l.split_once(": ").map(|(_, s)| s.trim().to_string()))
+        .collect();
+    assert_eq!(shares.len(), 3, "{}", init.stdout);
+    let first = keel_cli(&addr, TOKEN, &["operator", "unseal", &shares[2]])
+        .await
+        .ok();
+    assert!(
+        first.stdout.contains("sealed: true  progress: 1/2"),
+        "{}",
+        first.stdout
+    );
+    let wrong = keel_cli(&addr, TOKEN, &["operator", "unseal", &"ef".repeat(33)]).await;
+    assert_eq!(wrong.code, Some(1), "{wrong:?}");
+    let second = keel_cli(&addr, TOKEN, &["operator", "unseal", &shares[0]])
+        .await
+        .ok();
+    assert!(second.stdout.contains("sealed: false"), "{}", second.stdout);
+    cluster.wait_ready(1, Duration::from_secs(60)).await;
+    let rotated = keel_cli(&addr, TOKEN, &["operator", "rotate-key"])
+        .await
+        .ok();
+    assert!(
+        rotated.stdout.contains("new writes use key 2 (2 keys)"),
+        "{}",
+        rotated.stdout
+    );
+    api.post_expect(
+        "/v1/leases",
+        &json!({"ttl": "1h", "name": "after-rotation"}),
+        201,
+    )
+    .await;
 }
