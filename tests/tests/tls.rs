@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use keel_tests::pki::openssl;
+use keel_tests::pki::{make_ca, openssl};
 use keel_tests::{Cluster, TOKEN, eventually};
 use serde_json::{Value, json};
 
@@ -14,24 +14,7 @@ use serde_json::{Value, json};
 fn make_pki(dir: &Path, name: &str) {
     let p = |f: &str| dir.join(f).display().to_string();
     if !dir.join("ca.key").exists() {
-        let (ok, t) = openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test CA",
-        ]);
-        assert!(ok, "{t}");
+        make_ca(dir, "ca", true);
     }
     let (ok, t) = openssl(&[
         "req",
