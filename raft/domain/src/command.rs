@@ -186,6 +186,40 @@ pub enum Command {
         /// How long records are kept, as configured on the leader.
         retention: Retention,
     },
+    /// Installs the cluster's first peer CA (made by the bootstrap node).
+    InitPeerCa {
+        /// The peer CA certificate and key.
+        ca: CaRecord,
+    },
+    /// Trusts one more peer CA, not yet signing (peer-CA rotation, step 1).
+    AddPeerCa {
+        /// The new peer CA.
+        ca: CaRecord,
+    },
+    /// Makes a trusted peer CA the signer (rotation, step 2).
+    ActivatePeerCa {
+        /// Its position in the trusted list.
+        index: u32,
+    },
+    /// Stops trusting a peer CA (rotation, step 3).
+    DropPeerCa {
+        /// Its position in the trusted list.
+        index: u32,
+    },
+    /// Records a join token (the digest of its secret) valid for `ttl_ms`.
+    CreateJoinToken {
+        /// SHA-256 of the token's secret, hex.
+        digest: String,
+        /// Validity from the proposal's time.
+        ttl_ms: u64,
+    },
+    /// Uses a join token for a node: once, and before its expiry.
+    ConsumeJoinToken {
+        /// SHA-256 of the token's secret, hex.
+        digest: String,
+        /// The node it admits.
+        node: u64,
+    },
 }
 
 impl Command {
@@ -216,6 +250,12 @@ impl Command {
             Command::RenewToken { .. } => "renew_token",
             Command::RevokeToken { .. } => "revoke_token",
             Command::TidyRecords { .. } => "tidy_records",
+            Command::InitPeerCa { .. } => "init_peer_ca",
+            Command::AddPeerCa { .. } => "add_peer_ca",
+            Command::ActivatePeerCa { .. } => "activate_peer_ca",
+            Command::DropPeerCa { .. } => "drop_peer_ca",
+            Command::CreateJoinToken { .. } => "create_join_token",
+            Command::ConsumeJoinToken { .. } => "consume_join_token",
         }
     }
 }
@@ -556,6 +596,16 @@ mod tests {
                     pki_ms: 5,
                     idempotency_ms: 6,
                 },
+            },
+            Command::ActivatePeerCa { index: 1 },
+            Command::DropPeerCa { index: 1 },
+            Command::CreateJoinToken {
+                digest: "ab".repeat(32),
+                ttl_ms: 7,
+            },
+            Command::ConsumeJoinToken {
+                digest: "ab".repeat(32),
+                node: 4,
             },
         ];
         for command in commands {

@@ -28,6 +28,7 @@ pub mod idempotency;
 pub mod lease;
 pub mod lease_batch;
 pub mod list;
+pub mod peer_trust;
 pub mod query;
 pub mod quota;
 pub mod restore;
@@ -149,6 +150,10 @@ pub struct State {
     /// same reason.
     #[serde(default)]
     pub tokens: Tokens,
+    /// The peer CAs and join tokens (see [`peer_trust`]). Defaulted,
+    /// after `tokens`, for the same reason.
+    #[serde(default)]
+    pub peer: peer_trust::PeerTrust,
 }
 
 impl State {
@@ -166,6 +171,7 @@ impl State {
             last_stamp: self.last_stamp,
             restore: self.restore.clone(),
             tokens: self.tokens.frozen(),
+            peer: self.peer.clone(),
         }
     }
 
@@ -354,6 +360,22 @@ impl State {
             Command::TidyRecords { retention } => {
                 Ok(Outcome::Count(self.tidy(now, retention).total()))
             }
+            Command::InitPeerCa { ca } => self.peer.init(ca).map(|()| Outcome::Done),
+            Command::AddPeerCa { ca } => self.peer.add(ca).map(|()| Outcome::Done),
+            Command::ActivatePeerCa { index } => {
+                self.peer.activate(*index as usize).map(|()| Outcome::Done)
+            }
+            Command::DropPeerCa { index } => {
+                self.peer.drop_ca(*index as usize).map(|()| Outcome::Done)
+            }
+            Command::CreateJoinToken { digest, ttl_ms } => self
+                .peer
+                .create_token(now, digest, *ttl_ms)
+                .map(|()| Outcome::Done),
+            Command::ConsumeJoinToken { digest, node } => self
+                .peer
+                .consume_token(now, digest, *node)
+                .map(|()| Outcome::Done),
         }
     }
 

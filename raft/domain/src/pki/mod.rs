@@ -8,6 +8,7 @@
 mod ca;
 mod crl;
 mod names;
+pub mod peer;
 mod sign;
 
 use std::fmt;
