@@ -354,8 +354,14 @@ pub enum AccountOp {
 /// `keel cert ...`.
 #[derive(Debug, Subcommand)]
 pub enum CertOp {
-    /// Print the CA certificate.
-    Ca,
+    /// Print the CA certificate (with `--peer`: the peer CAs nodes and
+    /// an API served with `--api-tls` are trusted by; pin them with
+    /// `KEEL_CACERT`).
+    Ca {
+        /// The peer CAs instead of the tenant-facing cluster CA.
+        #[arg(long)]
+        peer: bool,
+    },
     /// Issue a certificate (keel generates the key).
     Issue {
         /// Common name.
@@ -457,6 +463,18 @@ pub enum OperatorOp {
     /// Add a data key to this node's keyring: new writes use it, older
     /// entries stay readable.
     RotateKey,
+    /// Join tokens: what a new node shows to get its node certificate.
+    JoinToken {
+        /// The operation.
+        #[command(subcommand)]
+        op: JoinTokenOp,
+    },
+    /// The peer CA nodes authenticate each other with.
+    PeerCa {
+        /// The operation.
+        #[command(subcommand)]
+        op: PeerCaOp,
+    },
     /// Re-read configuration files without a restart.
     Reload,
     /// Online snapshots of the replicated state: save, inspect, restore.
@@ -464,6 +482,29 @@ pub enum OperatorOp {
         /// The operation.
         #[command(subcommand)]
         op: SnapshotOp,
+    },
+}
+
+/// `keel operator peer-ca ...`.
+#[derive(Debug, Subcommand)]
+pub enum PeerCaOp {
+    /// One step of a rotation: `add`, then `activate`, then `drop`.
+    Rotate {
+        /// `add`, `activate` or `drop`.
+        #[arg(value_parser = ["add", "activate", "drop"])]
+        step: String,
+    },
+}
+
+/// `keel operator join-token ...`.
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenOp {
+    /// Make a token good for one node certificate, once, until it expires;
+    /// printed with the fingerprint of the peer CA it pins.
+    Create {
+        /// How long it may be used (`30m`, `1h`, at most `168h`).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
     },
 }
 
@@ -548,6 +589,26 @@ pub struct ServerArgs {
     /// node starts sealed and is unsealed with key shares.
     #[arg(long, env = "KEEL_UNSEAL_KEY_FILE")]
     pub unseal_key_file: Option<PathBuf>,
+    /// How nodes authenticate each other: `mtls` (the default outside
+    /// `--dev`: node certificates from keel's own peer CA) or `secret`
+    /// (the cluster secret as a bearer token; plaintext unless `--tls-*`
+    /// files are given; for `--dev`, or a mesh that provides mTLS).
+    #[arg(long, env = "KEEL_PEER_AUTH")]
+    pub peer_auth: Option<String>,
+    /// Serve the API over TLS with the node certificate from keel's peer
+    /// CA (with `--peer-auth mtls`); clients pin the CA `keel cert ca
+    /// --peer` prints (`KEEL_CACERT`).
+    #[arg(long, env = "KEEL_API_TLS")]
+    pub api_tls: bool,
+    /// A join token (`keel operator join-token create`): a new node shows
+    /// it, once, to get its node certificate from a cluster whose peer CA
+    /// the token pins. Without one, a node enrols with the cluster secret.
+    #[arg(long, env = "KEEL_JOIN_TOKEN")]
+    pub join_token: Option<String>,
+    /// Life of the node certificates keel issues for mutual TLS between
+    /// nodes (default 30d); each node renews its own at two thirds of it.
+    #[arg(long, env = "KEEL_NODE_CERT_TTL")]
+    pub node_cert_ttl: Option<String>,
     /// How long in-flight requests may take to finish at shutdown.
     #[arg(long, env = "KEEL_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<String>,

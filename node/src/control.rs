@@ -40,6 +40,8 @@ pub struct NodeRuntime {
     pub node_meta: NodeMeta,
     /// The peer client (to fetch the seal configuration from peers).
     pub peers: PeerClient,
+    /// Mutual TLS between nodes, when keel runs its peer CA.
+    pub peer_tls: Option<Arc<crate::peer_tls::PeerTls>>,
     /// Asks the lifecycle to stop Raft and drop the keys.
     pub seal_tx: mpsc::UnboundedSender<SealReply>,
 }

@@ -10,5 +10,6 @@ pub mod control;
 pub mod lifecycle;
 pub mod logging;
 pub mod managers;
+pub mod peer_tls;
 pub mod signals;
 pub mod tls;

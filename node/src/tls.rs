@@ -81,8 +81,21 @@ impl TlsMaterial {
 /// An HTTP client for peers (and the readiness self-check) that trusts the
 /// configured CA.
 pub fn http_client(tls: Option<&TlsMaterial>) -> Result<reqwest::Client, String> {
+    let mut builder = peer_builder();
+    if let Some(ca) = tls.and_then(|t| t.ca_pem.as_deref()) {
+        for cert in
+            reqwest::Certificate::from_pem_bundle(ca).map_err(|e| format!("--tls-ca-file: {e}"))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// The connection settings every peer client shares.
+pub fn peer_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(std::time::Duration::from_secs(2))
         .pool_idle_timeout(std::time::Duration::from_secs(30))
@@ -93,13 +106,5 @@ pub fn http_client(tls: Option<&TlsMaterial>) -> Result<reqwest::Client, String>
         .tcp_keepalive(std::time::Duration::from_secs(5))
         .tcp_keepalive_interval(std::time::Duration::from_secs(1))
         .tcp_keepalive_retries(3u32)
-        .tcp_nodelay(true);
-    if let Some(ca) = tls.and_then(|t| t.ca_pem.as_deref()) {
-        for cert in
-            reqwest::Certificate::from_pem_bundle(ca).map_err(|e| format!("--tls-ca-file: {e}"))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().map_err(|e| format!("HTTP client: {e}"))
+        .tcp_nodelay(true)
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod authz;
 pub mod contract;
 pub mod crl_cache;
+pub mod enrol;
 pub mod error;
 pub mod events;
 pub mod extract;

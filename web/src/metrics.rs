@@ -74,6 +74,9 @@ pub struct Metrics {
     certificates: Family<StateLabels, Gauge>,
     suspended: Family<KindLabels, Gauge>,
     ca_expiry_seconds: Gauge,
+    /// Seconds until this node's peer (mutual TLS) certificate expires;
+    /// set by the node when it installs or renews one.
+    pub node_cert_expiry_seconds: Gauge,
     clock_offset: Family<PeerLabels, Gauge>,
     clock_offset_from_majority: Gauge,
     clock_healthy: Gauge,
@@ -116,6 +119,7 @@ impl Metrics {
             certificates: Family::default(),
             suspended: Family::default(),
             ca_expiry_seconds: Gauge::default(),
+            node_cert_expiry_seconds: Gauge::default(),
             clock_offset: Family::default(),
             clock_offset_from_majority: Gauge::default(),
             clock_healthy: Gauge::default(),
@@ -198,6 +202,11 @@ impl Metrics {
             "ca_expiry_seconds",
             "Seconds until the cluster CA expires",
             m.ca_expiry_seconds.clone(),
+        );
+        registry.register(
+            "node_certificate_expiry_seconds",
+            "Seconds until this node's peer certificate (mutual TLS between nodes) expires; renewed at two thirds of its life",
+            m.node_cert_expiry_seconds.clone(),
         );
         registry.register(
             "clock_offset_ms",

@@ -230,11 +230,3 @@ pub async fn refuse_when_draining(
     }
     next.run(req).await
 }
-
-/// Requires the cluster secret on peer routes.
-pub async fn require_peer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    if !shared.auth.peer_ok(req.headers()) {
-        return ApiError::Unauthorized.into_response();
-    }
-    next.run(req).await
-}

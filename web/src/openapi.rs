@@ -28,7 +28,7 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     paths(
         health::livez, health::readyz, health::metrics, health::openapi,
-        sys::lifecycle, sys::seal_status, sys::seal, sys::unseal, sys::init, sys::rotate_key, sys::reload, sys::audit_hash,
+        sys::lifecycle, sys::seal_status, sys::seal, sys::unseal, sys::init, sys::rotate_key, sys::join_token, sys::peer_ca, sys::rotate_peer_ca, sys::reload, sys::audit_hash,
         snapshot::save, snapshot::restore, warnings::warnings,
         status::census, status::events, ui::index,
         cluster::get_cluster, cluster::add_member, cluster::remove_member, cluster::transfer_leader,

@@ -1,7 +1,8 @@
 //! The peer router (`/raft/*` on the peer listener): Raft RPCs, forwarded
 //! writes, read-index and membership requests from other nodes.
 //!
-//! Every route requires the cluster secret. Until the control plane is
+//! Every route requires the cluster secret, or with keel-run mutual TLS a
+//! node certificate (see [`crate::enrol`]). Until the control plane is
 //! installed every route answers 503 `raft_not_ready` and nothing reaches
 //! Raft: this is the transport-before-consensus rule.
 //!
@@ -26,8 +27,8 @@ use keel_raft::transport::CLUSTER_HEADER;
 use keel_raft::wire::{self, PeerRefusal, PeerRpc};
 use keel_raft::{ControlPlane, Error};
 
+use crate::enrol::{ENROL_PATH, enrol, require_peer};
 use crate::error::ApiError;
-use crate::middleware::require_peer;
 use crate::shared::Shared;
 
 /// A failed peer call's answer: the refusal [`PeerRefusal::answering`]
@@ -162,7 +163,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new()
         .route(PeerRpc::Snapshot.path(), post(snapshot))
         .route(PeerRpc::Time.path(), post(time))
-        .route(PeerRpc::SealConfig.path(), post(seal_config));
+        .route(PeerRpc::SealConfig.path(), post(seal_config))
+        .route(ENROL_PATH, post(enrol));
     for rpc in PeerRpc::ALL {
         router = router.route(
             rpc.path(),

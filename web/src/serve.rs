@@ -22,6 +22,9 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::enrol::ClientCertificate;
 
 /// TLS configuration of a listener, replaceable at runtime (reload): each
 /// new connection uses the configuration current when it is accepted.
@@ -118,7 +121,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
+                let router = router.clone();
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
                 let watcher = graceful.watcher();
@@ -126,6 +129,7 @@ pub async fn serve(
                 connections.spawn(async move {
                     let result = match acceptor {
                         None => {
+                            let service = TowerToHyperService::new(router);
                             let conn = builder.serve_connection(TokioIo::new(stream), service);
                             watcher.watch(conn).await
                         }
@@ -136,6 +140,22 @@ pub async fn serve(
                         .await
                         {
                             Ok(Ok(tls_stream)) => {
+                                // The client certificate rustls verified (if
+                                // any) goes with every request of the connection.
+                                let presented = tls_stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|c| c.first())
+                                    .map(|c| ClientCertificate(Arc::new(c.as_ref().to_vec())));
+                                let service = TowerToHyperService::new(router.map_request(
+                                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                                        if let Some(c) = &presented {
+                                            req.extensions_mut().insert(c.clone());
+                                        }
+                                        req
+                                    },
+                                ));
                                 let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
                                 watcher.watch(conn).await
                             }

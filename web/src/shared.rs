@@ -82,6 +82,7 @@ pub struct Shared {
     control_plane: RwLock<Option<ControlPlane>>,
     control: RwLock<Option<Arc<dyn NodeControl>>>,
     keeper: RwLock<Option<Arc<Keeper>>>,
+    peer_trust: RwLock<Option<Arc<dyn crate::enrol::PeerTrustHooks>>>,
     barrier_passed: AtomicBool,
     draining: AtomicBool,
     sealed: AtomicBool,
@@ -103,6 +104,7 @@ impl Shared {
             control_plane: RwLock::new(None),
             control: RwLock::new(None),
             keeper: RwLock::new(None),
+            peer_trust: RwLock::new(None),
             barrier_passed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
@@ -209,6 +211,20 @@ impl Shared {
     /// The node's key keeper, once storage is open.
     pub fn install_keeper(&self, keeper: Arc<Keeper>) {
         *self.keeper.write().unwrap_or_else(|e| e.into_inner()) = Some(keeper);
+    }
+
+    /// Turns on keel-run mutual TLS on the peer listener (before it
+    /// serves): peer routes then take node certificates, not the secret.
+    pub fn install_peer_trust(&self, hooks: Arc<dyn crate::enrol::PeerTrustHooks>) {
+        *self.peer_trust.write().unwrap_or_else(|e| e.into_inner()) = Some(hooks);
+    }
+
+    /// The peer trust hooks, with keel-run mutual TLS.
+    pub fn peer_trust(&self) -> Option<Arc<dyn crate::enrol::PeerTrustHooks>> {
+        self.peer_trust
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The cluster's seal configuration, if this node has one.

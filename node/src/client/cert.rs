@@ -32,7 +32,27 @@ fn duration(s: &str) -> Value {
 pub async fn run(args: &ClientArgs, op: &CertOp) -> Result<(), ClientError> {
     let client = ApiClient::from_args(args)?;
     let answer = match op {
-        CertOp::Ca => {
+        CertOp::Ca { peer: true } => {
+            let cas = client.get("/v1/sys/peer-ca").await?;
+            if args.json {
+                return output::json(&cas);
+            }
+            for ca in cas["cas"].as_array().cloned().unwrap_or_default() {
+                let role = if ca["signing"] == true {
+                    "signing"
+                } else {
+                    "trusted"
+                };
+                println!(
+                    "# {role}, sha256 {}, until {}",
+                    output::text(&ca["fingerprint"]),
+                    output::text(&ca["not_after"])
+                );
+                print!("{}", output::text(&ca["certificate"]));
+            }
+            return Ok(());
+        }
+        CertOp::Ca { peer: false } => {
             let ca = client.get("/v1/pki/ca").await?;
             if args.json {
                 return output::json(&ca);

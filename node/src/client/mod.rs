@@ -87,6 +87,18 @@ pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientEr
             Some(serde_json::json!({"key_shares": key_shares, "key_threshold": key_threshold})),
         ),
         OperatorOp::RotateKey => ("/v1/sys/rotate-key", None),
+        OperatorOp::JoinToken {
+            op: crate::cli::JoinTokenOp::Create { ttl },
+        } => (
+            "/v1/sys/join-token",
+            Some(serde_json::json!({ "ttl": ttl })),
+        ),
+        OperatorOp::PeerCa {
+            op: crate::cli::PeerCaOp::Rotate { step },
+        } => (
+            "/v1/sys/peer-ca/rotate",
+            Some(serde_json::json!({ "step": step })),
+        ),
         OperatorOp::Reload => ("/v1/sys/reload", None),
         OperatorOp::Snapshot { op } => return snapshot::run(&client, op, args.json).await,
     };
@@ -122,6 +134,32 @@ pub async fn operator(args: &ClientArgs, op: &OperatorOp) -> Result<(), ClientEr
             output::text(&answer["key_id"]),
             output::text(&answer["keys"])
         ),
+        OperatorOp::JoinToken { .. } => {
+            println!("token:           {}", output::text(&answer["token"]));
+            println!(
+                "peer CA sha256:  {}",
+                output::text(&answer["ca_fingerprint"])
+            );
+            println!("expires:         {}", output::text(&answer["expires_at"]));
+            println!();
+            println!(
+                "Start the new node with --join <peer address> --join-token <token>; it works once."
+            );
+        }
+        OperatorOp::PeerCa { .. } => {
+            for ca in answer["cas"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "{}  sha256 {}  until {}",
+                    if ca["signing"] == true {
+                        "signing"
+                    } else {
+                        "trusted"
+                    },
+                    output::text(&ca["fingerprint"]),
+                    output::text(&ca["not_after"])
+                );
+            }
+        }
         OperatorOp::Snapshot { .. } => {}
         OperatorOp::Reload => {
             let changes = answer["changes"].as_array().cloned().unwrap_or_default();

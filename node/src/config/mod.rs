@@ -81,6 +81,16 @@ pub struct Config {
     pub raft: RaftSettings,
     /// TLS for both listeners, if configured.
     pub tls: Option<TlsMaterial>,
+    /// Mutual TLS between nodes with certificates from keel's own peer
+    /// CA: on unless `--dev` or the operator brings certificates
+    /// (`--tls-*`).
+    pub peer_mtls: bool,
+    /// Serve the API with the node certificate.
+    pub api_tls: bool,
+    /// A join token to enrol with (secret).
+    pub join_token: Option<JoinToken>,
+    /// Life of the node certificates keel issues.
+    pub node_cert_ttl: Duration,
     /// Largest API request body.
     pub max_body_bytes: usize,
     /// Requests per second per admin token (0: no limit).
@@ -117,8 +127,45 @@ impl fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("max_clock_offset", &self.max_clock_offset)
             .field("tls", &self.tls.is_some())
+            .field("peer_mtls", &self.peer_mtls)
+            .field("api_tls", &self.api_tls)
+            .field(
+                "join_token",
+                &self.join_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("node_cert_ttl", &self.node_cert_ttl)
             .field("audit", &self.audit)
             .finish()
+    }
+}
+
+/// A join token: the fingerprint of the peer CA it pins, and its secret.
+#[derive(Clone)]
+pub struct JoinToken {
+    /// SHA-256 of the peer CA certificate, hex.
+    pub ca_fingerprint: String,
+    /// The secret the cluster knows by its digest.
+    pub secret: String,
+}
+
+impl JoinToken {
+    /// Parses `keel1:<ca fingerprint>:<secret>` (64 hex digits each).
+    pub fn parse(s: &str) -> Result<JoinToken, ConfigError> {
+        let hex64 = |p: &str| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit());
+        match s.trim().split(':').collect::<Vec<_>>().as_slice() {
+            ["keel1", fp, secret] if hex64(fp) && hex64(secret) => Ok(JoinToken {
+                ca_fingerprint: fp.to_ascii_lowercase(),
+                secret: secret.to_ascii_lowercase(),
+            }),
+            _ => Err(err(
+                "--join-token must be a token as `keel operator join-token create` prints it (keel1:<fingerprint>:<secret>)",
+            )),
+        }
+    }
+
+    /// The token as printed.
+    pub fn render(&self) -> String {
+        format!("keel1:{}:{}", self.ca_fingerprint, self.secret)
     }
 }
 
@@ -228,6 +275,34 @@ impl Config {
             return Err(err("--rate-limit-burst must be at least 1"));
         }
         let audit = audit_settings(&a, &at.data_dir)?;
+        let node_cert_ttl = duration("--node-cert-ttl", a.node_cert_ttl.clone(), 30 * 86_400_000)?;
+        if node_cert_ttl < Duration::from_secs(10) {
+            return Err(err("--node-cert-ttl must be at least 10s"));
+        }
+        let join_token = a.join_token.as_deref().map(JoinToken::parse).transpose()?;
+        let peer_mtls = match a.peer_auth.as_deref() {
+            None => !dev && tls.is_none(),
+            Some("mtls") if tls.is_some() => {
+                return Err(err(
+                    "--peer-auth mtls uses keel's own peer CA and cannot be combined with --tls-* files",
+                ));
+            }
+            Some("mtls") => true,
+            Some("secret") => false,
+            Some(other) => {
+                return Err(err(format!(
+                    "--peer-auth must be `mtls` or `secret` (got `{other}`)"
+                )));
+            }
+        };
+        if a.api_tls && !peer_mtls {
+            return Err(err(
+                "--api-tls serves the node certificate from keel's peer CA: it needs --peer-auth mtls (with --tls-* files the API already serves TLS)",
+            ));
+        }
+        if join_token.is_some() && !peer_mtls {
+            return Err(err("--join-token needs --peer-auth mtls"));
+        }
         let unseal_key = a
             .unseal_key_file
             .as_deref()
@@ -252,7 +327,11 @@ impl Config {
             log_format,
             log_level,
             raft,
+            peer_mtls,
+            api_tls: a.api_tls,
             tls,
+            join_token,
+            node_cert_ttl,
             max_body_bytes,
             rate_limit,
             max_clock_offset,

@@ -28,7 +28,9 @@ fn local_target(bound: SocketAddr) -> SocketAddr {
 
 /// Passes when both listeners answer over the network as they should
 /// before Raft exists: `/livez` 200 on the API, and `503 raft_not_ready`
-/// from the peer router to an authenticated request.
+/// from the peer router to an authenticated request (with keel-run mutual
+/// TLS, where this node has no certificate to present yet, `401` from the
+/// peer listener's TLS to a request without one).
 pub async fn pass(
     config: &Config,
     api_bound: SocketAddr,
@@ -40,7 +42,12 @@ pub async fn pass(
     if config.advertise_api.is_empty() || config.advertise_peer.is_empty() {
         return Err("advertised addresses are missing".into());
     }
-    let scheme = if config.tls.is_some() {
+    let scheme = if config.tls.is_some() || config.api_tls {
+        "https"
+    } else {
+        "http"
+    };
+    let peer_scheme = if config.peer_mtls || config.tls.is_some() {
         "https"
     } else {
         "http"
@@ -55,7 +62,7 @@ pub async fn pass(
         .map_err(|e| e.to_string())?;
     let api_url = format!("{scheme}://{}/livez", local_target(api_bound));
     let peer_url = format!(
-        "{scheme}://{}{}",
+        "{peer_scheme}://{}{}",
         local_target(peer_bound),
         wire::PATH_HELLO
     );
@@ -70,6 +77,9 @@ pub async fn pass(
             .send()
             .await;
         match (api, peer) {
+            (Ok(a), Ok(p)) if a.status() == 200 && config.peer_mtls && p.status() == 401 => {
+                return Ok(());
+            }
             (Ok(a), Ok(p)) if a.status() == 200 && p.status() == 503 => {
                 let body = p.text().await.unwrap_or_default();
                 if body.contains("raft_not_ready") {

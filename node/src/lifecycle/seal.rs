@@ -151,7 +151,11 @@ pub async fn config_from_peers(config: &Config, peers: &PeerClient) -> Option<Se
 /// Stops everything that runs on Raft, then Raft, then drops the keys:
 /// the second half of a seal (the supervisor already stopped the managers
 /// and handed leadership away).
-pub async fn unwind_raft(parts: &mut Parts, keeper: &Keeper) {
+pub async fn unwind_raft(
+    parts: &mut Parts,
+    keeper: &Keeper,
+    peer_tls: Option<&crate::peer_tls::PeerTls>,
+) {
     let shared = parts.shared.clone();
     let board = &shared.lifecycle;
     if let Some((supervisor, stop, task)) = parts.supervisor.take() {
@@ -175,6 +179,10 @@ pub async fn unwind_raft(parts: &mut Parts, keeper: &Keeper) {
         stop_raft(&shared, cp).await;
     }
     board.set_component(Component::Cluster, ComponentState::Stopped);
+    // The node key is stored sealed: it goes with the other keys.
+    if let Some(tls) = peer_tls {
+        tls.forget();
+    }
     keeper.drop_keys();
     record(&shared, "seal: keys dropped from memory");
 }

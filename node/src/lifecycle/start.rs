@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use keel_raft::skew::ClockMonitor;
-use keel_raft::transport::{ClusterSecret, PeerClient};
+use keel_raft::transport::{ClusterSecret, OneClient, PeerClient, PeerHttp};
 use keel_raft::{ControlPlane, Member, Storage};
 use keel_web::audit::Audit;
 use keel_web::auth::Auth;
@@ -137,8 +137,9 @@ async fn start(
 ) -> anyhow::Result<()> {
     let shared = parts.shared.clone();
     let (storage, raft_id) = storage_phase(&config, parts)?;
-    let listening = listeners_phase(&config, parts).await?;
-    let (peers, clock) = clock_phase(&config, &storage, parts)?;
+    let peer_tls = peer_tls_phase(&config, &storage, &shared)?;
+    let listening = listeners_phase(&config, peer_tls.as_deref(), parts).await?;
+    let (peers, clock) = clock_phase(&config, &storage, peer_tls.clone(), parts)?;
 
     // Phase 4: readiness barrier.
     barrier::pass(&config, listening.api_addr, listening.peer_addr)
@@ -163,6 +164,7 @@ async fn start(
         keeper: storage.keeper().clone(),
         node_meta: storage.node_meta(),
         peers: peers.clone(),
+        peer_tls: peer_tls.clone(),
         seal_tx,
     });
     shared.install_node_control(Arc::new(Control(runtime.clone())));
@@ -176,6 +178,16 @@ async fn start(
             return Ok(());
         }
         let config = runtime.config();
+        // Phase 4c: this node's certificate for mutual TLS with its peers.
+        if let Some(tls) = &peer_tls {
+            let stored_cluster = storage.node_meta().cluster_id().ok().flatten();
+            match crate::peer_tls::obtain::ensure(tls, &config, stored_cluster, &signals.stop).await
+            {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => bail!("node certificate: {e}"),
+            }
+        }
         let cp = raft_phase(
             &config,
             &storage,
@@ -211,7 +223,7 @@ async fn start(
                     .supervisor
                     .write()
                     .unwrap_or_else(|e| e.into_inner()) = None;
-                seal::unwind_raft(parts, &runtime.keeper).await;
+                seal::unwind_raft(parts, &runtime.keeper, peer_tls.as_deref()).await;
                 let _ = reply.send(());
             }
         }
@@ -253,6 +265,48 @@ fn storage_phase(
     Ok((storage, raft_id))
 }
 
+/// Mutual TLS with keel's own peer CA (unless `--dev` or `--tls-*`): the
+/// node's TLS state, a provisional certificate until it has its own, and
+/// the peer router's hooks, all before the peer listener serves.
+fn peer_tls_phase(
+    config: &Config,
+    storage: &Storage,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Option<Arc<crate::peer_tls::PeerTls>>> {
+    if !config.peer_mtls {
+        return Ok(None);
+    }
+    let host = |addr: &str| {
+        addr.rsplit_once(':')
+            .map_or(addr, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    };
+    let mut hosts = vec![host(&config.advertise_peer)];
+    if config.api_tls && !hosts.contains(&host(&config.advertise_api)) {
+        hosts.push(host(&config.advertise_api));
+    }
+    let tls = crate::peer_tls::PeerTls::new(
+        config.node_id,
+        crate::peer_tls::files::dir(&config.data_dir),
+        hosts,
+        config.node_cert_ttl.as_millis() as u64,
+        storage.keeper().clone(),
+        shared.auth.cluster_secret.clone(),
+    )
+    .map_err(|e| anyhow!(e))?;
+    shared.install_peer_trust(Arc::new(crate::peer_tls::issue::Issuer {
+        tls: tls.clone(),
+        shared: Arc::downgrade(shared),
+    }));
+    tracing::info!(
+        phase = "listeners",
+        "mutual TLS between nodes with keel's peer CA"
+    );
+    Ok(Some(tls))
+}
+
 /// What phase 3 leaves serving.
 struct Listening {
     tls: Option<TlsSlot>,
@@ -263,17 +317,25 @@ struct Listening {
 
 /// Phase 3: the peer listener, then the API listener (lesson 5: the
 /// transport serves before consensus starts).
-async fn listeners_phase(config: &Config, parts: &mut Parts) -> anyhow::Result<Listening> {
+async fn listeners_phase(
+    config: &Config,
+    peer_tls: Option<&crate::peer_tls::PeerTls>,
+    parts: &mut Parts,
+) -> anyhow::Result<Listening> {
     let shared = parts.shared.clone();
     let board = &shared.lifecycle;
     let tls = config.tls.as_ref().map(|t| TlsSlot::new(t.server.clone()));
+    let api_tls = match peer_tls {
+        Some(p) if config.api_tls => Some(p.api_slot()),
+        _ => tls.clone(),
+    };
     let drain = DrainDeadline::new(config.shutdown_timeout);
     board.set_component(Component::PeerListener, ComponentState::Starting);
     let peer = RunningListener::start(
         Component::PeerListener,
         config.peer_listen,
         keel_web::peer::router(shared.clone()),
-        tls.clone(),
+        peer_tls.map(|t| t.slot()).or_else(|| tls.clone()),
         DrainDeadline::new(PEER_DRAIN.min(config.shutdown_timeout)),
     )
     .await
@@ -286,7 +348,7 @@ async fn listeners_phase(config: &Config, parts: &mut Parts) -> anyhow::Result<L
         Component::ApiListener,
         config.api_listen,
         keel_web::api_router(shared.clone()),
-        tls.clone(),
+        api_tls,
         drain.clone(),
     )
     .await
@@ -309,15 +371,26 @@ async fn listeners_phase(config: &Config, parts: &mut Parts) -> anyhow::Result<L
 fn clock_phase(
     config: &Config,
     storage: &Storage,
+    peer_tls: Option<Arc<crate::peer_tls::PeerTls>>,
     parts: &mut Parts,
 ) -> anyhow::Result<(PeerClient, ClockMonitor)> {
     let shared = parts.shared.clone();
-    let http = tls::http_client(config.tls.as_ref()).map_err(|e| anyhow!(e))?;
+    let http: Arc<dyn PeerHttp> = match peer_tls {
+        Some(tls) => tls,
+        None => Arc::new(OneClient {
+            http: tls::http_client(config.tls.as_ref()).map_err(|e| anyhow!(e))?,
+            scheme: if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+        }),
+    };
     let peers = PeerClient::new(
         http,
-        config.tls.is_some(),
         shared.auth.cluster_secret.clone(),
         storage.identity().clone(),
+        config.node_id,
     );
     let clock = ClockMonitor::new(config.max_clock_offset);
     parts.clock_prober = Some(ClockProber::start(
@@ -399,6 +472,7 @@ async fn member_phase(
         cp: cp.clone(),
         shared: shared.clone(),
         config: config.clone(),
+        peer_tls: runtime.peer_tls.clone(),
     });
     let supervisor_stop = CancellationToken::new();
     let supervisor_task = supervisor.spawn(supervisor_stop.clone());

@@ -30,7 +30,13 @@ async fn tend(ctx: &ManagerContext) -> Result<(), keel_raft::Error> {
         )
     });
     if cluster_id.is_none() {
-        let id = ctx.config.cluster_id.clone().unwrap_or_else(new_cluster_id);
+        // With mutual TLS the peer CA already names the cluster.
+        let id = ctx
+            .config
+            .cluster_id
+            .clone()
+            .or_else(|| ctx.peer_tls.as_ref().and_then(|t| t.cluster()))
+            .unwrap_or_else(new_cluster_id);
         tracing::info!(manager = "housekeeping", cluster_id = %id, "recording the cluster id");
         ctx.cp
             .write_on_leader(Request::Apply(Command::InitCluster { cluster_id: id }))

@@ -48,6 +48,8 @@ pub struct ManagerContext {
     pub shared: Arc<Shared>,
     /// Configuration at start.
     pub config: Arc<Config>,
+    /// Mutual TLS between nodes, when keel runs its peer CA.
+    pub peer_tls: Option<Arc<crate::peer_tls::PeerTls>>,
 }
 
 /// The managers currently running.
@@ -88,6 +90,15 @@ impl Supervisor {
     }
 
     async fn follow(self: Arc<Self>, stop: CancellationToken) {
+        // Not leader-only: every node keeps its own certificate current.
+        let upkeep = self.ctx.peer_tls.clone().map(|tls| {
+            tokio::spawn(crate::peer_tls::tend::run(
+                tls,
+                self.ctx.cp.clone(),
+                self.ctx.shared.clone(),
+                stop.clone(),
+            ))
+        });
         let mut last_handoff = tokio::time::Instant::now() - Duration::from_secs(60);
         loop {
             self.reconcile().await;
@@ -108,6 +119,9 @@ impl Supervisor {
         }
         self.stopping.store(true, Ordering::Release);
         self.stop_managers().await;
+        if let Some(task) = upkeep {
+            let _ = task.await;
+        }
     }
 
     /// Starts or stops the managers to match leadership and seal state.

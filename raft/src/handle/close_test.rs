@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use super::ControlPlane;
 use crate::settings::RaftSettings;
 use crate::store::Storage;
-use crate::transport::{ClusterSecret, PeerClient};
+use crate::transport::{ClusterSecret, OneClient, PeerClient};
 use crate::types::Member;
 
 async fn start(storage: &Storage) -> ControlPlane {
@@ -18,10 +18,13 @@ async fn start(storage: &Storage) -> ControlPlane {
     // this one at start.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let peers = PeerClient::new(
-        reqwest::Client::new(),
-        false,
+        std::sync::Arc::new(OneClient {
+            http: reqwest::Client::new(),
+            scheme: "http",
+        }),
         ClusterSecret::new("secret"),
         storage.identity().clone(),
+        1,
     );
     let member = Member {
         api_addr: "127.0.0.1:1".into(),

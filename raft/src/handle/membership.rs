@@ -204,6 +204,9 @@ impl ControlPlane {
                 } => Error::MembershipRefused(format!(
                     "the node at {peer_addr} belongs to another cluster"
                 )),
+                e if e.is_untrusted() => Error::MembershipRefused(format!(
+                    "the node at {peer_addr} belongs to another cluster: its certificate is not from this cluster's peer CA ({e})"
+                )),
                 other => Error::MembershipRefused(format!(
                     "no keel node answers at {peer_addr} ({other}); start it first"
                 )),

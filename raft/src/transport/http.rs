@@ -1,8 +1,9 @@
 //! The HTTP transport: a [`PeerCall`] as a POST to the peer listener.
 //!
-//! The route is the RPC's path; the cluster secret goes as a bearer token,
-//! the call's cluster id, addressee and watermark as headers
-//! ([`super::CLUSTER_HEADER`], [`wire::TO_HEADER`], [`wire::ACKED_HEADER`]),
+//! The route is the RPC's path; the cluster secret goes as a bearer token
+//! (unless nodes authenticate by certificate), the sender's node name, the call's cluster id, addressee and watermark
+//! as headers ([`super::FROM_HEADER`], [`super::CLUSTER_HEADER`],
+//! [`wire::TO_HEADER`], [`wire::ACKED_HEADER`]),
 //! and a refusal comes back as keel's JSON error body, read into a
 //! [`PeerRefusal`]. Peer addresses are `host:port` names resolved on every
 //! new connection, so a peer that returns under the same name with a new
@@ -11,32 +12,65 @@
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::{CLUSTER_HEADER, ClusterSecret, PeerBody, PeerCall, PeerCallError, Transport};
+use std::sync::Arc;
+
+use super::{
+    CLUSTER_HEADER, ClusterSecret, FROM_HEADER, PeerBody, PeerCall, PeerCallError, Transport,
+};
+use crate::types::{NodeId, NodeName, name_of};
 use crate::wire::{self, PeerRefusal};
+
+/// The HTTP clients peer calls go out on: one per addressee when the node
+/// checks whom it reaches (mutual TLS with node certificates), or one for
+/// all.
+pub trait PeerHttp: Send + Sync + 'static {
+    /// The client (and scheme) for a call to node `to`, if the caller
+    /// knows which node it calls.
+    fn client(&self, to: Option<NodeName>) -> (reqwest::Client, &'static str);
+
+    /// Whether calls carry the cluster secret as a bearer token: not when
+    /// nodes authenticate by certificate, so the secret never goes to a
+    /// server not yet verified.
+    fn sends_secret(&self) -> bool {
+        true
+    }
+}
+
+/// One client for every peer.
+pub struct OneClient {
+    /// The client.
+    pub http: reqwest::Client,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+impl PeerHttp for OneClient {
+    fn client(&self, _to: Option<NodeName>) -> (reqwest::Client, &'static str) {
+        (self.http.clone(), self.scheme)
+    }
+}
 
 /// reqwest to other nodes' peer listeners.
 pub struct HttpTransport {
-    http: reqwest::Client,
-    scheme: &'static str,
+    http: Arc<dyn PeerHttp>,
     secret: ClusterSecret,
+    from: NodeName,
 }
 
 impl HttpTransport {
-    /// Over an HTTP client the node configured; `tls` selects `https`.
-    pub fn new(http: reqwest::Client, tls: bool, secret: ClusterSecret) -> Self {
-        HttpTransport {
-            http,
-            scheme: if tls { "https" } else { "http" },
-            secret,
-        }
+    /// Over the node's peer clients, sending as node `from`.
+    pub fn new(http: Arc<dyn PeerHttp>, secret: ClusterSecret, from: NodeName) -> Self {
+        HttpTransport { http, secret, from }
     }
 
     fn request(&self, call: PeerCall) -> reqwest::RequestBuilder {
-        let url = format!("{}://{}{}", self.scheme, call.addr, call.rpc.path());
-        let mut builder = self
-            .http
-            .post(url)
-            .bearer_auth(&*self.secret.get())
+        let (http, scheme) = self.http.client(call.to.map(|t: NodeId| name_of(t)));
+        let url = format!("{scheme}://{}{}", call.addr, call.rpc.path());
+        let mut builder = http.post(url).header(FROM_HEADER, self.from);
+        if self.http.sends_secret() {
+            builder = builder.bearer_auth(&*self.secret.get());
+        }
+        builder = builder
             .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
             .timeout(call.timeout);
         if let Some(id) = &call.cluster {

@@ -34,11 +34,15 @@ use crate::codec;
 use crate::types::{NodeId, SnapshotData, TypeConfig};
 use crate::wire::{PeerRefusal, PeerRpc, SnapshotHeader};
 
-pub use http::HttpTransport;
+pub use http::{HttpTransport, OneClient, PeerHttp};
 pub use memory::{Faults, MemoryNet};
 
 /// Header carrying the sender's cluster id on peer requests.
 pub const CLUSTER_HEADER: &str = "x-keel-cluster";
+
+/// Header carrying the sender's node name on peer requests; with mutual
+/// TLS, the name its certificate gives must be this one.
+pub const FROM_HEADER: &str = "x-keel-from";
 
 /// The body of a peer call.
 pub enum PeerBody {
@@ -100,6 +104,22 @@ pub enum PeerCallError {
     /// What was to be sent could not be read or encoded locally.
     #[error("local: {0}")]
     Local(String),
+}
+
+impl PeerCallError {
+    /// Whether the connection failed because the other end's certificate
+    /// is not one this node trusts (another cluster's peer CA, another
+    /// node than the one called, not keel at all).
+    pub fn is_untrusted(&self) -> bool {
+        match self {
+            PeerCallError::Connect(m) | PeerCallError::Unreachable(m) => {
+                m.contains("invalid peer certificate")
+                    || m.contains("the peer certificate")
+                    || m.contains("the peer presented node")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The cluster secret, shared by the peer client and the peer router and
@@ -171,15 +191,15 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    /// A client speaking HTTP to peer listeners, over an HTTP client the
-    /// node configured (TLS roots, pool); `tls` selects `https`.
+    /// A client speaking HTTP to peer listeners over the node's peer
+    /// clients, as node `from`.
     pub fn new(
-        http: reqwest::Client,
-        tls: bool,
+        http: Arc<dyn PeerHttp>,
         secret: ClusterSecret,
         identity: ClusterIdentity,
+        from: crate::types::NodeName,
     ) -> Self {
-        Self::over(Arc::new(HttpTransport::new(http, tls, secret)), identity)
+        Self::over(Arc::new(HttpTransport::new(http, secret, from)), identity)
     }
 
     /// A client over any transport.

@@ -281,6 +281,13 @@ pub fn constrain(doc: &mut Value, policy: &Policy) {
         "increment",
         nullable(duration(MIN_TTL_MS, MAX_TTL_MS)),
     );
+    // Join tokens: 1 s to 7 days.
+    set_property(
+        doc,
+        "JoinTokenBody",
+        "ttl",
+        duration(1_000, crate::routes::sys::MAX_JOIN_TOKEN_TTL_MS),
+    );
     // A tenant token names its account; no other role names one.
     if let Some(body) = doc.pointer_mut("/components/schemas/CreateTokenBody") {
         let others: Vec<&str> = roles.iter().copied().filter(|r| *r != "tenant").collect();

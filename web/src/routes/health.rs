@@ -163,6 +163,26 @@ pub fn readiness(shared: &Shared) -> Vec<Check> {
             ));
         }
     }
+    if let Some(hooks) = shared.peer_trust() {
+        let now = keel_raft::clock::now_ms();
+        checks.push(match hooks.certificate() {
+            Some((serial, not_after)) if not_after > now => check(
+                "peer_certificate",
+                true,
+                format!(
+                    "serial {serial} expires {} (in {} days)",
+                    keel_raft::clock::to_rfc3339(not_after),
+                    (not_after - now) / 86_400_000
+                ),
+            ),
+            Some((serial, _)) => check(
+                "peer_certificate",
+                false,
+                format!("serial {serial} has expired"),
+            ),
+            None => check("peer_certificate", false, "no node certificate yet"),
+        });
+    }
     let phase = shared.lifecycle.phase();
     checks.push(check(
         "started",

@@ -227,3 +227,105 @@ pub async fn audit_hash(
         hash: shared.audit.hmac(&body.input),
     })
 }
+
+/// `POST /v1/sys/join-token`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinTokenBody {
+    /// How long the token may be used: seconds or `"1h"`, `"30m"`...
+    /// (at most 7 days).
+    #[schema(value_type = String, example = "1h")]
+    pub ttl: crate::extract::DurationInput,
+}
+
+/// A join token: good for one node certificate, once, until it expires.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JoinTokenResult {
+    /// Give it to the joining node (`--join-token`); it carries the
+    /// fingerprint of the peer CA it pins, and is shown only here.
+    pub token: String,
+    /// SHA-256 of the peer CA certificate the joining node will accept.
+    pub ca_fingerprint: String,
+    /// When the token stops working.
+    pub expires_at: String,
+}
+
+/// Longest join token life.
+pub const MAX_JOIN_TOKEN_TTL_MS: u64 = 7 * 86_400_000;
+
+/// Makes a join token: a new node that presents it gets a node
+/// certificate from the cluster's peer CA, once, before the token expires.
+#[utoipa::path(post, path = "/v1/sys/join-token", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))), request_body = JoinTokenBody,
+    responses((status = 200, body = JoinTokenResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn join_token(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(body): ApiJson<JoinTokenBody>,
+) -> Result<Json<JoinTokenResult>, ApiError> {
+    let ttl_ms = body.ttl.0;
+    if ttl_ms == 0 || ttl_ms > MAX_JOIN_TOKEN_TTL_MS {
+        return Err(ApiError::BadRequest(
+            "ttl must be between 1 second and 7 days".into(),
+        ));
+    }
+    let hooks = peer_hooks(&shared)?;
+    shared.domain_cp()?;
+    let (token, ca_fingerprint, expires_at) = hooks.join_token(ttl_ms).await?;
+    Ok(Json(JoinTokenResult {
+        token,
+        ca_fingerprint,
+        expires_at: keel_raft::clock::to_rfc3339(expires_at),
+    }))
+}
+
+/// `GET /v1/sys/peer-ca`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeerCas {
+    /// The trusted peer CAs, the signer first.
+    pub cas: Vec<crate::enrol::PeerCaInfo>,
+}
+
+/// `POST /v1/sys/peer-ca/rotate`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePeerCaBody {
+    /// `add`, then `activate`, then `drop`.
+    pub step: crate::enrol::RotationStep,
+}
+
+fn peer_hooks(shared: &Shared) -> Result<Arc<dyn crate::enrol::PeerTrustHooks>, ApiError> {
+    shared.peer_trust().ok_or_else(|| ApiError::NotFound {
+        code: "not_found",
+        message: "this node does not run keel's peer CA (mutual TLS is off: --dev, --peer-auth secret or --tls-* files)"
+            .into(),
+    })
+}
+
+/// The peer CAs nodes trust each other's certificates from (never a key).
+#[utoipa::path(get, path = "/v1/sys/peer-ca", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysRead))),
+    responses((status = 200, body = PeerCas), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn peer_ca(State(shared): State<Arc<Shared>>) -> Result<Json<PeerCas>, ApiError> {
+    let hooks = peer_hooks(&shared)?;
+    shared.domain_cp()?;
+    Ok(Json(PeerCas {
+        cas: hooks.peer_cas()?,
+    }))
+}
+
+/// One step of a peer-CA rotation: `add` a new CA (trusted beside the
+/// old), `activate` it (nodes renew from it at once), then `drop` the old
+/// once every member presents a certificate from the new one.
+#[utoipa::path(post, path = "/v1/sys/peer-ca/rotate", tag = "sys", security(("bearer" = [])),
+    extensions(("x-keel-permission" = json!(crate::authz::Permission::SysWrite))), request_body = RotatePeerCaBody,
+    responses((status = 200, body = PeerCas), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn rotate_peer_ca(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(body): ApiJson<RotatePeerCaBody>,
+) -> Result<Json<PeerCas>, ApiError> {
+    let hooks = peer_hooks(&shared)?;
+    shared.domain_cp()?;
+    Ok(Json(PeerCas {
+        cas: hooks.rotate(body.step).await?,
+    }))
+}
