@@ -75,6 +75,24 @@ impl Api {
         }
     }
 
+    /// A client of a peer listener that speaks TLS (keel's mutual TLS)
+    /// without a client certificate, accepting the server's: what a
+    /// stranger who knows only the cluster secret can reach.
+    pub fn tls_stranger(addr: &str, token: Option<&str>) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(true)
+            .build()
+            .expect("https client");
+        Api {
+            base: format!("https://{addr}"),
+            token: token.map(str::to_string),
+            http,
+        }
+    }
+
     /// The same node without a token.
     pub fn anonymous(&self) -> Api {
         Api {

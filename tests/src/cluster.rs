@@ -237,10 +237,24 @@ impl Cluster {
         self.node(id).api()
     }
 
-    /// A client of a node's peer listener carrying the cluster secret, as
-    /// another node would.
+    /// A client of a node's peer listener carrying the cluster secret: as
+    /// another node would with `--peer-auth secret`; under mutual TLS (the
+    /// default) as a caller without a node certificate.
     pub fn peer_api(&self, id: u64) -> Api {
-        Api::new(&self.node(id).peer_addr, Some(CLUSTER_SECRET))
+        let addr = &self.node(id).peer_addr;
+        if self.peer_auth_secret() {
+            Api::new(addr, Some(CLUSTER_SECRET))
+        } else {
+            Api::tls_stranger(addr, Some(CLUSTER_SECRET))
+        }
+    }
+
+    /// Whether the nodes authenticate peers by the cluster secret (over
+    /// plain HTTP) rather than by node certificates.
+    pub fn peer_auth_secret(&self) -> bool {
+        self.extra
+            .windows(2)
+            .any(|w| w[0] == "--peer-auth" && w[1] == "secret")
     }
 
     /// Clients of every running node.

@@ -144,3 +144,32 @@ pub fn make_ca(dir: &Path, name: &str, ca: bool) {
     let (ok, text) = openssl(&args);
     assert!(ok, "{text}");
 }
+
+/// Makes a P-256 key (PKCS#8) and a certificate for it signed for a day by
+/// the CA `dir/ca.pem` (made by [`make_ca`]), with the subjectAltName
+/// `san` (openssl syntax, e.g. `IP:127.0.0.1,URI:keel://c/node/2`):
+/// `dir/<name>.key` and `dir/<name>.pem`.
+pub fn issue_leaf(dir: &Path, name: &str, san: &str) {
+    let (_key, csr) = make_csr_with(dir, name, &[]);
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(&ext, format!("subjectAltName={san}\n")).expect("write extfile");
+    let p = |f: &str| dir.join(f).display().to_string();
+    let (ok, text) = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr.display().to_string(),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &ext.display().to_string(),
+        "-out",
+        &p(&format!("{name}.pem")),
+    ]);
+    assert!(ok, "{text}");
+}

@@ -64,19 +64,20 @@ async fn key_shares_unseal_every_node_and_a_restarted_node_comes_up_sealed() {
         let r = api.get("/v1/leases").await.unwrap();
         assert_eq!((r.status, r.code()), (503, "sealed"), "{:?}", r.body);
     }
-    // No Raft runs on a sealed node: its Raft routes refuse, while the seal
-    // configuration a peer may ask for is served.
+    // No Raft runs on a sealed node, and a sealed node has no node
+    // certificate yet (it gets one once unsealed): its Raft routes refuse a
+    // caller without one, while the seal configuration a peer may ask for
+    // is served.
     for id in 1..=3 {
         let peer = cluster.peer_api(id);
         let r = peer
             .send_raw("POST", "/raft/vote", Some(Vec::new()), &[])
             .await
             .unwrap();
-        assert_eq!(
-            (r.status, r.code()),
-            (503, "raft_not_ready"),
-            "{:?}",
-            r.body
+        assert_eq!((r.status, r.code()), (401, "unauthorized"), "{:?}", r.body);
+        assert!(
+            !cluster.node(id).data_dir.join("peer/node.pem").exists(),
+            "a sealed node holds no node certificate"
         );
         let r = peer
             .send_raw("POST", "/raft/seal-config", Some(Vec::new()), &[])
@@ -171,6 +172,20 @@ async fn key_shares_unseal_every_node_and_a_restarted_node_comes_up_sealed() {
     assert!(
         positions.iter().all(Option::is_some) && positions.windows(2).all(|w| w[0] < w[1]),
         "seal steps out of order or missing: {messages:?}"
+    );
+    // Its node key went with the other keys: its peer listener now shows
+    // a provisional certificate, not one from the peer CA.
+    let peer_ca = cluster.node(leader).data_dir.join("peer/ca.pem");
+    let (_, shown) = keel_tests::pki::openssl(&[
+        "s_client",
+        "-connect",
+        &cluster.node(follower).peer_addr,
+        "-CAfile",
+        &peer_ca.display().to_string(),
+    ]);
+    assert!(
+        shown.contains("provisional") && !shown.contains("Verify return code: 0 (ok)"),
+        "{shown}"
     );
 
     // A restart comes up sealed (no key file), the others keep serving.

@@ -6,54 +6,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use keel_tests::pki::{make_ca, openssl};
+use keel_tests::pki::{issue_leaf, make_ca, openssl};
 use keel_tests::{Cluster, TOKEN, eventually};
 use serde_json::{Value, json};
 
 /// Makes a CA and a certificate for 127.0.0.1 signed by it, in `dir`.
 fn make_pki(dir: &Path, name: &str) {
-    let p = |f: &str| dir.join(f).display().to_string();
     if !dir.join("ca.key").exists() {
         make_ca(dir, "ca", true);
     }
-    let (ok, t) = openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &p(&format!("{name}.key")),
-        "-out",
-        &p(&format!("{name}.csr")),
-        "-subj",
-        "/CN=keel node",
-    ]);
-    assert!(ok, "{t}");
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    let (ok, t) = openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p(&format!("{name}.csr")),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &p("ext.cnf"),
-        "-out",
-        &p(&format!("{name}.pem")),
-    ]);
-    assert!(ok, "{t}");
+    issue_leaf(dir, name, "IP:127.0.0.1,DNS:localhost");
 }
 
 fn https_client(ca: &Path) -> reqwest::Client {

@@ -8,6 +8,12 @@
 //! - admin routes (`/v1/*`) answer 503 `not_ready` until then;
 //! - `/livez` answers 200 from the moment the API listener serves.
 //!
+//! The nodes authenticate peers by the cluster secret (`--peer-auth
+//! secret`) so the probes can authenticate from a node's first instant,
+//! before any node certificate exists; what the routes answer after
+//! authentication is the same under mutual TLS (`mtls.rs` covers that
+//! authentication).
+//!
 //! No hook or mock widens the window. The tests probe real processes in a
 //! tight loop from the instant they are spawned:
 //! 1. three pristine nodes forming a cluster (the window is short: the
@@ -204,7 +210,12 @@ fn assert_no_panic(cluster: &Cluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpcs_before_the_barrier_are_refused_cleanly_and_the_cluster_forms() {
-    let mut cluster = Cluster::builder(3).no_spawn().start().await;
+    let mut cluster = Cluster::builder(3)
+        .arg("--peer-auth")
+        .arg("secret")
+        .no_spawn()
+        .start()
+        .await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut probing = Vec::new();
     for id in 1..=3 {
@@ -248,7 +259,11 @@ async fn rpcs_before_the_barrier_are_refused_cleanly_and_the_cluster_forms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarting_follower_refuses_raft_until_its_log_is_replayed() {
-    let mut cluster = Cluster::start(3).await;
+    let mut cluster = Cluster::builder(3)
+        .arg("--peer-auth")
+        .arg("secret")
+        .start()
+        .await;
     let leader = cluster.leader().await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();
 
@@ -334,7 +349,11 @@ async fn a_restarting_follower_refuses_raft_until_its_log_is_replayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_peer_messages_are_refused_without_a_500() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Cluster::builder(1)
+        .arg("--peer-auth")
+        .arg("secret")
+        .start()
+        .await;
     let peer = cluster.peer_api(1);
     let framed_wrong = [
         vec![],
