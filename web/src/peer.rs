@@ -75,6 +75,18 @@ fn number_header(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiErro
         .transpose()
 }
 
+/// The sending node the request names (`x-keel-from`): under mutual TLS
+/// [`crate::enrol::require_peer`] has checked it against the client
+/// certificate, so a Raft message in it must speak for that node.
+fn sender(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(keel_raft::transport::FROM_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Why a peer call was not admitted: before Raft runs, or refused by it.
 enum Refused {
     Api(ApiError),
@@ -113,7 +125,7 @@ async fn serve_rpc(shared: Arc<Shared>, rpc: PeerRpc, headers: HeaderMap, body: 
         Ok(b) => b,
         Err(r) => return r,
     };
-    match cp.serve_peer(rpc, &bytes).await {
+    match cp.serve_peer(rpc, &bytes, sender(&headers)).await {
         Ok(out) => encoded(out),
         Err(e) => peer_error(e),
     }
@@ -125,7 +137,10 @@ async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         Err(r) => return r.into_response(),
     };
     // Streamed to a file in the data dir as it arrives, never collected.
-    match cp.serve_snapshot(body.into_data_stream()).await {
+    match cp
+        .serve_snapshot(body.into_data_stream(), sender(&headers))
+        .await
+    {
         Ok(out) => encoded(out),
         Err(e) => peer_error(e),
     }

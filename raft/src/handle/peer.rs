@@ -4,7 +4,7 @@
 //! crate builds a peer RPC by hand.
 
 use openraft::errors::RaftError;
-use openraft::raft::TransferLeaderRequest;
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use super::{ControlPlane, MembershipChange};
 use crate::codec;
 use crate::error::Error;
 use crate::transport::PeerCallError;
-use crate::types::{NodeId, TypeConfig, incarnation_of};
+use crate::types::{NodeId, NodeName, TypeConfig, incarnation_of, name_of};
 use crate::wire::{Hello, MembershipReply, PeerRefusal, PeerRpc};
 
 fn fatal_to_raft<T>(
@@ -113,13 +113,32 @@ impl ControlPlane {
     }
 
     /// Serves one peer RPC: `body` is the encoded request, the result the
-    /// encoded answer.
-    pub async fn serve_peer(&self, rpc: PeerRpc, body: &[u8]) -> Result<Vec<u8>, Error> {
+    /// encoded answer. `from` is the sending node as its transport
+    /// authenticated it (its certificate under mutual TLS), if known: an
+    /// AppendEntries, vote or pre-vote must then be that node's own.
+    pub async fn serve_peer(
+        &self,
+        rpc: PeerRpc,
+        body: &[u8],
+        from: Option<NodeName>,
+    ) -> Result<Vec<u8>, Error> {
         let raft = &self.inner.raft;
         let out = match rpc {
-            PeerRpc::Append => codec::encode(&raft.append_entries(codec::decode(body)?).await)?,
-            PeerRpc::Vote => codec::encode(&raft.vote(codec::decode(body)?).await)?,
-            PeerRpc::PreVote => codec::encode(&raft.pre_vote(codec::decode(body)?).await)?,
+            PeerRpc::Append => {
+                let req: AppendEntriesRequest<TypeConfig> = codec::decode(body)?;
+                check_sender(from, &req.vote)?;
+                codec::encode(&raft.append_entries(req).await)?
+            }
+            PeerRpc::Vote => {
+                let req: VoteRequest<TypeConfig> = codec::decode(body)?;
+                check_sender(from, &req.vote)?;
+                codec::encode(&raft.vote(req).await)?
+            }
+            PeerRpc::PreVote => {
+                let req: VoteRequest<TypeConfig> = codec::decode(body)?;
+                check_sender(from, &req.vote)?;
+                codec::encode(&raft.pre_vote(req).await)?
+            }
             PeerRpc::TransferLeader => {
                 let req: TransferLeaderRequest<TypeConfig> = codec::decode(body)?;
                 // Leadership handed to a node whose clock is not trusted
@@ -154,5 +173,41 @@ impl ControlPlane {
             }
         };
         Ok(out)
+    }
+}
+
+/// Refuses a Raft message whose vote names another node than the one that
+/// sent it (node 2's certificate carrying node 3's vote or entries).
+pub(crate) fn check_sender(from: Option<NodeName>, vote: &crate::types::Vote) -> Result<(), Error> {
+    let claimed = name_of(vote.leader_id().node_id);
+    match from {
+        Some(from) if from != claimed => {
+            tracing::warn!(
+                from,
+                claimed,
+                "refused a Raft message sent for another node"
+            );
+            Err(Error::BadRequest(format!(
+                "the message speaks for node {claimed}, but node {from} sent it"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod sender_tests {
+    use super::check_sender;
+    use crate::types::{Vote, raft_id};
+
+    /// A message whose vote is node 3's, sent by node 2 (node 2's
+    /// certificate), is refused; node 3's own, or an unauthenticated
+    /// sender, passes to Raft.
+    #[test]
+    fn a_raft_message_must_speak_for_the_node_that_sent_it() {
+        let vote = Vote::new(7, raft_id(3, 0x1234));
+        assert!(check_sender(Some(2), &vote).is_err());
+        assert!(check_sender(Some(3), &vote).is_ok());
+        assert!(check_sender(None, &vote).is_ok());
     }
 }

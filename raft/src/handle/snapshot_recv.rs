@@ -16,7 +16,7 @@ use super::ControlPlane;
 use crate::codec;
 use crate::error::Error;
 use crate::store::SnapshotSink;
-use crate::types::{Snapshot, TypeConfig};
+use crate::types::{NodeName, Snapshot, TypeConfig};
 use crate::wire::{MAX_SNAPSHOT_HEADER, SnapshotHeader};
 
 fn storage(e: std::io::Error) -> Error {
@@ -26,13 +26,18 @@ fn storage(e: std::io::Error) -> Error {
 impl ControlPlane {
     /// Installs a snapshot streamed by the leader; `body` is the peer
     /// request body, the result the encoded answer.
-    pub async fn serve_snapshot<S, E>(&self, body: S) -> Result<Vec<u8>, Error>
+    pub async fn serve_snapshot<S, E>(
+        &self,
+        body: S,
+        from: Option<NodeName>,
+    ) -> Result<Vec<u8>, Error>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Display,
     {
         let mut body = body;
         let (header, mut sink) = self.read_snapshot_header(&mut body).await?;
+        super::peer::check_sender(from, &header.vote)?;
         while let Some(chunk) = body.next().await {
             let chunk =
                 chunk.map_err(|e| Error::BadRequest(format!("snapshot stream broke: {e}")))?;

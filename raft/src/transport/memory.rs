@@ -276,9 +276,9 @@ async fn serve(node: ControlPlane, call: PeerCall) -> Result<Bytes, PeerCallErro
                     body: format!("request body exceeds the limit of {limit} bytes"),
                 });
             }
-            node.serve_peer(call.rpc, &body).await
+            node.serve_peer(call.rpc, &body, None).await
         }
-        PeerBody::Stream(stream) => node.serve_snapshot(stream).await,
+        PeerBody::Stream(stream) => node.serve_snapshot(stream, None).await,
     };
     out.map(Bytes::from).map_err(refused)
 }
