@@ -558,3 +558,68 @@ async fn the_api_serves_the_node_certificate_and_the_cli_pins_the_peer_ca() {
     ]);
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_longer_than_its_certificate_lives_enrols_again() {
+    let mut cluster = Cluster::builder(3)
+        .arg("--node-cert-ttl")
+        .arg("12s")
+        .start()
+        .await;
+    let leader = cluster.leader().await;
+    let down = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.node_mut(down).signal(libc::SIGTERM);
+    let code = cluster
+        .node_mut(down)
+        .wait_exit(Duration::from_secs(40))
+        .await;
+    assert_eq!(code, Some(0));
+    let pem = cluster.node(down).data_dir.join("peer/node.pem");
+    let (_, end) = openssl(&[
+        "x509",
+        "-noout",
+        "-enddate",
+        "-in",
+        &pem.display().to_string(),
+    ]);
+    let lease = cluster
+        .api(leader)
+        .post_expect(
+            "/v1/leases",
+            &json!({"ttl": 600, "name": "while-down"}),
+            201,
+        )
+        .await;
+    // Restart only once the certificate it stopped with has expired
+    // (`openssl x509 -checkend 0` fails from then on).
+    eventually(
+        Duration::from_secs(30),
+        "the stopped node's certificate expiring",
+        || {
+            let pem = pem.display().to_string();
+            async move {
+                let (valid, _) = openssl(&["x509", "-noout", "-checkend", "0", "-in", &pem]);
+                (!valid)
+                    .then_some(())
+                    .ok_or_else(|| "still valid".to_string())
+            }
+        },
+    )
+    .await;
+    cluster.restart(down);
+    cluster.wait_ready(down, Duration::from_secs(60)).await;
+    assert!(
+        cluster
+            .node(down)
+            .log()
+            .contains("the stored node certificate has expired; enrolling again"),
+        "{end}: {}",
+        cluster.node(down).log_tail(30)
+    );
+    let id = lease["id"].as_str().unwrap();
+    let seen = cluster
+        .api(down)
+        .get_ok(&format!("/v1/leases/{id}?consistency=local"))
+        .await;
+    assert_eq!(seen["name"], "while-down");
+}
