@@ -623,3 +623,57 @@ async fn a_node_down_longer_than_its_certificate_lives_enrols_again() {
         .await;
     assert_eq!(seen["name"], "while-down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_ran_without_mutual_tls_switches_to_it_with_a_full_restart() {
+    let mut cluster = Cluster::builder(3)
+        .arg("--peer-auth")
+        .arg("secret")
+        .start()
+        .await;
+    let leader = cluster.leader().await;
+    let lease = cluster
+        .api(leader)
+        .post_expect(
+            "/v1/leases",
+            &json!({"ttl": 600, "name": "before-mtls"}),
+            201,
+        )
+        .await;
+    let cluster_id = cluster.api(1).get_ok("/v1/cluster").await["cluster_id"].clone();
+    for id in 1..=3 {
+        cluster.node_mut(id).signal(libc::SIGTERM);
+    }
+    for id in 1..=3 {
+        let code = cluster
+            .node_mut(id)
+            .wait_exit(Duration::from_secs(40))
+            .await;
+        assert_eq!(code, Some(0));
+        let node = cluster.node_mut(id);
+        let at = node.args.iter().position(|a| a == "--peer-auth").unwrap();
+        node.args.drain(at..at + 2);
+    }
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    for id in 1..=3 {
+        cluster.wait_ready(id, Duration::from_secs(60)).await;
+        assert!(cluster.node(id).data_dir.join("peer/node.pem").exists());
+    }
+    let view = cluster.api(2).get_ok("/v1/cluster").await;
+    assert_eq!(view["cluster_id"], cluster_id, "the cluster keeps its id");
+    let id = lease["id"].as_str().unwrap();
+    for n in 1..=3 {
+        let seen = cluster
+            .api(n)
+            .get_ok(&format!("/v1/leases/{id}?consistency=local"))
+            .await;
+        assert_eq!(seen["name"], "before-mtls");
+    }
+    let leader = cluster.leader().await;
+    cluster
+        .api(leader)
+        .post_expect("/v1/leases", &json!({"ttl": 60}), 201)
+        .await;
+}
