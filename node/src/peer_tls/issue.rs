@@ -58,7 +58,7 @@ fn check_mac(secret: &str, parts: &[&[u8]], given_hex: &str) -> bool {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
