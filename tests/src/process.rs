@@ -204,7 +204,12 @@ impl Node {
     /// The last `n` lines of the log.
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        // The harness's own readiness polls (a refused `/readyz` every 50
+        // ms while a node starts) would push everything else out.
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("route=/readyz"))
+            .collect();
         let start = lines.len().saturating_sub(n);
         format!(
             "--- node {} log ({}) ---\n{}",
@@ -214,7 +219,7 @@ impl Node {
         )
     }
 
-    /// The whole log.
+    /// The whole log (readiness polls included).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }

@@ -96,14 +96,15 @@ pub async fn run(
             tracing::info!("added to the cluster by its leader");
             return Ok(Membership::Contacted);
         }
+        let note = last_note.elapsed() > Duration::from_secs(10);
         if let Some(target) = &config.join {
             if try_join(config, cp, target).await {
                 return Ok(Membership::Joined);
             }
-        } else if let Some(outcome) = try_bootstrap(config, cp).await? {
+        } else if let Some(outcome) = try_bootstrap(config, cp, note).await? {
             return Ok(outcome);
         }
-        if last_note.elapsed() > Duration::from_secs(10) {
+        if note {
             tracing::info!("still waiting to form or join a cluster");
             last_note = tokio::time::Instant::now();
         }
@@ -115,13 +116,20 @@ pub async fn run(
 }
 
 /// One bootstrap round for a pristine node with `--peers`.
+/// With `note`, says which peers did not answer and why (every few
+/// seconds, so a bootstrap that waits long shows what it waits for).
 async fn try_bootstrap(
     config: &Config,
     cp: &ControlPlane,
+    note: bool,
 ) -> Result<Option<Membership>, BootstrapError> {
     let mut answered: BTreeMap<NodeName, Hello> = BTreeMap::new();
     for (id, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
-        if let Ok(h) = hello(cp, addr).await {
+        let h = hello(cp, addr).await;
+        if note && let Err(e) = &h {
+            tracing::info!(peer = id, addr = %addr, error = %e, "bootstrap: peer did not answer");
+        }
+        if let Ok(h) = h {
             if h.node_id != *id {
                 tracing::warn!(
                     peer = addr,

@@ -7,7 +7,7 @@
 //! temp file, fsync, rename, fsync the directory) and starts again in the
 //! same process image. On every start, before anything else reads the data
 //! directory, a marker moves the old database aside (`db.retired-<ms>`,
-//! only the newest kept for forensics); the node then starts pristine, with
+//! only the newest kept for forensics) and removes its node certificate; the node then starts pristine, with
 //! a new incarnation, and joins its cluster as a learner that replaces the
 //! old incarnation once caught up. A crash at any step repeats the step.
 //!
@@ -108,6 +108,13 @@ pub fn retire_if_marked(data_dir: &Path) -> anyhow::Result<Option<String>> {
         sync_dir(data_dir)?;
         tracing::warn!(moved_to = %aside.display(), "retired data directory moved aside");
     }
+    // The node certificate belonged to the retired incarnation, and its key
+    // is sealed under the keyring that went aside with the database: the
+    // new incarnation enrols for its own.
+    let peer = data_dir.join("peer");
+    if peer.exists() {
+        fs::remove_dir_all(&peer).with_context(|| format!("removing {}", peer.display()))?;
+    }
     fs::remove_file(&marker)?;
     sync_dir(data_dir)?;
     Ok(Some(reason))
@@ -150,6 +157,17 @@ mod tests {
             .collect();
         assert_eq!(retired.len(), 1);
         assert_eq!(retire_if_marked(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_retired_directory_loses_its_node_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("db")).unwrap();
+        fs::create_dir_all(dir.path().join("peer")).unwrap();
+        fs::write(dir.path().join("peer/node.pem"), b"x").unwrap();
+        mark(dir.path(), "log reverted").unwrap();
+        assert!(retire_if_marked(dir.path()).unwrap().is_some());
+        assert!(!dir.path().join("peer").exists());
     }
 
     #[test]

@@ -286,21 +286,32 @@ impl Issuer {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let secret = zeroize::Zeroizing::new(hex(&raw));
+        let digest = token_digest(&secret);
         let before = now_ms();
-        cp.write(
-            Request::Apply(Command::CreateJoinToken {
-                digest: token_digest(&secret),
-                ttl_ms,
-            }),
-            None,
-        )
-        .await
-        .map_err(domain_error)?;
-        Ok((
-            format!("keel1:{fp}:{}", &*secret),
-            fp,
-            before.saturating_add(ttl_ms),
-        ))
+        let written = cp
+            .write(
+                Request::Apply(Command::CreateJoinToken {
+                    digest: digest.clone(),
+                    ttl_ms,
+                }),
+                None,
+            )
+            .await
+            .map_err(domain_error)?;
+        // The expiry is the one the cluster stamped: read it once this
+        // node has applied the entry (it was forwarded if this node does
+        // not lead).
+        if let Some(index) = written.log_index {
+            let _ = cp
+                .wait_for(std::time::Duration::from_secs(5), move |s| {
+                    s.applied.unwrap_or(0) >= index
+                })
+                .await;
+        }
+        let expires_at = cp
+            .local(|s| s.peer.join_tokens.get(&digest).map(|t| t.expires_at))
+            .unwrap_or_else(|| before.saturating_add(ttl_ms));
+        Ok((format!("keel1:{fp}:{}", &*secret), fp, expires_at))
     }
 }
 

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::files::{self, Identity};
 use super::issue::{self, reply_is_genuine, request_mac};
-use super::verify::PinnedVerifier;
+use super::verify::{PINNED_MISMATCH, PinnedVerifier};
 use super::{PeerTls, hex};
 use crate::config::Config;
 use crate::tls::peer_builder;
@@ -42,6 +42,18 @@ pub fn new_key_and_csr() -> Result<(SecretPem, String), String> {
         .and_then(|r| r.pem())
         .map_err(|e| e.to_string())?;
     Ok((SecretPem::new(key.serialize_pem()), csr))
+}
+
+/// An error and its causes, as one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// What one enrolment attempt at one peer gave.
@@ -78,7 +90,18 @@ async fn attempt(
         .await;
     let response = match sent {
         Ok(r) => r,
-        Err(e) => return Attempt::Later(format!("{addr}: {e}")),
+        Err(e) => {
+            let why = with_causes(&e);
+            // The server answered with a chain that does not end at the CA
+            // the join token pins: another cluster, or not keel. Retrying
+            // cannot help.
+            if why.contains(PINNED_MISMATCH) {
+                return Attempt::Refused(format!(
+                    "{addr} is not a node of the cluster the join token is for: {why}"
+                ));
+            }
+            return Attempt::Later(format!("{addr}: {why}"));
+        }
     };
     let status = response.status();
     if status == 403 {
@@ -191,7 +214,13 @@ pub async fn ensure(
     if tls.info().is_some() {
         return Ok(true);
     }
-    if let Some(identity) = files::load(&tls.dir, &tls.keeper)? {
+    let stored = files::load(&tls.dir, &tls.keeper).unwrap_or_else(|e| {
+        // Not this data directory's (a key sealed under another keyring):
+        // the node enrols again rather than never starting.
+        tracing::warn!(error = %e, "the stored node certificate cannot be used; enrolling again");
+        None
+    });
+    if let Some(identity) = stored {
         let parsed = identity.parse()?;
         if parsed.info.not_after > now_ms() {
             tls.install(&parsed)?;

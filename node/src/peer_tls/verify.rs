@@ -139,6 +139,9 @@ impl ServerCertVerifier for NodeServerVerifier {
     signatures_checked_by_ring!();
 }
 
+/// Why [`PinnedVerifier`] refuses a server.
+pub const PINNED_MISMATCH: &str = "the server does not chain to the peer CA the join token pins";
+
 /// Accepts a server whose chain ends at the CA a join token pins.
 #[derive(Debug)]
 pub struct PinnedVerifier {
@@ -158,7 +161,7 @@ impl ServerCertVerifier for PinnedVerifier {
         let ca = intermediates
             .iter()
             .find(|c| fingerprint_der(c.as_ref()) == self.fingerprint)
-            .ok_or_else(|| bad("the server does not chain to the pinned peer CA"))?;
+            .ok_or_else(|| bad(PINNED_MISMATCH))?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone())?;
         let parsed = ParsedCertificate::try_from(end_entity)?;
