@@ -156,34 +156,53 @@ pub async fn require_peer(State(shared): State<Arc<Shared>>, req: Request, next:
     if open_route(req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(cert) = req.extensions().get::<ClientCertificate>() else {
-        return ApiError::Unauthorized.into_response();
-    };
+    match check_certificate(hooks.as_ref(), &req) {
+        Ok(()) => next.run(req).await,
+        // The refusal closes the connection: what a connection presented
+        // is fixed at its handshake, so the caller must open a new one
+        // (one made before this node asked for certificates, say).
+        Err(refusal) => {
+            let mut response = refusal.into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
+}
+
+/// The connection's certificate names this cluster and the node the
+/// request claims to come from.
+fn check_certificate(hooks: &dyn PeerTrustHooks, req: &Request) -> Result<(), ApiError> {
+    let cert = req
+        .extensions()
+        .get::<ClientCertificate>()
+        .ok_or(ApiError::Unauthorized)?;
     let (Some(info), Some(cluster)) = (node_cert_info(&cert.0), hooks.cluster()) else {
-        return ApiError::Forbidden("the client certificate names no node of this cluster".into())
-            .into_response();
+        return Err(ApiError::Forbidden(
+            "the client certificate names no node of this cluster".into(),
+        ));
     };
     if info.identity.cluster != cluster {
-        return ApiError::Forbidden(format!(
+        return Err(ApiError::Forbidden(format!(
             "the client certificate belongs to cluster {}",
             info.identity.cluster
-        ))
-        .into_response();
+        )));
     }
     match from_header(req.headers()) {
-        Some(from) if from == info.identity.node => next.run(req).await,
+        Some(from) if from == info.identity.node => Ok(()),
         claimed => {
             tracing::warn!(
                 certificate = info.identity.node,
                 claimed = ?claimed,
                 "refused a peer request whose certificate names another node than it claims"
             );
-            ApiError::Forbidden(format!(
+            Err(ApiError::Forbidden(format!(
                 "the client certificate is node {}'s, but the request claims node {}",
                 info.identity.node,
                 claimed.map_or_else(|| "none".to_string(), |c| c.to_string())
-            ))
-            .into_response()
+            )))
         }
     }
 }
@@ -198,4 +217,91 @@ pub async fn enrol(
         message: "this node does not run keel's peer CA".into(),
     })?;
     hooks.enrol(req).await.map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use futures::future::BoxFuture;
+    use keel_raft::transport::ClusterSecret;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::auth::Auth;
+    use crate::shared::{ApiLimits, Shared};
+
+    struct Hooks;
+
+    impl PeerTrustHooks for Hooks {
+        fn cluster(&self) -> Option<String> {
+            Some("c1".into())
+        }
+        fn enrol(&self, _: EnrolRequest) -> BoxFuture<'static, Result<EnrolAnswer, ApiError>> {
+            Box::pin(async { Ok(EnrolAnswer::NoPeerCa) })
+        }
+        fn certificate(&self) -> Option<(String, u64)> {
+            None
+        }
+        fn peer_cas(&self) -> Result<Vec<PeerCaInfo>, ApiError> {
+            Ok(Vec::new())
+        }
+        fn rotate(&self, _: RotationStep) -> BoxFuture<'static, Result<Vec<PeerCaInfo>, ApiError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn join_token(
+            &self,
+            _: u64,
+        ) -> BoxFuture<'static, Result<(String, String, u64), ApiError>> {
+            Box::pin(async { Err(ApiError::RaftNotReady) })
+        }
+    }
+
+    /// A Raft route on a connection that presented no certificate is
+    /// refused, even with the cluster secret, and the connection is closed:
+    /// a connection made before this node asked for certificates must not
+    /// be kept. Enrolment and the clock probe stay open.
+    #[tokio::test]
+    async fn without_a_certificate_a_raft_route_is_refused_and_the_connection_closed() {
+        let shared = Arc::new(Shared::new(
+            1,
+            Auth::new(
+                vec!["t".repeat(16)],
+                ClusterSecret::new("s3cret-s3cret-s3cret"),
+            ),
+            ApiLimits::default(),
+        ));
+        shared.install_peer_trust(Arc::new(Hooks));
+        let router = crate::peer::router(shared);
+        let post = |path: &str| {
+            Request::post(path)
+                .header(header::AUTHORIZATION, "Bearer s3cret-s3cret-s3cret")
+                .header(FROM_HEADER, "2")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let r = router.clone().oneshot(post("/raft/hello")).await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers().get(header::CONNECTION).unwrap(), "close");
+        let r = router
+            .clone()
+            .oneshot(post(PeerRpc::Time.path()))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = router
+            .oneshot(
+                Request::post(ENROL_PATH)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(
+                        r#"{"node":2,"csr_pem":"x","hosts":[],"proof":{"bootstrap_mac":{"mac":"00"}}}"#,
+                    ))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
 }

@@ -237,12 +237,17 @@ impl PeerTls {
             roots: Arc::new(roots),
             cluster: parsed.info.identity.cluster.clone(),
         };
-        self.current.set(key);
         *self.trust.write().unwrap_or_else(|e| e.into_inner()) = Some(trust);
+        // The listener asks for client certificates before it presents the
+        // node certificate: in the other order, a peer could complete a
+        // handshake that verifies this node but was never asked for its own
+        // certificate, and keep that connection (every request on it then
+        // unauthenticated).
+        self.slot.set(self.server_config()?);
+        self.current.set(key);
         *self.info.write().unwrap_or_else(|e| e.into_inner()) = Some(parsed.info.clone());
         self.not_after_ms
             .store(parsed.info.not_after, Ordering::Release);
-        self.slot.set(self.server_config()?);
         Ok(())
     }
 
