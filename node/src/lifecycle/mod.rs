@@ -13,6 +13,7 @@ mod settle;
 pub mod start;
 pub mod stop;
 mod tls_watch;
+mod transport;
 
 pub use listener::RunningListener;
 pub use tls_watch::TlsWatcher;

@@ -53,3 +53,26 @@ pub async fn wait_for_cluster_id(cp: &ControlPlane, stop: &CancellationToken) ->
         }
     }
 }
+
+/// With mutual TLS, waits until the cluster's peer CA is applied locally
+/// (the bootstrap node publishes it once Raft runs), so a ready node can
+/// make join tokens and renew its certificate. `false` if a stop arrived
+/// first.
+pub async fn wait_for_peer_ca(cp: &ControlPlane, stop: &CancellationToken) -> bool {
+    let mut applied = cp.applied_index();
+    let mut last_note = tokio::time::Instant::now();
+    loop {
+        if cp.local(|s| !s.peer.cas.is_empty()) {
+            return true;
+        }
+        if last_note.elapsed() > Duration::from_secs(10) {
+            tracing::info!("waiting for the cluster's peer CA to be replicated");
+            last_note = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = applied.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
