@@ -46,7 +46,7 @@ use crate::error::Error;
 use crate::network::{AckedWatermarks, NetworkFactory};
 use crate::settings::{Policy, RaftSettings};
 use crate::skew::ClockMonitor;
-use crate::store::{NodeMeta, SharedMachine, Storage};
+use crate::store::{LogEnd, NodeMeta, SharedMachine, Storage};
 use crate::transport::{ClusterIdentity, PeerClient};
 use crate::types::{KeelRaft, Member, NodeId, NodeName, name_of};
 
@@ -78,11 +78,13 @@ pub(crate) struct Inner {
     /// data directory decommissioned.
     decommission: decommission::DecommissionSignals,
     clock: ClockMonitor,
-    /// Where this node's log ended when Raft started (last entry or
-    /// purge point), read from storage: until openraft reports its first
-    /// metrics they say the log is empty, and a leader's true claim that
-    /// this node acknowledged an index would look like a lost log.
-    log_floor: u64,
+    /// Where this node's log ends (last entry or purge point), as its log
+    /// store writes it: read from storage when Raft starts, then moved by
+    /// every append, truncation and purge. openraft's metrics say the same
+    /// later (they are empty until its first report, and lag under load),
+    /// and a leader's true claim that this node acknowledged an index must
+    /// never look like a lost log.
+    log_end: LogEnd,
     /// Orders clock-derived reads against writes stamped before them.
     fence: Arc<fence::StampFence>,
 }
@@ -125,15 +127,15 @@ impl ControlPlane {
         }
         .validate()
         .map_err(|e| Error::Internal(format!("raft config: {e}")))?;
-        let log_floor = {
+        {
+            // Reading the log state sets where the log ends.
             use openraft::storage::RaftLogStorage;
-            let state = storage
+            storage
                 .log_store()
                 .get_log_state()
                 .await
                 .map_err(|e| Error::Storage(format!("reading the log state: {e}")))?;
-            state.last_log_id.map_or(0, |l| l.index)
-        };
+        }
         let state_machine = storage.state_machine();
         let machine = state_machine.shared();
         let network = NetworkFactory::new(
@@ -168,7 +170,7 @@ impl ControlPlane {
                 retired_tx: watch::channel(None).0,
                 decommission: Default::default(),
                 clock,
-                log_floor,
+                log_end: storage.log_end(),
                 fence: Arc::default(),
             }),
         })
@@ -190,7 +192,11 @@ impl ControlPlane {
     /// must not speak with this identity again. It refuses, and asks the
     /// node to retire this data directory and rejoin as a new incarnation.
     pub fn check_acknowledged(&self, acknowledged: u64) -> Result<(), Error> {
-        // On every AppendEntries: read three fields, not a whole status.
+        // On every AppendEntries. Each term is an index this node holds
+        // (its log, a snapshot, what it applied); the log store's end is
+        // the one that never lags: openraft's metrics are published after
+        // the entries they count were acknowledged, and a busy follower
+        // read them one entry short of what it had acknowledged.
         let last = {
             let metrics = self.inner.raft.metrics();
             let m = metrics.borrow_watched();
@@ -198,7 +204,8 @@ impl ControlPlane {
                 .max(m.snapshot.map(|l| l.index))
                 .max(m.purged.map(|l| l.index))
                 .unwrap_or(0)
-                .max(self.inner.log_floor)
+                .max(self.inner.log_end.get())
+                .max(self.inner.machine.applied())
         };
         if acknowledged <= last {
             return Ok(());

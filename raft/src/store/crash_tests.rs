@@ -247,3 +247,27 @@ fn snapshot_bytes_are_checked_whole() {
     let e = snapshot::read_state(&newer[..]).unwrap_err();
     assert!(e.to_string().contains("version"), "{e}");
 }
+
+#[tokio::test]
+async fn the_log_end_follows_every_step_and_survives_a_reopen() {
+    let dir = TempDir::new().unwrap();
+    let storage = crate::store::open_unsealed(dir.path());
+    let end = storage.log_end();
+    assert_eq!(end.get(), 0);
+    append(&storage, 1..=5).await;
+    assert_eq!(end.get(), 5, "set by the append itself");
+    storage
+        .log_store()
+        .truncate_after(Some(id(3)))
+        .await
+        .unwrap();
+    assert_eq!(end.get(), 3, "lowered by a truncation");
+    append(&storage, 4..=6).await;
+    storage.log_store().purge(id(9)).await.unwrap();
+    assert_eq!(end.get(), 9, "raised by a purge past the last entry");
+
+    let storage = reopen(storage, dir.path()).await;
+    assert_eq!(storage.log_end().get(), 0, "unknown until the log is read");
+    storage.log_store().get_log_state().await.unwrap();
+    assert_eq!(storage.log_end().get(), 9);
+}

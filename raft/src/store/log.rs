@@ -22,6 +22,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use openraft::storage::{IOFlushed, RaftLogStorage};
@@ -171,15 +172,39 @@ fn read_entries<RB: RangeBounds<u64>>(
     Ok(out)
 }
 
+/// The index the log ends at (its last entry, or the purge point if that
+/// is later), as the log store wrote it: set by every append before the
+/// entries can be acknowledged, lowered by a truncation, raised by a purge.
+/// Unlike openraft's metrics, which are published later, it never lags
+/// what this node has told a leader it holds.
+#[derive(Debug, Clone, Default)]
+pub struct LogEnd(Arc<AtomicU64>);
+
+impl LogEnd {
+    /// The index the log ends at (0: nothing known yet).
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, index: u64) {
+        self.0.store(index, Ordering::Release);
+    }
+
+    fn raise(&self, index: u64) {
+        self.0.fetch_max(index, Ordering::AcqRel);
+    }
+}
+
 /// The log store handed to openraft.
 pub struct LogStore {
     db: Arc<DB>,
     keeper: Arc<Keeper>,
     flush_tx: mpsc::Sender<IOFlushed<TypeConfig>>,
+    end: LogEnd,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>, keeper: Arc<Keeper>) -> Self {
+    pub(crate) fn new(db: Arc<DB>, keeper: Arc<Keeper>, end: LogEnd) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         // The flusher holds only a weak handle, so it never keeps the
         // database open; it exits when the store (its only sender) drops.
@@ -192,6 +217,7 @@ impl LogStore {
             db,
             keeper,
             flush_tx,
+            end,
         }
     }
 }
@@ -247,6 +273,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Entries at or below the purge point are gone (or about to be);
         // the log ends no earlier than the purge point.
         let last_log_id = last_entry.max(last_purged_log_id);
+        self.end.raise(last_log_id.map_or(0, |l| l.index));
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -287,14 +314,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = WriteBatch::default();
         let logs = cf(&self.db, CF_LOGS);
+        let mut last = None;
         for entry in entries {
             batch.put_cf(
                 logs,
                 index_key(entry.log_id.index),
                 seal_entry(&self.keeper, &entry)?,
             );
+            last = Some(entry.log_id.index);
         }
         self.db.write(batch).map_err(io_err)?;
+        // Appends follow the log's end (or a truncation): the last entry
+        // written is where the log now ends.
+        if let Some(last) = last {
+            self.end.set(last);
+        }
         if let Err(mpsc::SendError(callback)) = self.flush_tx.send(callback) {
             callback.io_completed(Err(io::Error::other("WAL flusher stopped")));
         }
@@ -307,7 +341,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         opts.set_sync(true);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf(&self.db, CF_LOGS), index_key(from), index_key(u64::MAX));
-        self.db.write_opt(batch, &opts).map_err(io_err)
+        self.db.write_opt(batch, &opts).map_err(io_err)?;
+        self.end.set(from.saturating_sub(1));
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -321,6 +357,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         );
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.write_opt(batch, &opts).map_err(io_err)
+        self.db.write_opt(batch, &opts).map_err(io_err)?;
+        self.end.raise(log_id.index);
+        Ok(())
     }
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options};
 
-pub use log::LogStore;
+pub use log::{LogEnd, LogStore};
 pub use node_meta::NodeMeta;
 pub use snapshot::{SNAPSHOT_VERSION, decode_state, encode_state, read_state, write_state};
 pub use snapshot_file::{SnapshotFile, SnapshotSink};
@@ -65,6 +65,8 @@ pub struct Storage {
     identity: ClusterIdentity,
     /// The node's keys: every log entry and snapshot passes through it.
     keeper: Arc<Keeper>,
+    /// Where the log ends, as every log store over this database keeps it.
+    log_end: LogEnd,
 }
 
 impl std::fmt::Debug for Storage {
@@ -131,6 +133,7 @@ impl Storage {
             snapshot_dir,
             identity,
             keeper,
+            log_end: LogEnd::default(),
         })
     }
 
@@ -167,7 +170,12 @@ impl Storage {
 
     /// The Raft log store over this database.
     pub fn log_store(&self) -> LogStore {
-        LogStore::new(self.db.clone(), self.keeper.clone())
+        LogStore::new(self.db.clone(), self.keeper.clone(), self.log_end.clone())
+    }
+
+    /// Where the log ends, kept by the log stores as they write.
+    pub fn log_end(&self) -> LogEnd {
+        self.log_end.clone()
     }
 
     /// The state machine store over this database.

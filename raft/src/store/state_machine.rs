@@ -62,6 +62,11 @@ impl SharedMachine {
         self.applied_tx.subscribe()
     }
 
+    /// The index applied so far.
+    pub fn applied(&self) -> u64 {
+        *self.applied_tx.borrow()
+    }
+
     fn publish(&self, last_applied: Option<LogId>) {
         let index = last_applied.map_or(0, |l| l.index);
         self.applied_tx.send_if_modified(|cur| {
