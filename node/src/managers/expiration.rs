@@ -5,13 +5,16 @@
 //! so a new leader starts from the replicated deadlines with no scan. It
 //! proposes `ExpireLeases` batches for leases whose deadline has passed;
 //! apply re-checks every deadline against the proposal's time, so a stale
-//! or repeated batch is harmless. One batch is in flight at a time. A batch
-//! that fails is retried with backoff, counted and logged: a lease that
-//! keeps failing stays due and visible (metric `lease_expiry_debt`), never
-//! silently dropped.
+//! or repeated batch is harmless. Up to [`IN_FLIGHT`] batches are in
+//! flight at a time, each starting after the last lease the one before
+//! listed. A batch that fails is retried with backoff, counted and logged:
+//! a lease that keeps failing stays due and visible (metric
+//! `lease_expiry_debt`), never silently dropped.
 
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use keel_raft::Error;
 use keel_raft::clock::now_ms;
 use keel_raft::command::{Command, Outcome, Request, WriteResult};
@@ -21,22 +24,45 @@ use super::ManagerContext;
 
 /// Leases per `ExpireLeases` proposal.
 const BATCH: usize = 2_000;
+/// Proposals in flight at once: while one waits for its commit the next
+/// is already replicating, so a storm of expiries is not paced by one
+/// round trip and fsync per batch (openraft sends and syncs the batches
+/// waiting together as one).
+const IN_FLIGHT: usize = 4;
 /// Longest sleep between checks when nothing is due.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Backoff bounds after a failed proposal.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// A lease listed in a batch: `(id, deadline)`.
+type Due = Vec<(u64, u64)>;
+
 /// Runs until `cancel`.
 pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
     tracing::info!(manager = "expiration", "started");
     let mut backoff = BACKOFF_MIN;
+    let mut in_flight = FuturesUnordered::new();
+    // The `(deadline, id)` of the last lease proposed while batches are in
+    // flight; the next batch starts after it. Forgotten whenever nothing
+    // is in flight or a batch failed, so every due lease is looked at again.
+    let mut proposed_up_to: Option<(u64, u64)> = None;
     while !cancel.is_cancelled() {
-        let now = now_ms();
-        let (due, next) = ctx
-            .cp
-            .local(|s| (s.leases.due(now, BATCH), s.leases.next_deadline()));
-        if due.is_empty() {
+        while in_flight.len() < IN_FLIGHT {
+            let now = now_ms();
+            let due = ctx
+                .cp
+                .local(|s| s.leases.due_after(now, proposed_up_to, BATCH));
+            let Some(&(id, deadline)) = due.last() else {
+                break;
+            };
+            proposed_up_to = Some((deadline, id));
+            in_flight.push(propose(ctx.clone(), due));
+        }
+        if in_flight.is_empty() {
+            proposed_up_to = None;
+            let now = now_ms();
+            let next = ctx.cp.local(|s| s.leases.next_deadline());
             let wait = next.map_or(IDLE_POLL, |t| {
                 Duration::from_millis(t.saturating_sub(now)).min(IDLE_POLL)
             });
@@ -46,25 +72,15 @@ pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
             }
             continue;
         }
-        let ids: Vec<u64> = due.iter().map(|(id, _)| *id).collect();
-        let proposal = ctx
-            .cp
-            .write_on_leader(Request::Apply(Command::ExpireLeases { ids }));
-        tokio::pin!(proposal);
-        let result = tokio::select! {
-            r = &mut proposal => r,
-            _ = cancel.cancelled() => {
-                // The batch is in the log already: let it finish (bounded)
-                // and count it, so no work of this manager outlives its stop.
-                if let Ok(r) = tokio::time::timeout(super::IN_FLIGHT_GRACE, &mut proposal).await {
-                    record(&ctx, &due, r);
-                }
-                break;
-            }
+        let done = tokio::select! {
+            done = in_flight.next() => done,
+            _ = cancel.cancelled() => break,
         };
+        let Some((due, result)) = done else { continue };
         if record(&ctx, &due, result) {
             backoff = BACKOFF_MIN;
         } else {
+            proposed_up_to = None;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(backoff) => {}
@@ -72,7 +88,27 @@ pub async fn run(ctx: ManagerContext, cancel: CancellationToken) {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
+    // Batches in flight are in the log already: let them finish (bounded)
+    // and count them, so no work of this manager outlives its stop.
+    let grace = tokio::time::sleep(super::IN_FLIGHT_GRACE);
+    tokio::pin!(grace);
+    while !in_flight.is_empty() {
+        tokio::select! {
+            Some((due, result)) = in_flight.next() => { record(&ctx, &due, result); }
+            _ = &mut grace => break,
+        }
+    }
     tracing::info!(manager = "expiration", "stopping");
+}
+
+/// Proposes one batch on this node while it leads.
+async fn propose(ctx: ManagerContext, due: Due) -> (Due, Result<WriteResult, Error>) {
+    let ids = due.iter().map(|(id, _)| *id).collect();
+    let result = ctx
+        .cp
+        .write_on_leader(Request::Apply(Command::ExpireLeases { ids }))
+        .await;
+    (due, result)
 }
 
 /// Records the outcome of one batch in the metrics and the log. `true` if

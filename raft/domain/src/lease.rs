@@ -273,8 +273,26 @@ impl Leases {
 
     /// Up to `limit` leases whose deadline is at or before `now`, earliest first.
     pub fn due(&self, now: Millis, limit: usize) -> Vec<(LeaseId, Millis)> {
+        self.due_after(now, None, limit)
+    }
+
+    /// Like [`Leases::due`], but only leases that come after `after`, a
+    /// `(deadline, id)` position in deadline order: the expiration manager
+    /// passes the last lease it has proposed, so batches in flight are not
+    /// proposed again.
+    pub fn due_after(
+        &self,
+        now: Millis,
+        after: Option<(Millis, LeaseId)>,
+        limit: usize,
+    ) -> Vec<(LeaseId, Millis)> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let to = Bound::Included((now, LeaseId::MAX));
+        if after.is_some_and(|a| a > (now, LeaseId::MAX)) {
+            return Vec::new();
+        }
         self.by_deadline
-            .range(..=(now, LeaseId::MAX))
+            .range((from, to))
             .take(limit)
             .map(|(t, id)| (*id, *t))
             .collect()
@@ -282,7 +300,15 @@ impl Leases {
 
     /// How many leases are past their deadline at `now` but not yet removed.
     pub fn count_due(&self, now: Millis) -> usize {
-        self.by_deadline.range(..=(now, LeaseId::MAX)).count()
+        self.due_iter(now).count()
+    }
+
+    /// The leases past their deadline at `now`, earliest first, as
+    /// `(id, deadline)`.
+    pub fn due_iter(&self, now: Millis) -> impl Iterator<Item = (LeaseId, Millis)> + '_ {
+        self.by_deadline
+            .range(..=(now, LeaseId::MAX))
+            .map(|(t, id)| (*id, *t))
     }
 
     /// Applies a grant.

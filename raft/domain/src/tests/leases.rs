@@ -95,6 +95,36 @@ fn expire_rechecks_deadlines_so_stale_batches_are_harmless() {
 }
 
 #[test]
+fn due_after_a_position_skips_what_was_already_proposed() {
+    let mut s = State::default();
+    for id in 1..=5 {
+        s.apply(&at(T0, grant(id, id * SEC, 60 * SEC, None)))
+            .unwrap();
+    }
+    let now = T0 + 4 * SEC;
+    let all = s.leases.due(now, 10);
+    assert_eq!(
+        all.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    // Two batches of two: the second starts after the first's last lease.
+    let first = s.leases.due_after(now, None, 2);
+    let last = first.last().map(|(id, t)| (*t, *id));
+    let second = s.leases.due_after(now, last, 2);
+    assert_eq!(first.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(second.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [3, 4]);
+    let end = second.last().map(|(id, t)| (*t, *id));
+    assert!(s.leases.due_after(now, end, 2).is_empty());
+    // A position beyond `now` (the clock stepped back) is simply empty.
+    assert!(s.leases.due_after(T0, end, 2).is_empty());
+    assert!(
+        s.leases
+            .due_after(T0 + 4 * SEC, Some((T0 + 4 * SEC, 4)), 2)
+            .is_empty()
+    );
+}
+
+#[test]
 fn bad_lease_input_is_refused_without_change() {
     let mut s = State::default();
     let before = s.clone();
