@@ -32,10 +32,14 @@ pub struct CensusRefresher {
 
 /// Counts once and sets the gauges.
 fn refresh(cp: &ControlPlane, shared: &Shared) {
-    let frozen = cp.local(|s| s.frozen());
     let now = now_ms();
-    let at = frozen.stamp_time(now);
-    let census = frozen.census(at);
+    // Lease counts need the live deadline index (a frozen copy has none);
+    // accounts and certificates are walked on the copy, off the lock.
+    let (frozen, at, leases) = cp.local(|s| {
+        let at = s.stamp_time(now);
+        (s.frozen(), at, s.lease_census(at))
+    });
+    let census = frozen.census_with(at, leases);
     let ca_not_after = frozen.pki.ca().map(|ca| ca.not_after);
     shared.metrics.set_census(&census, ca_not_after, now);
 }

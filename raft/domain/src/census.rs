@@ -92,16 +92,37 @@ impl State {
     /// leases held); accounts and certificates are walked. Meant for
     /// status pages and metric scrapes, not for a request's hot path.
     pub fn census(&self, now: Millis) -> Census {
-        let mut census = Census {
-            leases: self.lease_counts(now),
-            ..Census::default()
-        };
-        census.expiry_debt = ExpiryDebt {
-            leases: census.leases.expired,
+        self.census_with(now, self.lease_census(now))
+    }
+
+    /// The lease counts and the expiry debt at `now`. Needs the deadline
+    /// index, which only the live state has (a [`State::frozen`] copy
+    /// leaves it empty): take these under the state lock, the rest of the
+    /// census from a frozen copy with [`State::census_with`].
+    pub fn lease_census(&self, now: Millis) -> (LeaseCounts, ExpiryDebt) {
+        let leases = self.lease_counts(now);
+        let debt = ExpiryDebt {
+            leases: leases.expired,
             oldest_overdue_ms: self
                 .leases
                 .next_deadline()
                 .map_or(0, |d| now.saturating_sub(d)),
+        };
+        (leases, debt)
+    }
+
+    /// The census at `now`, given its lease part (see
+    /// [`State::lease_census`]); walks accounts and certificates, so it
+    /// may run on a frozen copy, off the state lock.
+    pub fn census_with(
+        &self,
+        now: Millis,
+        (leases, expiry_debt): (LeaseCounts, ExpiryDebt),
+    ) -> Census {
+        let mut census = Census {
+            leases,
+            expiry_debt,
+            ..Census::default()
         };
         for account in self.accounts.iter_from(None) {
             match account.state_at(now) {
@@ -137,22 +158,26 @@ impl State {
     /// lease counts of accounts that are not active, less those among
     /// them already expired; the rest are active.
     fn lease_counts(&self, now: Millis) -> LeaseCounts {
-        let due = self.leases.due(now, usize::MAX);
-        let expired = due.len() as u64;
+        let expired = self.leases.count_due(now) as u64;
         let mut suspended: u64 = self
             .accounts
             .iter_from(None)
             .filter(|a| a.state_at(now) != AccountState::Active)
             .map(|a| a.lease_count)
             .sum();
-        let due_suspended = due
-            .iter()
-            .filter_map(|(id, _)| self.leases.get(*id))
-            .filter(|l| {
-                l.account.is_some() && !self.accounts.owner_active(l.account.as_deref(), now)
-            })
-            .count() as u64;
-        suspended = suspended.saturating_sub(due_suspended);
+        // Overdue leases of inactive owners count as expired, not
+        // suspended; only looked for when some owner is inactive.
+        if suspended > 0 {
+            let due_suspended = self
+                .leases
+                .due_iter(now)
+                .filter_map(|(id, _)| self.leases.get(id))
+                .filter(|l| {
+                    l.account.is_some() && !self.accounts.owner_active(l.account.as_deref(), now)
+                })
+                .count() as u64;
+            suspended = suspended.saturating_sub(due_suspended);
+        }
         let total = self.leases.len() as u64;
         LeaseCounts {
             active: total.saturating_sub(expired + suspended),
