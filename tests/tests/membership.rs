@@ -4,6 +4,11 @@
 //!   to voter once caught up, and later removed; a background writer sees
 //!   every write acknowledged throughout (a control plane must not stall
 //!   while it grows or shrinks).
+//! - A joining node that finds itself only a learner (its leader added
+//!   it, then lost leadership before promoting it) asks the leader again
+//!   and becomes a voter; it stayed a learner for good before, and the
+//!   fault suite's cluster ran one voter short until a second lost disk
+//!   left it without a quorum.
 //! - Adding a node that does not exist (nothing listens at its addresses)
 //!   does not break the cluster: it keeps serving, and the stray member
 //!   can be removed again.
@@ -157,6 +162,66 @@ async fn a_joining_node_is_promoted_then_removed_while_writes_continue() {
         let held = lease_names(&cluster.api(id), "local").await.unwrap();
         assert!(held.contains_key(&after));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_left_a_learner_asks_again_and_becomes_a_voter() {
+    // Peers authenticate by the cluster secret, so node 4 needs no
+    // enrolment through the address it joins by.
+    let mut cluster = Cluster::builder(3)
+        .arg("--peer-auth")
+        .arg("secret")
+        .start()
+        .await;
+    let leader = cluster.leader().await;
+
+    // Node 4 asks to join through an address where nothing answers, so
+    // its own requests never arrive: it waits, pristine.
+    let (api, peer) = (free_port(), free_port());
+    let mut args = cluster.base_args(4, api, peer);
+    args.extend(["--join".to_string(), format!("127.0.0.1:{}", free_port())]);
+    let mut node = cluster.describe(4, api, peer, args);
+    node.spawn();
+    cluster.nodes.push(node);
+    let four = cluster.api(4);
+    eventually(Duration::from_secs(30), "node 4 answering", || {
+        let four = four.clone();
+        async move { four.get("/livez").await.map(|_| ()) }
+    })
+    .await;
+
+    // The state a leader leaves when it adds a learner and loses
+    // leadership before promoting it: node 4 a learner of the cluster.
+    let body = json!({
+        "id": 4,
+        "api_addr": format!("127.0.0.1:{api}"),
+        "peer_addr": format!("127.0.0.1:{peer}"),
+        "voter": false,
+    });
+    let r = cluster
+        .api(leader)
+        .post("/v1/cluster/members", &body)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "add node 4 as a learner: {}", r.text);
+
+    // Node 4 follows the leader as a learner, asks it to be a voter, and
+    // is promoted; only then is it ready.
+    cluster.wait_ready(4, Duration::from_secs(60)).await;
+    wait_members(&cluster, &[1, 2, 3, 4], voters(&[1, 2, 3, 4])).await;
+    let log = cluster.node(leader).log();
+    assert!(
+        log_position(&log, &["promoting learner to voter", "node=4"]).is_some(),
+        "the leader should have promoted node 4:\n{}",
+        cluster.node(leader).log_tail(40)
+    );
+    grant_acked(
+        &[cluster.api(4)],
+        "via-node-4",
+        None,
+        Duration::from_secs(20),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

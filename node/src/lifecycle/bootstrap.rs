@@ -12,6 +12,11 @@
 //!   others wait to be contacted by the new leader. A node that is not in
 //!   its own peer list never initializes; it joins the cluster its peers
 //!   form (a StatefulSet scaled beyond its initial peers).
+//! - A node that finds itself a learner (its leader added it, then lost
+//!   leadership or the answer before promoting it) asks the leader again;
+//!   the leader promotes a caught-up learner that asks to be a voter.
+//!   Without that, it stayed a learner for good and the cluster ran one
+//!   voter short.
 //! - Membership holds Raft ids (incarnations), learned from each peer's
 //!   hello. A pristine node whose name is already a voter (its volume was
 //!   lost) finds the cluster and joins like any new node: the leader adds
@@ -92,12 +97,23 @@ pub async fn run(
         if stop.is_cancelled() {
             return Err(BootstrapError::Stopped);
         }
-        if cp.is_initialized().await? {
-            tracing::info!("added to the cluster by its leader");
-            return Ok(Membership::Contacted);
-        }
         let note = last_note.elapsed() > Duration::from_secs(10);
-        if let Some(target) = &config.join {
+        if cp.is_initialized().await? {
+            let status = cp.status();
+            if status.is_voter(cp.node_id()) {
+                tracing::info!("added to the cluster by its leader");
+                return Ok(Membership::Contacted);
+            }
+            // A learner: a leader added it, then lost leadership (or its
+            // answer was lost) before promoting it. No leader finishes
+            // that on its own, so ask again; the leader promotes a learner
+            // that asks to be a voter once it has caught up.
+            if let Some(target) = leader_or_join(config, &status)
+                && try_join(config, cp, &target).await
+            {
+                return Ok(Membership::Joined);
+            }
+        } else if let Some(target) = &config.join {
             if try_join(config, cp, target).await {
                 return Ok(Membership::Joined);
             }
@@ -113,6 +129,16 @@ pub async fn run(
             _ = tokio::time::sleep(RETRY) => {}
         }
     }
+}
+
+/// Where a learner asks to be promoted: the leader it follows, else its
+/// `--join` peer (a learner hears from the leader, so that is rare).
+fn leader_or_join(config: &Config, status: &keel_raft::RaftStatus) -> Option<String> {
+    status
+        .leader
+        .and_then(|l| status.nodes.get(&l))
+        .map(|m| m.peer_addr.clone())
+        .or_else(|| config.join.clone())
 }
 
 /// One bootstrap round for a pristine node with `--peers`.
