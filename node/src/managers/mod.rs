@@ -1,7 +1,7 @@
 //! Background managers and the supervisor that runs them.
 //!
 //! The leader-only managers (lease expiration, account reconciliation,
-//! cluster housekeeping, tidying) run exactly while this node leads, is unsealed and
+//! cluster housekeeping, tidying, finishing a joint membership change) run exactly while this node leads, is unsealed and
 //! is not stopping. The supervisor follows leadership: it starts them when
 //! the node becomes leader and, when leadership is lost, the node is sealed
 //! or it shuts down, cancels them and *awaits* them (aborting stragglers at
@@ -18,6 +18,7 @@ mod accounts;
 pub mod clock;
 mod expiration;
 mod housekeeping;
+mod membership;
 mod tidy;
 
 use std::sync::Arc;
@@ -156,6 +157,7 @@ impl Supervisor {
         tasks.spawn(accounts::run(self.ctx.clone(), cancel.clone()));
         tasks.spawn(housekeeping::run(self.ctx.clone(), cancel.clone()));
         tasks.spawn(tidy::run(self.ctx.clone(), cancel.clone()));
+        tasks.spawn(membership::run(self.ctx.clone(), cancel.clone()));
         board.set_component(Component::Managers, ComponentState::Running);
         Running { cancel, tasks }
     }

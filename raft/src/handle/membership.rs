@@ -329,6 +329,52 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Finishes a joint membership change by proposing the voter set it
+    /// was moving to. openraft changes voters in two steps (the joint
+    /// configuration, then the new one); a leader that loses leadership
+    /// between them leaves the joint configuration in force, and no later
+    /// leader finishes it on its own. Every commit then needs a majority of
+    /// the old set as well: an old set of two voters (after a removal) then
+    /// stops the whole cluster once one of them is gone for good, though
+    /// the new set would have lived on without it. Returns whether this
+    /// leader proposed (`false`: not leading, or nothing to finish).
+    pub async fn finish_joint_membership(&self) -> Result<bool, Error> {
+        let status = self.status();
+        if status.role != Role::Leader || !status.joint {
+            return Ok(false);
+        }
+        tracing::info!(
+            voters = ?status.voters,
+            "finishing a joint membership change a former leader left half done"
+        );
+        // The change's target is the joint configuration's last set, so
+        // adding no voter moves to exactly that set.
+        self.inner
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::new()), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(true)
+    }
+
+    /// Proposes only the first step of a voter change (the joint
+    /// configuration of the current voters and `voters`), as a leader that
+    /// loses leadership between the two steps leaves it. For tests of
+    /// [`ControlPlane::finish_joint_membership`]; nothing else calls it.
+    #[doc(hidden)]
+    pub async fn propose_joint_membership(&self, voters: BTreeSet<NodeId>) -> Result<(), Error> {
+        let status = self.status();
+        let (old, nodes) = (status.voters, status.nodes);
+        let joint =
+            openraft::Membership::new(vec![old, voters], nodes).map_err(membership_error)?;
+        self.inner
+            .raft
+            .append_membership(joint, openraft::EntryPayload::Blank, [])
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
     /// Removes every incarnation of node `name`.
     async fn remove_named(&self, name: NodeName) -> Result<Option<NodeId>, Error> {
         let ids: Vec<NodeId> = self
