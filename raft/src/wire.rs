@@ -152,6 +152,22 @@ pub struct Hello {
     /// learn that the cluster replaced that incarnation.
     #[serde(default)]
     pub members: Vec<NodeId>,
+    /// Where the membership it lists was decided, so a node believes a
+    /// peer's claim that it was replaced only if that membership is newer
+    /// than its own (a peer restored from an old image lists old members).
+    #[serde(default)]
+    pub membership_at: Option<MembershipAt>,
+}
+
+/// The position of the log entry that decided a membership. Later
+/// memberships sort higher: a newer leader's entries have a higher term,
+/// and one leader's entries rise in index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MembershipAt {
+    /// The term of the leader that wrote the entry.
+    pub term: u64,
+    /// Its log index.
+    pub index: u64,
 }
 
 /// A node's answer to a clock probe.

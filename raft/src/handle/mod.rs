@@ -224,9 +224,23 @@ impl ControlPlane {
     /// old copy of a node that has since come back with new data). It can
     /// never be a member again, so it retires, like a reverted log, and the
     /// node rejoins as a new incarnation. Returns whether it retired.
+    ///
+    /// Only a membership newer than this node's own counts: a peer that
+    /// resumed from an old image of its own data lists members the cluster
+    /// has since replaced (an earlier incarnation of this very node), and
+    /// believing it would retire a healthy node. A node whose data is a
+    /// real old copy holds a membership older than the one that replaced
+    /// it, which was decided after that copy was taken.
     pub fn check_superseded(&self, peer: &crate::wire::Hello) -> bool {
         let me = self.node_id();
         if peer.leader.is_none() || peer.members.contains(&me) {
+            return false;
+        }
+        // A peer that does not say (an older keel) is not believed.
+        let Some(theirs) = peer.membership_at else {
+            return false;
+        };
+        if self.membership_at().is_some_and(|ours| theirs <= ours) {
             return false;
         }
         let Some(newer) = peer
@@ -237,9 +251,10 @@ impl ControlPlane {
             return false;
         };
         self.retire(format!(
-            "node {} says the cluster replaced this incarnation (raft id {me}) with raft id {newer}: \
+            "node {} says the cluster replaced this incarnation (raft id {me}) with raft id {newer}, \
+             in a membership newer than this node's (decided at term {} index {}): \
              this data directory is an old copy",
-            peer.node_id
+            peer.node_id, theirs.term, theirs.index
         ));
         true
     }
@@ -330,6 +345,19 @@ impl ControlPlane {
     /// The Raft term this node is in.
     pub(crate) fn current_term(&self) -> u64 {
         self.inner.raft.metrics().borrow_watched().current_term
+    }
+
+    /// Where the membership in force on this node was decided.
+    pub fn membership_at(&self) -> Option<crate::wire::MembershipAt> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .log_id()
+            .as_ref()
+            .map(|l| crate::wire::MembershipAt {
+                term: l.leader_id.term,
+                index: l.index,
+            })
     }
 
     /// The leader this node knows of.

@@ -40,6 +40,7 @@ impl ControlPlane {
                 .map(|m| m.peer_addr.clone()),
             sealed: self.node_meta().sealed().unwrap_or(false),
             members: status.nodes.keys().copied().collect(),
+            membership_at: self.membership_at(),
         }
     }
 
