@@ -27,8 +27,11 @@ const BATCH: usize = 2_000;
 /// Proposals in flight at once: while one waits for its commit the next
 /// is already replicating, so a storm of expiries is not paced by one
 /// round trip and fsync per batch (openraft sends and syncs the batches
-/// waiting together as one).
-const IN_FLIGHT: usize = 4;
+/// waiting together as one). A request that arrives in a storm waits
+/// behind up to `IN_FLIGHT * BATCH` expiries: on the 2-core reference
+/// machine 4 in flight expired a million leases in about 6 s with other
+/// requests at p99 ~110 ms, 8 in about 4.4-5.2 s at p99 150-200 ms.
+const IN_FLIGHT: usize = 8;
 /// Longest sleep between checks when nothing is due.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Backoff bounds after a failed proposal.

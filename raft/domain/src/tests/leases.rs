@@ -95,6 +95,30 @@ fn expire_rechecks_deadlines_so_stale_batches_are_harmless() {
 }
 
 #[test]
+fn count_due_is_exact_whichever_side_is_smaller() {
+    let mut s = State::default();
+    // Leases 1..=9 due at T0 + id seconds.
+    for id in 1..=9 {
+        s.apply(&at(T0, grant(id, id * SEC, 60 * SEC, None)))
+            .unwrap();
+    }
+    for now in [
+        T0,
+        T0 + SEC,
+        T0 + 2 * SEC,
+        T0 + 5 * SEC,
+        T0 + 8 * SEC,
+        T0 + 9 * SEC,
+        T0 + 99 * SEC,
+    ] {
+        let walked = s.leases.due_iter(now).count();
+        assert_eq!(s.leases.count_due(now), walked, "at {}", now - T0);
+    }
+    assert_eq!(s.leases.count_due(T0 + 5 * SEC), 5);
+    assert_eq!(State::default().leases.count_due(T0), 0);
+}
+
+#[test]
 fn due_after_a_position_skips_what_was_already_proposed() {
     let mut s = State::default();
     for id in 1..=5 {
