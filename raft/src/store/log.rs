@@ -5,6 +5,9 @@
 //! for every batch of pending appends (group commit) before reporting them
 //! flushed. Votes are fsynced before `save_vote` returns.
 //!
+//! Recent entries are also kept in memory, decoded (see [`EntryCache`]):
+//! applying and replicating an entry reads it back soon after its append.
+//!
 //! Every entry is stored encrypted (see [`seal_entry`]): its index and
 //! term are bound to the ciphertext, so an entry cannot be moved to another
 //! index or passed off under another term.
@@ -29,6 +32,7 @@ use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
+use super::entry_cache::EntryCache;
 use super::{CF_LOGS, CF_RAFT, cf, io_err};
 use crate::batch::REPLICATION_BATCH_BYTES;
 use crate::codec;
@@ -117,6 +121,7 @@ fn put_meta<T: serde::Serialize>(db: &DB, key: &[u8], value: &T, sync: bool) -> 
 pub struct LogReader {
     db: Arc<DB>,
     keeper: Arc<Keeper>,
+    cache: Arc<EntryCache>,
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
@@ -124,13 +129,19 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        read_entries(&self.db, &self.keeper, range, usize::MAX)
+        read_entries(&self.db, &self.keeper, &self.cache, range, usize::MAX)
     }
 
     /// Replication reads through here: a batch stops once it holds
     /// [`REPLICATION_BATCH_BYTES`] of entries (always at least one).
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
-        read_entries(&self.db, &self.keeper, start..end, REPLICATION_BATCH_BYTES)
+        read_entries(
+            &self.db,
+            &self.keeper,
+            &self.cache,
+            start..end,
+            REPLICATION_BATCH_BYTES,
+        )
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -139,10 +150,12 @@ impl RaftLogReader<TypeConfig> for LogReader {
 }
 
 /// Entries in `range`, stopping after the one that brings their stored
-/// size to `max_bytes`.
+/// size to `max_bytes`: from the cache if it holds them all, else from
+/// the database.
 fn read_entries<RB: RangeBounds<u64>>(
     db: &DB,
     keeper: &Keeper,
+    cache: &EntryCache,
     range: RB,
     max_bytes: usize,
 ) -> io::Result<Vec<Entry>> {
@@ -151,6 +164,14 @@ fn read_entries<RB: RangeBounds<u64>>(
         Bound::Excluded(i) => i.saturating_add(1),
         Bound::Unbounded => 0,
     };
+    let end = match range.end_bound() {
+        Bound::Included(i) => i.saturating_add(1),
+        Bound::Excluded(i) => *i,
+        Bound::Unbounded => u64::MAX,
+    };
+    if let Some(entries) = cache.read(start, end, max_bytes) {
+        return Ok(entries);
+    }
     let mut out = Vec::new();
     let mut bytes = 0usize;
     let iter = db.iterator_cf(
@@ -201,6 +222,7 @@ pub struct LogStore {
     keeper: Arc<Keeper>,
     flush_tx: mpsc::Sender<IOFlushed<TypeConfig>>,
     end: LogEnd,
+    cache: Arc<EntryCache>,
 }
 
 impl LogStore {
@@ -218,6 +240,7 @@ impl LogStore {
             keeper,
             flush_tx,
             end,
+            cache: Arc::default(),
         }
     }
 }
@@ -247,7 +270,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        read_entries(&self.db, &self.keeper, range, usize::MAX)
+        read_entries(&self.db, &self.keeper, &self.cache, range, usize::MAX)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -284,6 +307,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         LogReader {
             db: self.db.clone(),
             keeper: self.keeper.clone(),
+            cache: self.cache.clone(),
         }
     }
 
@@ -314,19 +338,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = WriteBatch::default();
         let logs = cf(&self.db, CF_LOGS);
-        let mut last = None;
+        let mut written = Vec::new();
         for entry in entries {
-            batch.put_cf(
-                logs,
-                index_key(entry.log_id.index),
-                seal_entry(&self.keeper, &entry)?,
-            );
-            last = Some(entry.log_id.index);
+            let sealed = seal_entry(&self.keeper, &entry)?;
+            batch.put_cf(logs, index_key(entry.log_id.index), &sealed);
+            written.push((entry, sealed.len()));
         }
         self.db.write(batch).map_err(io_err)?;
         // Appends follow the log's end (or a truncation): the last entry
         // written is where the log now ends.
-        if let Some(last) = last {
+        if let Some((last, _)) = written.last() {
+            let (ended, last) = (self.end.get(), last.log_id.index);
+            self.cache.appended(ended, written);
             self.end.set(last);
         }
         if let Err(mpsc::SendError(callback)) = self.flush_tx.send(callback) {
@@ -342,6 +365,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf(&self.db, CF_LOGS), index_key(from), index_key(u64::MAX));
         self.db.write_opt(batch, &opts).map_err(io_err)?;
+        self.cache.truncated_from(from);
         self.end.set(from.saturating_sub(1));
         Ok(())
     }
@@ -358,6 +382,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(batch, &opts).map_err(io_err)?;
+        self.cache.purged_through(log_id.index);
         self.end.raise(log_id.index);
         Ok(())
     }

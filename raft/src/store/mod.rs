@@ -16,6 +16,7 @@
 //! persisted snapshot plus the committed log, so an acknowledged write
 //! survives any crash once its log entry is fsynced.
 
+mod entry_cache;
 mod log;
 mod node_meta;
 mod snapshot;
