@@ -60,7 +60,7 @@ impl RaftObserver {
                 record(&shared, seen.as_ref(), &now);
                 let last = now.clone();
                 seen = Some(now);
-                let changed = cp.wait_for(Duration::from_secs(60), |s| Seen::of(s) != last);
+                let changed = cp.wait_for_change(Duration::from_secs(60), |s| Seen::of(s) != last);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     r = changed => match r {

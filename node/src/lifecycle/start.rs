@@ -371,14 +371,17 @@ async fn serve_until_stopped(
     signals: &Signals,
     seal_rx: &mut tokio::sync::mpsc::UnboundedReceiver<SealReply>,
 ) -> anyhow::Result<Ended> {
+    // Looks again when Raft stops or its role or leader changes, and every
+    // 10 s in case a failure changed nothing else.
     let raft_died = async {
         loop {
             match cp
-                .wait_for(Duration::from_secs(3600), |s| s.failed.is_some())
+                .wait_for_change(Duration::from_secs(10), |s| s.failed.is_some())
                 .await
             {
                 Ok(status) => return status.failed.unwrap_or_default(),
                 Err(_) if cp.is_stopping() => std::future::pending::<()>().await,
+                Err(keel_raft::Error::Timeout(_)) => {}
                 Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
             }
         }

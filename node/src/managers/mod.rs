@@ -115,7 +115,7 @@ impl Supervisor {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = self.wake.notified() => {}
-                _ = cp.wait_for(Duration::from_secs(1), move |s| (s.role == keel_raft::Role::Leader) != leading) => {}
+                _ = cp.wait_for_change(Duration::from_secs(1), move |s| (s.role == keel_raft::Role::Leader) != leading) => {}
             }
         }
         self.stopping.store(true, Ordering::Release);

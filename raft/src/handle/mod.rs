@@ -396,6 +396,42 @@ impl ControlPlane {
         }
     }
 
+    /// Waits until `cond` holds for the Raft status, up to `timeout`,
+    /// looking again only when the role, leader, term or membership
+    /// changes (or Raft stops): for long waits on those, which would
+    /// otherwise wake on every write. A condition on anything else (log
+    /// progress) must use [`ControlPlane::wait_for`].
+    pub async fn wait_for_change(
+        &self,
+        timeout: Duration,
+        cond: impl Fn(&RaftStatus) -> bool,
+    ) -> Result<RaftStatus, Error> {
+        let mut rx = self.inner.raft.server_metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Its own facts from the watch that woke it: openraft
+            // publishes them just before the rest of its metrics.
+            let server = rx.borrow_watched().clone();
+            let status = self.status().with_server(&server);
+            if cond(&status) {
+                return Ok(status);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                // Raft stopped: its last metrics say how.
+                Ok(Err(_)) => {
+                    let status = self.status();
+                    return if cond(&status) {
+                        Ok(status)
+                    } else {
+                        Err(Error::ShuttingDown)
+                    };
+                }
+                Err(_) => return Err(Error::Timeout("waiting for a cluster change".into())),
+            }
+        }
+    }
+
     /// Whether Raft holds any state (vote, log or membership).
     pub async fn is_initialized(&self) -> Result<bool, Error> {
         self.inner

@@ -4,10 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use openraft::metrics::RaftServerMetrics;
 use openraft::{RaftMetrics, ServerState};
 use serde::Serialize;
 
-use crate::types::{Member, NodeId, NodeName, TypeConfig, incarnation_of, name_of};
+use crate::types::{
+    Member, NodeId, NodeName, StoredMembership, TypeConfig, incarnation_of, name_of,
+};
 
 /// A node's role in Raft right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,21 +65,22 @@ pub struct RaftStatus {
     pub failed: Option<String>,
 }
 
+fn role_of(state: ServerState) -> Role {
+    match state {
+        ServerState::Leader => Role::Leader,
+        ServerState::Follower => Role::Follower,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Shutdown,
+    }
+}
+
 impl RaftStatus {
     pub(crate) fn from_metrics(m: &RaftMetrics<TypeConfig>) -> Self {
         use openraft::Instant as _;
-        let role = match m.state {
-            ServerState::Leader => Role::Leader,
-            ServerState::Follower => Role::Follower,
-            ServerState::Candidate => Role::Candidate,
-            ServerState::Learner => Role::Learner,
-            ServerState::Shutdown => Role::Shutdown,
-        };
-        let membership = m.membership_config.membership();
-        let joint = membership.get_joint_config().len() > 1;
-        RaftStatus {
+        let mut status = RaftStatus {
             node_id: m.id,
-            role,
+            role: role_of(m.state),
             leader: m.current_leader,
             term: m.current_term,
             last_log_index: m.last_log_index,
@@ -84,9 +88,9 @@ impl RaftStatus {
             applied: m.last_applied.map(|l| l.index),
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
-            voters: membership.voter_ids().collect(),
-            nodes: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
-            joint,
+            voters: BTreeSet::new(),
+            nodes: BTreeMap::new(),
+            joint: false,
             matched: m
                 .replication
                 .as_ref()
@@ -103,7 +107,27 @@ impl RaftStatus {
                 .unwrap_or_default(),
             quorum_acked_ago: m.last_quorum_acked.as_ref().map(|t| t.elapsed()),
             failed: m.running_state.as_ref().err().map(|e| e.to_string()),
-        }
+        };
+        status.set_membership(&m.membership_config);
+        status
+    }
+
+    /// This status with role, leader, term and membership as `server`
+    /// has them. openraft publishes those before the rest of its metrics,
+    /// so a waiter woken by them may find the rest not yet updated.
+    pub(crate) fn with_server(mut self, server: &RaftServerMetrics<TypeConfig>) -> Self {
+        self.role = role_of(server.state);
+        self.leader = server.current_leader;
+        self.term = server.vote.leader_id.term;
+        self.set_membership(&server.membership_config);
+        self
+    }
+
+    fn set_membership(&mut self, config: &StoredMembership) {
+        let membership = config.membership();
+        self.joint = membership.get_joint_config().len() > 1;
+        self.voters = membership.voter_ids().collect();
+        self.nodes = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
     }
 
     /// Whether `id` is a voter.

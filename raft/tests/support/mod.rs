@@ -100,7 +100,16 @@ impl MemCluster {
             _dir: dir,
         };
         let leader = cluster.leader(Duration::from_secs(20)).await;
-        let _: Written<String> = cluster.nodes[leader]
+        cluster.name_cluster(leader).await.expect("cluster id");
+        cluster.converge(Duration::from_secs(20)).await;
+        cluster.net.set_faults(faults);
+        cluster
+    }
+
+    /// Writes the cluster's id through node `i` (the first write sets it;
+    /// any later one changes nothing, so it also serves as a no-op write).
+    pub async fn name_cluster(&self, i: usize) -> Result<String, keel_raft::Error> {
+        let written: Written<String> = self.nodes[i]
             .cp
             .apply(
                 Command::InitCluster {
@@ -108,11 +117,8 @@ impl MemCluster {
                 },
                 &Caller::system(),
             )
-            .await
-            .expect("cluster id");
-        cluster.converge(Duration::from_secs(20)).await;
-        cluster.net.set_faults(faults);
-        cluster
+            .await?;
+        Ok(written.value)
     }
 
     /// The index of the node every node agrees leads, waiting up to
