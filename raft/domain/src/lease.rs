@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 use crate::account::{Accounts, Resource};
 use crate::clock::Millis;
-use crate::name_index::NameIndex;
 use crate::text;
 
 /// A lease id: 64 random bits chosen by the proposer, shown as 16 hex digits.
@@ -198,7 +197,7 @@ pub struct Leases {
     by_deadline: BTreeSet<(Millis, LeaseId)>,
     /// `(name, id)` for every named lease; derived, rebuilt after load.
     #[serde(skip)]
-    by_name: NameIndex,
+    by_name: BTreeSet<(Arc<str>, LeaseId)>,
 }
 
 impl PartialEq for Leases {
@@ -215,7 +214,7 @@ impl Leases {
         Leases {
             by_id: self.by_id.clone(),
             by_deadline: BTreeSet::new(),
-            by_name: NameIndex::default(),
+            by_name: BTreeSet::new(),
         }
     }
 
@@ -441,7 +440,11 @@ impl Leases {
     /// The ids of the leases whose name starts with `prefix`, in name
     /// order; visits only those (the name index).
     fn named_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = LeaseId> + 'a {
-        self.by_name.with_prefix(prefix)
+        let from: (Arc<str>, LeaseId) = (Arc::from(prefix), 0);
+        self.by_name
+            .range((Bound::Included(from), Bound::Unbounded))
+            .take_while(move |(name, _)| name.starts_with(prefix))
+            .map(|(_, id)| *id)
     }
 
     /// The leases whose name starts with `prefix` and whose id is above
@@ -494,11 +497,11 @@ impl Leases {
     /// Rebuilds the derived indexes after a snapshot was decoded.
     pub fn rebuild_indexes(&mut self) {
         self.by_deadline = self.by_id.values().map(|l| (l.expires_at, l.id)).collect();
-        self.by_name = NameIndex::from_entries(
-            self.by_id
-                .values()
-                .filter_map(|l| Some((l.name.clone()?, l.id))),
-        );
+        self.by_name = self
+            .by_id
+            .values()
+            .filter_map(|l| Some((l.name.clone()?, l.id)))
+            .collect();
     }
 
     fn remove_all(&mut self, ids: &[LeaseId], accounts: &mut Accounts) -> u64 {
@@ -521,7 +524,7 @@ impl Leases {
     fn insert(&mut self, lease: Lease) {
         self.by_deadline.insert((lease.expires_at, lease.id));
         if let Some(name) = &lease.name {
-            self.by_name.insert(name.clone(), lease.id);
+            self.by_name.insert((name.clone(), lease.id));
         }
         self.by_id.insert(lease.id, lease);
     }
@@ -535,8 +538,8 @@ impl Leases {
     /// Drops a lease taken out of the table from the derived indexes.
     fn unindex(&mut self, lease: &Lease) {
         self.by_deadline.remove(&(lease.expires_at, lease.id));
-        if lease.name.is_some() {
-            self.by_name.remove(lease.id);
+        if let Some(name) = &lease.name {
+            self.by_name.remove(&(name.clone(), lease.id));
         }
     }
 
@@ -557,7 +560,7 @@ impl Leases {
                 ));
             }
             if let Some(name) = &l.name
-                && !self.by_name.contains(name, l.id)
+                && !self.by_name.contains(&(name.clone(), l.id))
             {
                 return Err(format!(
                     "lease {} missing from the name index",

@@ -28,7 +28,6 @@ pub mod idempotency;
 pub mod lease;
 pub mod lease_batch;
 pub mod list;
-pub mod name_index;
 pub mod peer_trust;
 pub mod query;
 pub mod quota;

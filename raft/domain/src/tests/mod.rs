@@ -7,7 +7,6 @@ mod accounts;
 mod census;
 mod lease_batch;
 mod leases;
-mod name_index;
 mod properties;
 mod restore;
 mod tidy;
